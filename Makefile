@@ -1,0 +1,36 @@
+# paperlib: two commands do all set-up on a fresh machine.
+#   make reproduce [PROFILE=smoke|mini|paper]   regenerate the paper's tables and figures (default: mini)
+#   make test                                    run the test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE ?= mini
+PYTEST_ARGS ?=
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test test-fast reproduce clean-venv
+
+venv: $(STAMP)
+
+# The stamp depends on the pin files, so editing a pin reinstalls.
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@# nbstripout as the git filter: committed notebooks never carry outputs.
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install --attributes .gitattributes || true; fi
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+reproduce: $(STAMP)
+	$(PY) -m paperlib reproduce --profile $(PROFILE)
+
+clean-venv:
+	rm -rf $(VENV)
