@@ -1,0 +1,480 @@
+"""Checkpoints: paperlib's own (plain data, ``weights_only`` loadable) and the official SparseSync ones (safe loader +
+converter), plus pretrained backbone weights from user paths.
+
+Paper: none (engineering). official_implementation.md sections 1.1-1.4 (state_dict layout), 4 ("Checkpointing") and 7
+(released checkpoints: a pickled dict with ``model``, ``args`` = an OmegaConf DictConfig, ``optimizer``, ``scaler``,
+``lr_scheduler``, ``metrics``, ``epoch``, ``loss``, ``model_type``).
+
+- paperlib checkpoints hold only tensors and plain data: ``{"model": state_dict, "config": ModelConfig as a dict,
+  "meta": {...}, **extra}`` (e.g. optimizer state), written atomically (temp file in the same folder, fsync,
+  ``os.replace``) and read with ``torch.load(weights_only=True)``.
+- Official checkpoints are read with torch's restricted ``weights_only`` unpickler, extended by an explicit allow-list:
+  OmegaConf's DictConfig/ListConfig and their node/metadata classes, ``typing.Any``, plain builtins and numpy scalars
+  and arrays. Everything else is refused before any object is built (the pickle is disassembled first), with an error
+  naming the file and the forbidden globals. Never ``weights_only=False``. When omegaconf is not installed, inert
+  stand-in classes receive the pickled config state, which is then converted to plain dicts and lists.
+- ``convert_official_state_dict`` maps every official key (backbones included) to paperlib's layout, infers the
+  variant (selectors or not), depth, classes, width and number of selectors, and checks keys and shapes against a
+  freshly built model (on the meta device), naming every missing/unexpected/mis-shaped key.
+
+Deviation: the official code loads checkpoints with a plain ``torch.load`` (arbitrary code execution on a malicious
+file); here that is impossible by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pickle
+import re
+import typing
+import uuid
+import zipfile
+from collections import OrderedDict, defaultdict
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from paperlib.model import ModelConfig, build_model
+
+FORMAT = "paperlib-checkpoint/1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be read, was refused, or does not fit the model; the message names the file/keys."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# paperlib checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _check_plain(obj: Any, where: str) -> None:
+    """Raise TypeError unless ``obj`` holds only tensors and plain data (what ``weights_only=True`` can read)."""
+    # exact types: numpy.float64 subclasses float but pickles as a numpy global that weights_only refuses
+    if obj is None or type(obj) in (bool, int, float, str, bytes) or isinstance(
+            obj, (torch.Tensor, torch.dtype, torch.device, torch.Size)):
+        return
+    if isinstance(obj, (dict, OrderedDict)):
+        for k, v in obj.items():
+            if type(k) not in (str, int):
+                raise TypeError(f"{where}: key {k!r} is not a str or int")
+            _check_plain(v, f"{where}.{k}")
+        return
+    if type(obj) in (list, tuple, set):
+        for i, v in enumerate(obj):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where}: {type(obj).__module__}.{type(obj).__qualname__} is not plain data; convert it "
+                    "(e.g. float(x), x.tolist(), dataclasses.asdict(x)) before saving")
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, model_cfg: ModelConfig, **extra: Any) -> Path:
+    """Write ``{"model": state_dict, "config": dict, "meta": dict, **extra}`` atomically; returns the path.
+
+    ``extra`` entries (optimizer/scheduler state, epoch, metrics, ...) must be tensors or plain data; a ``meta=dict``
+    entry is merged into the metadata (format, versions, UTC time).
+    """
+    from paperlib import __version__
+    from paperlib.config import to_dict
+
+    path = Path(path)
+    meta = {"format": FORMAT, "paperlib_version": __version__, "torch_version": str(torch.__version__),
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    meta.update(extra.pop("meta", None) or {})
+    for key in ("model", "config"):
+        if key in extra:
+            raise ValueError(f"save_checkpoint: {key!r} is reserved")
+    ckpt = {"model": model.state_dict(), "config": to_dict(model_cfg), "meta": meta, **extra}
+    _check_plain({k: v for k, v in ckpt.items() if k != "model"}, f"checkpoint {path}")
+    _atomic_torch_save(ckpt, path)
+    return path
+
+
+def _torch_load(path: Path, map_location: Any) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise _refusal(path, str(e)) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or not a torch file?): {e}") from None
+
+
+def _refusal(path: Path, message: str) -> CheckpointError:
+    found = re.findall(r"GLOBAL ([\w.]+)", message)
+    what = f"the global {found[0]}" if found else "an object"
+    lines = [ln.strip() for ln in message.splitlines() if "GLOBAL" in ln or "Unsupported" in ln or "allowlist" in ln]
+    detail = (lines or [message.strip().splitlines()[0] if message.strip() else ""])[0]
+    return CheckpointError(f"{path}: refused to unpickle {what}, which is not on paperlib's allow-list (tensors, plain "
+                           f"containers, OmegaConf configs); the file may be malicious. Details: {detail}")
+
+
+def _checked_load(path: Path, map_location: Any) -> Any:
+    """Refuse up front (by disassembling the pickle, nothing is built) any global outside the active allow-list,
+    then load with the restricted unpickler."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        unsafe = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except ValueError:  # not a zip file (a legacy or plain pickle): the restricted unpickler below still applies
+        unsafe = []
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint (truncated or not a torch file?): {e}") from None
+    if unsafe:
+        official = {name for _, name in _allowed_globals(False)}
+        if all(u in official for u in unsafe):
+            raise CheckpointError(f"{path}: holds OmegaConf/numpy objects ({', '.join(unsafe)}): this looks like an "
+                                  "official SparseSync checkpoint; load it with paperlib.checkpoints.load_model or "
+                                  "load_official_checkpoint")
+        raise CheckpointError(f"{path}: refused to unpickle: the file asks for {', '.join(unsafe)}, which is not on "
+                              "paperlib's allow-list (tensors, plain containers, OmegaConf configs); the file may be "
+                              "malicious")
+    return _torch_load(path, map_location)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a paperlib checkpoint with ``torch.load(weights_only=True)``; official files raise (use ``load_model``)."""
+    path = Path(path)
+    ckpt = _checked_load(path, map_location)
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT):
+        raise CheckpointError(f"{path}: not a paperlib checkpoint (no meta.format == {FORMAT!r}); official SparseSync "
+                              "files load with paperlib.checkpoints.load_model or load_official_checkpoint")
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Restricted loading of official checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class _StubState:
+    """Inert stand-in for an OmegaConf class when omegaconf is not installed: stores the pickled state, runs nothing."""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+        else:
+            self.__dict__["_state"] = state
+
+
+_OMEGACONF_CLASSES = {
+    "omegaconf.dictconfig.DictConfig": "DictConfig", "omegaconf.listconfig.ListConfig": "ListConfig",
+    "omegaconf.nodes.AnyNode": "AnyNode", "omegaconf.nodes.StringNode": "StringNode",
+    "omegaconf.nodes.IntegerNode": "IntegerNode", "omegaconf.nodes.FloatNode": "FloatNode",
+    "omegaconf.nodes.BooleanNode": "BooleanNode", "omegaconf.nodes.BytesNode": "BytesNode",
+    "omegaconf.nodes.PathNode": "PathNode", "omegaconf.base.Metadata": "Metadata",
+    "omegaconf.base.ContainerMetadata": "ContainerMetadata",
+}
+_STUBS: dict[str, type] = {name: type(f"Stub{short}", (_StubState,), {"__module__": __name__})
+                           for name, short in _OMEGACONF_CLASSES.items()}
+
+
+def _omegaconf_globals(use_omegaconf: bool) -> list[tuple[Any, str]]:
+    if use_omegaconf:
+        try:
+            import importlib
+
+            out = []
+            for name in _OMEGACONF_CLASSES:
+                module, _, attr = name.rpartition(".")
+                obj = getattr(importlib.import_module(module), attr, None)
+                if obj is not None:
+                    out.append((obj, name))
+            return out
+        except ImportError:
+            pass
+    return [(stub, name) for name, stub in _STUBS.items()]
+
+
+def _allowed_globals(use_omegaconf: bool) -> list[tuple[Any, str]]:
+    import numpy as np
+
+    allowed: list[tuple[Any, str]] = [(typing.Any, "typing.Any"), (defaultdict, "collections.defaultdict"),
+                                      (OrderedDict, "collections.OrderedDict")]
+    for t in (dict, list, tuple, set, frozenset, int, float, str, bool, bytes, complex, slice):
+        allowed.append((t, f"builtins.{t.__name__}"))
+    # numpy scalars/arrays (e.g. metrics computed with scikit-learn), under numpy 1.x and 2.x module names
+    multiarray = (getattr(np, "_core", None) or np.core).multiarray
+    for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed += [(multiarray.scalar, f"{mod}.scalar"), (multiarray._reconstruct, f"{mod}._reconstruct")]
+    allowed += [(np.dtype, "numpy.dtype"), (np.ndarray, "numpy.ndarray")]
+    allowed += [(getattr(np.dtypes, n), f"numpy.dtypes.{n}") for n in np.dtypes.__all__]
+    return allowed + _omegaconf_globals(use_omegaconf)
+
+
+def _restricted_load(path: Path, map_location: Any = "cpu", use_omegaconf: bool = True) -> Any:
+    """``torch.load(weights_only=True)`` with the official-checkpoint allow-list; refuses anything else up front."""
+    with torch.serialization.safe_globals(_allowed_globals(use_omegaconf)):
+        return _checked_load(path, map_location)
+
+
+def _stub_to_plain(obj: Any) -> Any:
+    if isinstance(obj, _StubState):
+        d = obj.__dict__
+        if "_content" in d:  # DictConfig / ListConfig
+            return _stub_to_plain(d["_content"])
+        if "_val" in d:  # value nodes
+            return _stub_to_plain(d["_val"])
+        return {k: _stub_to_plain(v) for k, v in d.items() if not k.startswith("_")}
+    if isinstance(obj, Mapping):
+        return {k: _stub_to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_stub_to_plain(v) for v in obj]
+    return obj
+
+
+def _config_to_plain(obj: Any) -> Any:
+    """OmegaConf object (real or stand-in) -> plain dicts/lists; anything else unchanged."""
+    if isinstance(obj, _StubState):
+        return _stub_to_plain(obj)
+    try:
+        from omegaconf import Container, OmegaConf
+    except ImportError:
+        return obj
+    if isinstance(obj, Container):
+        try:
+            return OmegaConf.to_container(obj, resolve=True)
+        except Exception:  # an interpolation that cannot be resolved here (e.g. a custom resolver)
+            return OmegaConf.to_container(obj, resolve=False)
+    return obj
+
+
+def load_official_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", use_omegaconf: bool = True) -> dict:
+    """Read an official SparseSync checkpoint safely; ``args`` comes back as plain dicts/lists.
+
+    ``use_omegaconf=False`` uses the inert stand-ins even when omegaconf is installed.
+    """
+    path = Path(path)
+    ckpt = _restricted_load(path, map_location, use_omegaconf)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), Mapping):
+        raise CheckpointError(f"{path}: not an official SparseSync checkpoint (expected a dict with a 'model' "
+                              f"state_dict, got {type(ckpt).__name__})")
+    if "args" in ckpt:
+        ckpt["args"] = _config_to_plain(ckpt["args"])
+    return ckpt
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Official -> paperlib key mapping
+# ---------------------------------------------------------------------------------------------------------------------
+
+# S3D: kylemin's SepConv3d/BasicConv3d (conv_s, bn_s, conv_t, bn_t / conv, bn) are torchvision Sequentials;
+# Mixed branch0 is a Sequential(BasicConv3d) officially but a bare Conv3dNormActivation in torchvision.
+_S3D_RULES = [
+    (r"\.branch0\.0\.conv\.", ".branch0.0."), (r"\.branch0\.0\.bn\.", ".branch0.1."),
+    (r"\.conv_s\.", ".0.0."), (r"\.bn_s\.", ".0.1."), (r"\.conv_t\.", ".1.0."), (r"\.bn_t\.", ".1.1."),
+    (r"\.conv\.", ".0."), (r"\.bn\.", ".1."),
+]
+_HEAD_RULES = [  # applied to the part after "transformer."
+    (r"^pre_lnorm_vis\.", "vis_norm."), (r"^pre_lnorm_aud\.", "aud_norm."),
+    (r"^(vis|aud)_pos_emb\.(\w+)_embed\.weight$", r"\1_pos.\2_embed"),
+    (r"^([va])_selector\.selectors_pos_emb\.time_embed\.weight$", r"\1_selector.selectors_pos"),
+    (r"^global_transformer\.OFF_tok$", "sync.off_token"), (r"^global_transformer\.MOD_tok$", "sync.mod_token"),
+    (r"^global_transformer\.vis_in_lnorm\.", "sync.vis_norm."),
+    (r"^global_transformer\.aud_in_lnorm\.", "sync.aud_norm."),
+    (r"^global_transformer\.", "sync."),
+    (r"^OFF_tok$", "off_token"), (r"^MOD_tok$", "mod_token"),  # transformer without selectors
+    (r"^off_head\.", "classifier."),
+]
+
+
+def _s3d_key(rest: str) -> str:
+    """Official/kylemin S3D key after ``base.`` -> torchvision key after ``features.``."""
+    rest = "." + rest
+    for pat, rep in _S3D_RULES:
+        rest, n = re.subn(pat, rep, rest)
+        if n:
+            break
+    return rest[1:]
+
+
+def official_key_to_paperlib(key: str) -> str:
+    """Map one official state_dict key (``AVSyncModel``) to paperlib's ``SyncModel`` key."""
+    key = key.removeprefix("module.")
+    if key.startswith("vfeat_extractor.base."):
+        return "visual_backbone.features." + _s3d_key(key[len("vfeat_extractor.base."):])
+    if key.startswith("afeat_extractor."):
+        return "audio_backbone." + key[len("afeat_extractor."):]
+    if key.startswith("v_bridge.bridge."):
+        return "v_bridge." + key[len("v_bridge.bridge."):]
+    if key.startswith("transformer."):
+        rest = key[len("transformer."):]
+        for pat, rep in _HEAD_RULES:
+            rest, n = re.subn(pat, rep, rest)
+            if n:
+                break
+        return "head." + rest
+    raise CheckpointError(f"official key {key!r} has no paperlib counterpart")
+
+
+def _shape(t: Any) -> tuple[int, ...]:
+    return tuple(t.shape)
+
+
+def convert_official_state_dict(sd: Mapping[str, torch.Tensor], n_head: int = 8,
+                                base: ModelConfig | None = None) -> tuple[dict[str, torch.Tensor], ModelConfig]:
+    """Map an official ``AVSyncModel`` state_dict to paperlib's layout and infer its ``ModelConfig``.
+
+    Infers variant (selectors present or not), depth, classes, width and number of selectors from the tensors;
+    ``n_head`` cannot be inferred (8 in every released model; read it from the checkpoint's ``args`` when present);
+    geometry comes from ``base`` (default: the paper's) and must give the checkpoint's positional-table sizes.
+    Raises CheckpointError naming the keys and shapes on any mismatch.
+    """
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    if "transformer.off_head.weight" not in sd:
+        raise CheckpointError("official state_dict has no 'transformer.off_head.weight': not a SparseSync model")
+    num_classes, d_model = _shape(sd["transformer.off_head.weight"])
+    if any(k.startswith("transformer.v_selector.") for k in sd):
+        variant = "sparsesync"
+        depth_keys = [k for k in sd if k.startswith("transformer.v_selector.blocks.")]
+        n_selectors = _shape(sd["transformer.v_selector.selectors"])[0]
+    elif any(k.startswith("transformer.blocks.") for k in sd):
+        variant, n_selectors = "transformer", (base or ModelConfig()).n_selectors
+        depth_keys = [k for k in sd if k.startswith("transformer.blocks.")]
+    else:
+        raise CheckpointError("official state_dict has neither selectors nor transformer blocks")
+    depth = 1 + max(int(k.split(".blocks.")[1].split(".")[0]) for k in depth_keys)
+    cfg = dataclasses.replace(base or ModelConfig(), variant=variant, backbone="paper", num_classes=num_classes,
+                              depth=depth, d_model=d_model, n_head=n_head, n_selectors=n_selectors,
+                              visual_weights=None, audio_weights=None)
+    out: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}  # paperlib key -> official key, for error messages
+    for k, v in sd.items():
+        if k.startswith("vfeat_extractor.fc.") or k.startswith("afeat_extractor.fc."):
+            continue  # classifier of a backbone's pre-training (Identity in the official model, kept by some files)
+        new = official_key_to_paperlib(k)
+        if new in out:
+            raise CheckpointError(f"official keys {origin[new]!r} and {k!r} both map to {new!r}")
+        out[new], origin[new] = v, k
+    with torch.device("meta"):
+        ref = build_model(cfg).state_dict()
+    problems = []
+    missing = [k for k in ref if k not in out]
+    extra = [f"{origin[k]} (-> {k})" for k in out if k not in ref]
+    if missing:
+        problems.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
+    if extra:
+        problems.append(f"unexpected keys {extra[:8]}{' ...' if len(extra) > 8 else ''} ({len(extra)} in all)")
+    bad = [f"{origin[k]} (-> {k}): checkpoint {_shape(out[k])} vs model {_shape(ref[k])}" for k in ref
+           if k in out and _shape(out[k]) != _shape(ref[k])]
+    if bad:
+        problems.append("shape mismatches: " + "; ".join(bad[:8]))
+    if problems:
+        raise CheckpointError(f"official state_dict does not fit paperlib's {variant} (depth {depth}, {num_classes} "
+                              f"classes, geometry clip {cfg.clip_sec} s / crop {cfg.crop}): " + " | ".join(problems))
+    return out, cfg
+
+
+def _n_head_from_args(args: Any) -> int:
+    try:
+        return int(args["model"]["params"]["transformer"]["params"]["n_head"])
+    except (KeyError, TypeError, ValueError):
+        return 8
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Loading a model from either kind of file
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], path: Path) -> None:
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model: {e}") from None
+
+
+def load_model(path: str | os.PathLike, map_location: Any = "cpu",
+               num_classes: int | None = None) -> tuple[nn.Module, ModelConfig]:
+    """Build the model stored in a paperlib or official checkpoint (auto-detected) and load its weights strictly.
+
+    Returns (model in train mode, ModelConfig). ``num_classes``, when given, must match the file's classifier.
+    The returned config has ``visual_weights``/``audio_weights`` cleared (the backbones come from the file).
+    """
+    from paperlib.config import from_dict
+
+    path = Path(path)
+    ckpt = _restricted_load(path, map_location)
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT:
+        cfg = from_dict(ModelConfig, ckpt["config"])
+        cfg = dataclasses.replace(cfg, visual_weights=None, audio_weights=None)
+        sd = ckpt["model"]
+    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), Mapping) and any(
+            k.removeprefix("module.").startswith("transformer.") for k in ckpt["model"]):
+        args = _config_to_plain(ckpt.get("args"))
+        try:
+            sd, cfg = convert_official_state_dict(ckpt["model"], n_head=_n_head_from_args(args))
+        except CheckpointError as e:
+            raise CheckpointError(f"{path}: {e}") from None
+    else:
+        raise CheckpointError(f"{path}: neither a paperlib nor an official SparseSync checkpoint")
+    if num_classes is not None and num_classes != cfg.num_classes:
+        raise CheckpointError(f"{path}: the classifier has {cfg.num_classes} classes (head.classifier.weight "
+                              f"{(cfg.num_classes, cfg.d_model)}) but {num_classes} were requested")
+    model = build_model(cfg)
+    _load_strict(model, sd, path)
+    return model, cfg
+
+
+def load_backbone_weights(module: nn.Module, path: str | os.PathLike, which: str) -> None:
+    """Load pretrained weights into a backbone from a user path (never downloaded).
+
+    Accepts: the official S3D file (``base.*`` + ``fc.*`` keys), torchvision's S3D/ResNet state_dicts, the official
+    ResNetAudio checkpoint (``{"model": ...}`` with a 308-class ``fc``), an official SparseSync checkpoint, or a
+    paperlib checkpoint; classifier keys are dropped, the rest must fit exactly.
+    """
+    path = Path(path)
+    obj = _restricted_load(path)
+    sd = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else obj
+    if not isinstance(sd, Mapping):
+        raise CheckpointError(f"{path}: no state_dict found for the {which} backbone")
+    prefixes = {"visual": ("visual_backbone.", "vfeat_extractor."), "audio": ("audio_backbone.", "afeat_extractor.")}
+    if which not in prefixes:
+        raise ValueError(f"which must be 'visual' or 'audio', got {which!r}")
+    sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    for prefix in prefixes[which]:
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            break
+    out = {}
+    for k, v in sd.items():
+        if k.startswith(("fc.", "classifier.")):
+            continue
+        if k.startswith("base."):
+            k = "features." + _s3d_key(k[len("base."):])
+        out[k] = v
+    try:
+        module.load_state_dict(out, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the {which} backbone: {e}") from None
+
+
+__all__ = ["CheckpointError", "FORMAT", "save_checkpoint", "load_checkpoint", "load_official_checkpoint",
+           "load_model", "convert_official_state_dict", "official_key_to_paperlib", "load_backbone_weights"]
