@@ -12,7 +12,7 @@ import sys
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "model-summary": ("paperlib.model", "cli", "parameters per component and FLOPs per clip"),
-    "prepare": ("paperlib.data", "prepare_cli", "re-encode a dataset to 25 fps H.264 + AAC 16 kHz mono"),
+    "prepare": ("paperlib.prepare", "prepare_cli", "re-encode a dataset to 25 fps H.264 + AAC 16 kHz mono"),
     "datasets": ("paperlib.data", "datasets_cli", "dataset utilities (fetch-protocol, ...)"),
     "synth": ("paperlib.synthetic", "cli", "generate the built-in synthetic benchmark"),
     "train": ("paperlib.train", "cli", "train a model (torchrun-compatible)"),

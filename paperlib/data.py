@@ -1,0 +1,710 @@
+"""Offsets, windows and datasets of SparseSync: what one training or test example is, to the frame and the sample.
+
+Paper Sec. 3 ("Training procedure": 5 s windows, offsets on a grid of 21 classes in [-2, 2] s) and Sec. 5 (LRS3,
+VGGSound-Sparse); official_implementation.md sections 3.3-3.6 (every step and number) and 9.
+
+Semantics (official ``EqualifyFromRight`` + ``TemporalCropAndOffsetRandomFeasible``):
+- A clip is trimmed to n_v = min(video frames at 25 fps, 10 s * 25, audio samples // 640) frames and 640 * n_v samples.
+- Grid ``linspace(-max_off, max_off, C)``; target = index of the nearest grid value.
+- Train: ``off = round(choice(grid), 2)``; ``v_start ~ U[max(0, -off), min(vmax, vmax - off)]``,
+  vmax = (n_v - 125) / 25;
+  ``v_start_i = int(v_start * 25)``; ``a_start_i = int((v_start_i / 25 + off) * 16000)``; then audio jitter
+  ``a_start_i += randint(-min(a_start_i, J), min(max_a_start - a_start_i, J))``, J = int(0.05 * 16000) = 800, which
+  does not change the label; a slightly negative ``a_start_i`` (rounding) is clamped to 0.
+- Valid/test: fixed (offset, vstart) per clip from the official CSVs; ``v_start_i = int(vstart * 25)``,
+  ``a_start_i = int((vstart + off) * 16000)`` (raw CSV vstart, no jitter). All splits' CSVs of a configuration are
+  merged, as the official ``get_fixed_offsets``. Or, with ``fixed_offsets=False``, random windows ``iter_times`` times.
+- Sign: a positive offset means the audio window starts later in source time than the visual one (audio leads).
+- Video frames [v_start_i, v_start_i + 125) and audio samples [a_start_i, a_start_i + 80000) are decoded by seeking
+  (paperlib.media), not by decoding the whole clip; the result is the same (tests/test_media.py).
+
+Datasets (layouts under ``root``): LRS3 ``pretrain/<vid>/<clip>.mp4`` with ``lrs3_{split}.txt`` lists (else an 8:1:1
+split by video id with ``random.Random(1337)``, as the official ``make_split_files``); VGGSound(-Sparse)
+``video/<ytid>_<startms>_<endms>.mp4`` with ``vggsound.csv`` / ``vggsound_sparse.csv`` (``ytid,start,label,split``, no
+header), classes from ``picked_sparse_classes.csv`` (else all labels of the CSV) re-indexed alphabetically, valid
+carved from train with the per-class counts of test (seed 1337); a folder of videos (8:1:1 by clip, seed 1337).
+
+Deviations: randomness comes from per-item generators seeded by (seed, epoch, index, attempt): call
+``dataset.set_epoch(epoch)`` every epoch; the official code used the global ``random`` state. Clips shorter than
+``min_clip_sec`` are found when read (and counted as bad files) rather than by a pre-computed list (filter lists are
+also supported). Bad files are skipped and replaced by another index (bounded retries), never silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+import os
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from paperlib.media import MediaError, MediaInfo, probe, read_audio, read_video
+from paperlib.transforms import eval_transforms, train_transforms
+
+log = logging.getLogger("paperlib.data")
+
+VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
+SPLITS = ("train", "valid", "test")
+SPLIT_SEED = 1337  # official make_split_files / VGGSound valid carving
+FIXED_OFFSET_SEED = 1338  # official make_fixed_offset.py: training.seed + 1
+PROTOCOL_BASE_URL = "https://raw.githubusercontent.com/v-iashin/SparseSync/main/"
+PROTOCOL_API_URL = "https://api.github.com/repos/v-iashin/SparseSync/contents/"
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "lrs3"  # lrs3 | vggsound | vggsound_sparse | folder
+    root: str = ""  # data root (the layout of the module docstring)
+    num_classes: int = 21  # C, offset classes (Sec. 3: 21; 3-class variant uses max_off_sec 1.0)
+    max_off_sec: float = 2.0  # s, grid [-max_off, +max_off]
+    clip_sec: float = 5.0  # s, window length (125 frames, 80,000 samples)
+    fps: float = 25.0  # video frames per second
+    sample_rate: int = 16000  # Hz
+    crop: int = 224  # px, spatial crop side
+    upscale_crop: int = 192  # px, the crop that is sometimes upscaled to `crop`
+    resize_short: int | None = None  # px, rescale the short side on the fly (small CPU geometry); None = as stored
+    max_clip_sec: float = 10.0  # s, EqualifyFromRight
+    min_clip_sec: float = 9.0  # s, shorter clips are bad files (official: filter list less_than_9s)
+    audio_jitter_sec: float = 0.05  # s, train-time audio start jitter (label unchanged)
+    p_horizontal_flip: float = 0.5
+    sometimes_upscale_p: float = 0.0
+    p_color_jitter: float = 0.0
+    p_gray_scale: float = 0.0
+    p_audio_aug: float = 0.0  # each of reverb, gain, pitch, low-pass, noise, freq mask, time mask
+    n_fft: int = 512
+    hop: int = 128
+    freq_mask: int = 64  # SpecAugment F
+    time_mask: int = 200  # SpecAugment T
+    fixed_offsets: bool = True  # valid/test read offsets from the fixed-offset CSVs (generated when absent)
+    fixed_offsets_dir: str | None = None  # default <root>/fixed_offsets
+    iter_times: int = 1  # valid/test passes with random offsets (requires fixed_offsets=False)
+    filter_lists: tuple[str, ...] = ()  # extra files of ids to exclude (relative to root or absolute)
+    default_filters: bool = True  # also <root>/filtered_examples_{lrs,vggsound}/*.txt when present
+    max_retries: int = 10  # consecutive bad files before an item fails
+
+    def validate(self) -> "DataConfig":
+        if self.dataset not in ("lrs3", "vggsound", "vggsound_sparse", "folder"):
+            raise ValueError(f"dataset must be lrs3|vggsound|vggsound_sparse|folder, got {self.dataset!r}")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
+        if self.num_classes == 3 and self.max_off_sec != 1.0:
+            raise ValueError(f"the 3-class setting uses max_off_sec=1.0 (official), got {self.max_off_sec}")
+        step = 2 * self.max_off_sec / (self.num_classes - 1)
+        if self.audio_jitter_sec > step / 2 + 1e-9:
+            raise ValueError(f"audio_jitter_sec {self.audio_jitter_sec} exceeds half the grid step {step / 2:.3f} s: "
+                             f"the jitter would change the label")
+        if self.min_clip_sec + 1e-9 < self.clip_sec + self.max_off_sec:
+            raise ValueError(f"min_clip_sec {self.min_clip_sec} < clip_sec + max_off_sec = "
+                             f"{self.clip_sec + self.max_off_sec}: some offsets would be infeasible")
+        if self.max_clip_sec < self.min_clip_sec:
+            raise ValueError(f"max_clip_sec {self.max_clip_sec} < min_clip_sec {self.min_clip_sec}")
+        if self.iter_times < 1:
+            raise ValueError(f"iter_times must be >= 1, got {self.iter_times}")
+        if self.iter_times > 1 and self.fixed_offsets:
+            raise ValueError("iter_times > 1 repeats random test windows: set fixed_offsets=False as well")
+        if self.sample_rate % int(self.fps) or self.fps != int(self.fps):
+            raise ValueError(f"sample_rate {self.sample_rate} must be a multiple of an integer fps {self.fps}")
+        for name in ("p_horizontal_flip", "sometimes_upscale_p", "p_color_jitter", "p_gray_scale", "p_audio_aug"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be a probability, got {v}")
+        return self
+
+
+# Presets: differences from the defaults, keyed by paper setting (official_implementation.md 3.3).
+PRESETS: dict[str, dict[str, Any]] = {
+    "lrs3_pretrain": {"dataset": "lrs3"},  # jitter 0.05, flip 0.5, every other augmentation off
+    "vggsound_sparse_finetune": {"dataset": "vggsound_sparse", "sometimes_upscale_p": 0.5, "p_gray_scale": 0.2,
+                                 "p_color_jitter": 0.2, "p_audio_aug": 0.2},
+}
+
+
+def item_shapes(cfg: DataConfig) -> dict[str, tuple[int, ...]]:
+    """Shapes of an item's tensors: video (T, 3, crop, crop), audio (1, n_fft // 2 + 1, 1 + N // hop)."""
+    t = int(round(cfg.clip_sec * cfg.fps))
+    n = int(round(cfg.clip_sec * cfg.sample_rate))
+    return {"video": (t, 3, cfg.crop, cfg.crop), "audio": (1, cfg.n_fft // 2 + 1, 1 + n // cfg.hop)}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Offsets and windows (pure functions)
+# --------------------------------------------------------------------------------------------------------------------
+
+def class_grid(num_classes: int, max_off_sec: float) -> np.ndarray:
+    """The offset grid ``linspace(-max_off, max_off, C)`` in seconds (float64)."""
+    return np.linspace(-max_off_sec, max_off_sec, num_classes)
+
+
+def offset_to_target(offset_sec: float, num_classes: int, max_off_sec: float) -> int:
+    """Index of the grid value nearest to ``offset_sec`` (offsets beyond the grid map to its ends)."""
+    return int(np.argmin(np.abs(class_grid(num_classes, max_off_sec) - offset_sec)))
+
+
+def target_to_offset(target: int, num_classes: int, max_off_sec: float) -> float:
+    return round(float(class_grid(num_classes, max_off_sec)[target]), 2)
+
+
+@dataclass
+class Window:
+    offset_sec: float  # grid offset (s); positive: the audio window starts later (audio leads)
+    target: int  # grid index
+    v_start_i: int  # first video frame
+    a_start_i: int  # first audio sample (after jitter)
+
+
+def clip_lengths(info: MediaInfo, cfg: DataConfig) -> tuple[int, int]:
+    """(n_v frames, n_a samples) after the official EqualifyFromRight trim (max_clip_sec)."""
+    spf = cfg.sample_rate // int(cfg.fps)  # samples per frame: 640
+    n_v = min(info.n_frames_at(cfg.fps), int(round(cfg.max_clip_sec * cfg.fps)),
+              info.n_samples_at(cfg.sample_rate) // spf)
+    return n_v, n_v * spf
+
+
+def sample_train_window(n_v: int, cfg: DataConfig, rng: random.Random, jitter: bool = True) -> Window:
+    """A random (offset, start) pair for a clip of ``n_v`` frames, as ``TemporalCropAndOffsetRandomFeasible``."""
+    grid = class_grid(cfg.num_classes, cfg.max_off_sec)
+    t = int(round(cfg.clip_sec * cfg.fps))
+    n = int(round(cfg.clip_sec * cfg.sample_rate))
+    off = round(float(rng.choice(list(grid))), 2)
+    vmax = (n_v - t) / cfg.fps
+    lo, hi = max(0.0, -off), min(vmax, vmax - off)
+    if hi < lo - 1e-9:
+        raise ValueError(f"a clip of {n_v} frames cannot hold a {cfg.clip_sec} s window at offset {off} s")
+    v_start = rng.uniform(lo, hi)
+    v_start_i = int(v_start * cfg.fps)
+    a_start_i = int((v_start_i / cfg.fps + off) * cfg.sample_rate)
+    a_start_i = max(0, a_start_i)  # at most one frame of samples below 0 (frame snapping): clamp, as official
+    max_a_start = n_v * (cfg.sample_rate // int(cfg.fps)) - n
+    if jitter and cfg.audio_jitter_sec > 0:
+        j = int(cfg.audio_jitter_sec * cfg.sample_rate)
+        a_start_i += rng.randint(-min(a_start_i, j), min(max_a_start - a_start_i, j))
+    return Window(off, offset_to_target(off, cfg.num_classes, cfg.max_off_sec), v_start_i, a_start_i)
+
+
+def fixed_window(offset_sec: float, vstart_sec: float, cfg: DataConfig) -> Window:
+    """The window of a fixed-offset CSV row: ``int(vstart * fps)``, ``int((vstart + off) * sr)`` (raw vstart)."""
+    v_start_i = int(vstart_sec * cfg.fps)
+    a_start_i = max(0, int((vstart_sec + offset_sec) * cfg.sample_rate))
+    return Window(offset_sec, offset_to_target(offset_sec, cfg.num_classes, cfg.max_off_sec), v_start_i, a_start_i)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Fixed-offset CSVs (official format)
+# --------------------------------------------------------------------------------------------------------------------
+
+def _fmt_sec(x: float) -> str:
+    return str(int(x)) if float(x) == int(x) else str(x)
+
+
+def fixed_offsets_name(split: str, num_classes: int, clip_sec: float, max_off_sec: float) -> str:
+    """``{split}_size{C}_crop{L}_min{-m:.2f}_max{m:.2f}.csv`` as the official ``get_fixed_off_fname``."""
+    return f"{split}_size{num_classes}_crop{_fmt_sec(clip_sec)}_min{-max_off_sec:.2f}_max{max_off_sec:.2f}.csv"
+
+
+def fixed_offsets_path(cfg: DataConfig, split: str) -> Path:
+    folder = Path(cfg.fixed_offsets_dir) if cfg.fixed_offsets_dir else Path(cfg.root) / "fixed_offsets"
+    return folder / fixed_offsets_name(split, cfg.num_classes, cfg.clip_sec, cfg.max_off_sec)
+
+
+def write_fixed_offsets(path: str | os.PathLike, rows: dict[str, tuple[float, float]]) -> Path:
+    """Write {id: (offset_sec, vstart_sec)} with header ``path,offset_sec,vstart_sec``, values rounded to 2 decimals."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "offset_sec", "vstart_sec"])
+        for key, (off, vstart) in rows.items():
+            w.writerow([key, round(float(off), 2), round(float(vstart), 2)])
+    os.replace(tmp, path)
+    return path
+
+
+def read_fixed_offsets(path: str | os.PathLike) -> dict[str, tuple[float, float]]:
+    """Read one fixed-offset CSV -> {id: (offset_sec, vstart_sec)}."""
+    out: dict[str, tuple[float, float]] = {}
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or set(reader.fieldnames) < {"path", "offset_sec", "vstart_sec"}:
+            raise ValueError(f"{path}: header must be path,offset_sec,vstart_sec, got {reader.fieldnames}")
+        for row in reader:
+            out[row["path"]] = (float(row["offset_sec"]), float(row["vstart_sec"]))
+    return out
+
+
+def load_fixed_offsets(cfg: DataConfig) -> dict[str, tuple[float, float]]:
+    """Merge the CSVs of every split of this configuration (official: the split name is globbed with ``*``)."""
+    pattern = str(fixed_offsets_path(cfg, "*"))
+    merged: dict[str, tuple[float, float]] = {}
+    for p in sorted(glob.glob(pattern)):
+        for key, val in read_fixed_offsets(p).items():
+            if key in merged and merged[key] != val:
+                raise ValueError(f"{p}: {key} has offset/vstart {val}, another split's file has {merged[key]}")
+            merged[key] = val
+    return merged
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Records: which clips a split holds
+# --------------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Record:
+    id: str  # the official id: pretrain/<vid>/<clip> (LRS3), <ytid>_<startms>_<endms> (VGGSound), relative stem
+    path: str  # file path
+    label: int = -1  # content class (VGGSound(-Sparse)), -1 if none
+
+
+def _read_lines(path: str | os.PathLike) -> list[str]:
+    with open(path) as f:
+        return [ln.strip() for ln in f if ln.strip()]
+
+
+def _strip_ext(name: str) -> str:
+    base, ext = os.path.splitext(name)
+    return base if ext.lower() in VIDEO_EXTS + (".wav",) else name
+
+
+def filtered_ids(cfg: DataConfig) -> set[str]:
+    """Ids to exclude: ``cfg.filter_lists`` and, with ``default_filters``, the official filter folders under root."""
+    root = Path(cfg.root)
+    files = [Path(p) if os.path.isabs(p) else root / p for p in cfg.filter_lists]
+    if cfg.default_filters:
+        sub = "filtered_examples_lrs" if cfg.dataset == "lrs3" else "filtered_examples_vggsound"
+        files += sorted((root / sub).glob("*.txt"))
+    ids: set[str] = set()
+    for f in files:
+        if not f.is_file():
+            raise FileNotFoundError(f"filter list {f} does not exist")
+        for line in _read_lines(f):
+            key = _strip_ext(line.split(",")[0].strip())
+            ids.add(key)
+            ids.add(os.path.basename(key))
+    return ids
+
+
+def _split_ids_811(ids: Sequence[str], seed: int = SPLIT_SEED) -> dict[str, list[str]]:
+    """Shuffle sorted ids with Random(seed): first 10 % test, next 10 % valid, the rest train."""
+    ids = sorted(ids)
+    random.Random(seed).shuffle(ids)
+    n = int(len(ids) * 0.1)
+    return {"test": ids[:n], "valid": ids[n:2 * n], "train": ids[2 * n:]}
+
+
+def lrs3_records(cfg: DataConfig, split: str) -> list[Record]:
+    root = Path(cfg.root)
+    list_file = root / f"lrs3_{split}.txt"
+    if list_file.is_file():
+        ids = [_strip_ext(x) for x in _read_lines(list_file)]
+    else:
+        clips = sorted(str(p.relative_to(root).with_suffix("")) for p in (root / "pretrain").glob("*/*.mp4"))
+        if not clips:
+            raise FileNotFoundError(f"no LRS3 clips under {root / 'pretrain'} (expected pretrain/<vid>/<clip>.mp4)")
+        by_video: dict[str, list[str]] = defaultdict(list)
+        for c in clips:
+            by_video[c.split("/")[1]].append(c)
+        videos = _split_ids_811(list(by_video))[split]
+        ids = sorted(c for v in videos for c in by_video[v])
+        log.info("LRS3: no split list %s; split %d videos 8:1:1 by video id (Random(%d)) -> %d %s clips",
+                 list_file, len(by_video), SPLIT_SEED, len(ids), split)
+    return [Record(i, str(root / f"{i}.mp4")) for i in ids]
+
+
+def _vggsound_id(ytid: str, start: str) -> str:
+    s = int(round(float(start) * 1000))
+    return f"{ytid}_{s}_{s + 10000}"
+
+
+def read_vggsound_csv(path: str | os.PathLike) -> list[tuple[str, str, str]]:
+    """Rows (id, label, split) of an official VGGSound(-Sparse) annotation CSV (``ytid,start,label,split``)."""
+    rows = []
+    with open(path, newline="") as f:
+        for r in csv.reader(f):
+            if not r or len(r) < 4:
+                continue
+            ytid, start, label, split = r[0].strip(), r[1].strip(), r[2].strip(), r[3].strip()
+            try:
+                rows.append((_vggsound_id(ytid, start), label, split))
+            except ValueError:  # a header line
+                continue
+    return rows
+
+
+def sparse_classes(root: Path) -> list[str] | None:
+    """The 12 VGGSound-Sparse classes from ``picked_sparse_classes.csv`` (tab-separated ``class\\tis_sparse``)."""
+    p = root / "picked_sparse_classes.csv"
+    if not p.is_file():
+        return None
+    with open(p, newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        return sorted(r["class"] for r in reader if r.get("is_sparse", "").strip().lower() == "y")
+
+
+def vggsound_records(cfg: DataConfig, split: str) -> list[Record]:
+    root = Path(cfg.root)
+    sparse = cfg.dataset == "vggsound_sparse"
+    csv_path = root / ("vggsound_sparse.csv" if sparse else "vggsound.csv")
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"annotation file {csv_path} is missing (official format: ytid,start,label,split)")
+    rows = read_vggsound_csv(csv_path)
+    classes = sparse_classes(root) if sparse else None
+    if classes is None:
+        classes = sorted({lab for _, lab, _ in rows})
+    else:
+        rows = [r for r in rows if r[1] in set(classes)]
+    label_of = {c: i for i, c in enumerate(classes)}  # alphabetical re-indexing
+    video_dir = root / "video"
+    present = {_strip_ext(n): n for n in os.listdir(video_dir)} if video_dir.is_dir() else {}
+    rows = [r for r in rows if r[0] in present]
+    label = {vid: label_of[lab] for vid, lab, _ in rows}
+    # split lists: VGGSound-Sparse keeps the ids of the official VGGSound lists that are in its CSV (assumed to be how
+    # the official code reaches 5,252 / 758 / 542 clips; a vggsound_sparse_{split}.txt takes precedence)
+    candidates = ([root / f"vggsound_sparse_{split}.txt"] if sparse else []) + [root / f"vggsound_{split}.txt"]
+    list_file = next((f for f in candidates if f.is_file()), None)
+    if list_file is not None:
+        ids = [i for i in (_strip_ext(os.path.basename(x)) for x in _read_lines(list_file)) if i in label]
+    else:
+        test = sorted(vid for vid, _, s in rows if s == "test")
+        train = sorted(vid for vid, _, s in rows if s == "train")
+        # valid: from train, per class as many as test has (official, seed 1337)
+        per_class_test = Counter(label[v] for v in test)
+        rng = random.Random(SPLIT_SEED)
+        train_by_class: dict[int, list[str]] = defaultdict(list)
+        for v in train:
+            train_by_class[label[v]].append(v)
+        valid: list[str] = []
+        for c in sorted(train_by_class):
+            pool = train_by_class[c]
+            rng.shuffle(pool)
+            valid += pool[:per_class_test.get(c, 0)]
+        valid_set = set(valid)
+        ids = {"test": test, "valid": sorted(valid), "train": [v for v in train if v not in valid_set]}[split]
+    return [Record(i, str(video_dir / present[i]), label[i]) for i in ids]
+
+
+def folder_records(cfg: DataConfig, split: str) -> list[Record]:
+    root = Path(cfg.root)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTS and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise FileNotFoundError(f"no videos ({', '.join(VIDEO_EXTS)}) under {root}")
+    by_id = {str(p.relative_to(root).with_suffix("")): p for p in files}
+    ids = sorted(by_id) if split == "all" else _split_ids_811(list(by_id))[split]
+    return [Record(i, str(by_id[i])) for i in sorted(ids)]
+
+
+def records_for(cfg: DataConfig, split: str) -> list[Record]:
+    """The clips of a split, filter lists applied."""
+    if split not in SPLITS and not (cfg.dataset == "folder" and split == "all"):
+        raise ValueError(f"split must be one of {SPLITS}" + (" or 'all'" if cfg.dataset == "folder" else "")
+                         + f", got {split!r}")
+    if cfg.dataset == "lrs3":
+        recs = lrs3_records(cfg, split)
+    elif cfg.dataset in ("vggsound", "vggsound_sparse"):
+        recs = vggsound_records(cfg, split)
+    else:
+        recs = folder_records(cfg, split)
+    drop = filtered_ids(cfg)
+    if drop:
+        kept = [r for r in recs if r.id not in drop and os.path.basename(r.id) not in drop]
+        if len(kept) != len(recs):
+            log.info("%s/%s: %d clips excluded by filter lists", cfg.dataset, split, len(recs) - len(kept))
+        recs = kept
+    return recs
+
+
+def make_fixed_offsets(cfg: DataConfig, split: str, records: Sequence[Record] | None = None,
+                       seed: int = FIXED_OFFSET_SEED, path: str | os.PathLike | None = None) -> Path:
+    """Generate and write the fixed-offset CSV of a split: the train sampling without jitter, ``Random(seed)``.
+
+    Clips that cannot be read or are too short are left out and logged. Returns the CSV path.
+    """
+    cfg.validate()
+    records = records_for(cfg, split) if records is None else records
+    rng = random.Random(seed)
+    rows: dict[str, tuple[float, float]] = {}
+    skipped: dict[str, str] = {}
+    min_frames = int(round(cfg.min_clip_sec * cfg.fps))
+    for rec in records:
+        try:
+            info = probe(rec.path)
+            for kind in ("video", "audio"):
+                if getattr(info, kind) is None:
+                    raise MediaError(f"{rec.path}: no {kind} stream")
+            n_v, _ = clip_lengths(info, cfg)
+            if n_v < min_frames:
+                raise MediaError(f"{rec.path}: too short ({n_v / cfg.fps:.2f} s < {cfg.min_clip_sec} s)")
+        except MediaError as e:
+            skipped[rec.path] = str(e)
+            continue
+        w = sample_train_window(n_v, cfg, rng, jitter=False)
+        rows[rec.id] = (w.offset_sec, w.v_start_i / cfg.fps)
+    out = write_fixed_offsets(path or fixed_offsets_path(cfg, split), rows)
+    log.info("wrote %s: %d rows (seed %d), %d clips skipped", out, len(rows), seed, len(skipped))
+    for p, why in skipped.items():
+        log.warning("fixed offsets: skipped %s", why)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The dataset
+# --------------------------------------------------------------------------------------------------------------------
+
+class AVSyncDataset(Dataset):
+    """Items ``{"video", "audio", "target", "offset_sec", "v_start_sec", "a_start_sec", "id", "label", "path"}``.
+
+    Shapes: video float32 (T, 3, crop, crop), audio float32 (1, F, Ta) (``item_shapes``). ``bad_files`` maps the path of
+    every file that failed in this process to the reason; a failed item is replaced by another random index, at most
+    ``cfg.max_retries`` times in a row, then a RuntimeError names the files.
+    """
+
+    def __init__(self, cfg: DataConfig, split: str, records: Sequence[Record], seed: int = 0,
+                 fixed: dict[str, tuple[float, float]] | None = None):
+        self.cfg, self.split, self.records, self.seed = cfg, split, list(records), int(seed)
+        self.train = split == "train"
+        self.fixed = fixed
+        self.transforms = train_transforms(cfg) if self.train else eval_transforms(cfg)
+        self.epoch = 0
+        self.bad_files: dict[str, str] = {}
+        self._lengths: dict[str, tuple[int, int]] = {}
+        self._min_frames = int(round(cfg.min_clip_sec * cfg.fps))
+        if fixed is not None:
+            missing = [r.id for r in self.records if r.id not in fixed]
+            if missing:
+                raise KeyError(f"{len(missing)} {split} clips have no fixed offset (e.g. {missing[:3]}); regenerate "
+                               f"the CSV with make_fixed_offsets or set fixed_offsets=False")
+
+    def __len__(self) -> int:
+        reps = self.cfg.iter_times if (not self.train and self.fixed is None) else 1
+        return len(self.records) * reps
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the random windows and augmentations of ``epoch`` (call before each epoch; the training loop does)."""
+        self.epoch = int(epoch)
+
+    def _lengths_of(self, rec: Record) -> tuple[int, int]:
+        if rec.path not in self._lengths:
+            info = probe(rec.path)
+            if info.video is None:
+                raise MediaError(f"{rec.path}: no video stream")
+            if info.audio is None:
+                raise MediaError(f"{rec.path}: no audio stream")
+            n_v, n_a = clip_lengths(info, self.cfg)
+            if n_v < self._min_frames:
+                raise MediaError(f"{rec.path}: too short ({n_v / self.cfg.fps:.2f} s of video and audio < "
+                                 f"min_clip_sec {self.cfg.min_clip_sec} s)")
+            self._lengths[rec.path] = (n_v, n_a)
+        return self._lengths[rec.path]
+
+    def window(self, index: int, attempt: int = 0) -> Window:
+        """The window of item ``index`` (deterministic in seed, epoch, index and attempt)."""
+        rec = self.records[index % len(self.records)]
+        n_v, n_a = self._lengths_of(rec)
+        cfg = self.cfg
+        if self.fixed is not None and not self.train:
+            off, vstart = self.fixed[rec.id]
+            w = fixed_window(off, vstart, cfg)
+            t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
+            if w.v_start_i + t > n_v or w.a_start_i + n > n_a:
+                raise MediaError(f"{rec.path}: fixed offset {off} s at vstart {vstart} s does not fit a clip of "
+                                 f"{n_v / cfg.fps:.2f} s")
+            return w
+        rng = random.Random(f"{self.seed}/{self.epoch if self.train else 0}/{index}/{attempt}")
+        return sample_train_window(n_v, cfg, rng, jitter=self.train)
+
+    def load(self, index: int, attempt: int = 0) -> dict[str, Any]:
+        """Decode and transform item ``index`` (raises MediaError on a bad file)."""
+        cfg = self.cfg
+        rec = self.records[index % len(self.records)]
+        w = self.window(index, attempt)
+        v_start, a_start = w.v_start_i / cfg.fps, w.a_start_i / cfg.sample_rate
+        video = read_video(rec.path, v_start, cfg.clip_sec, fps=cfg.fps, size=cfg.resize_short,
+                           channels_first=True)  # (T, 3, H, W) uint8
+        audio = read_audio(rec.path, a_start, cfg.clip_sec, sample_rate=cfg.sample_rate, mono=True)  # (N,)
+        sample = {"video": torch.from_numpy(video), "audio": torch.from_numpy(audio)}
+        key = f"aug/{self.seed}/{self.epoch if self.train else 0}/{index}/{attempt}"
+        gen = torch.Generator().manual_seed(random.Random(key).getrandbits(63))
+        try:
+            sample = self.transforms(sample, gen)
+        except ValueError as e:  # e.g. frames smaller than the crop
+            raise MediaError(f"{rec.path}: {e}") from e
+        sample.update(target=w.target, offset_sec=float(w.offset_sec), v_start_sec=v_start, a_start_sec=a_start,
+                      id=rec.id, label=rec.label, path=rec.path)
+        return sample
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        tried: list[str] = []
+        idx = index
+        for attempt in range(self.cfg.max_retries + 1):
+            rec = self.records[idx % len(self.records)]
+            if rec.path not in self.bad_files:
+                try:
+                    return self.load(idx, attempt)
+                except MediaError as e:
+                    self.bad_files[rec.path] = str(e)
+                    log.warning("bad file skipped (%d so far in this process): %s", len(self.bad_files), e)
+            tried.append(rec.path)
+            # replace by another clip not yet known to be bad (deterministic in seed, epoch, index, attempt)
+            good = [i for i, r in enumerate(self.records) if r.path not in self.bad_files]
+            if not good:
+                break
+            idx = random.Random(f"retry/{self.seed}/{self.epoch}/{index}/{attempt}").choice(good)
+        raise RuntimeError(f"{len(tried)} consecutive bad files for item {index} of {self.cfg.dataset}/{self.split}"
+                           f" ({len(self.bad_files)} of {len(self.records)} clips bad in this process): "
+                           + "; ".join(self.bad_files.get(p, p) for p in tried))
+
+    def bad_files_summary(self) -> str:
+        """One line per reason kind with counts, for the run log."""
+        if not self.bad_files:
+            return f"{self.cfg.dataset}/{self.split}: no bad files"
+        kinds = Counter(r.split(": ", 1)[-1].split(" (")[0] for r in self.bad_files.values())
+        return (f"{self.cfg.dataset}/{self.split}: {len(self.bad_files)} bad files skipped: "
+                + ", ".join(f"{k} x{v}" for k, v in kinds.most_common()))
+
+
+def build_dataset(cfg: DataConfig, split: str, seed: int = 0) -> AVSyncDataset:
+    """The dataset of a split. Valid/test with ``fixed_offsets`` read the merged fixed-offset CSVs of this
+    configuration; when this split's CSV is absent it is generated (``make_fixed_offsets``, seed 1338) and logged."""
+    cfg.validate()
+    records = records_for(cfg, split)
+    if not records:
+        raise ValueError(f"{cfg.dataset}/{split} under {cfg.root!r} holds no clips")
+    fixed = None
+    if split != "train" and cfg.fixed_offsets:
+        path = fixed_offsets_path(cfg, split)
+        fixed = load_fixed_offsets(cfg)
+        if not all(r.id in fixed for r in records):
+            if path.exists():
+                log.warning("%s does not cover every %s clip; regenerating it", path, split)
+            make_fixed_offsets(cfg, split, records)
+            fixed = load_fixed_offsets(cfg)
+        records = [r for r in records if r.id in fixed]  # unreadable/too short clips were left out of the CSV
+    ds = AVSyncDataset(cfg, split, records, seed=seed, fixed=fixed)
+    log.info("%s/%s: %d clips, %d items (%s offsets)", cfg.dataset, split, len(records), len(ds),
+             "fixed" if fixed is not None else "random")
+    return ds
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Protocol files and the `datasets` command
+# --------------------------------------------------------------------------------------------------------------------
+
+_VGGSOUND_FILTERS = ("filtered_audio_has_0_std", "filtered_80_video_has_still_frames", "filtered_broken",
+                     "filtered_in_0_dists_group", "filtered_manually_found", "less_than_9s_frames_segments",
+                     "145", "190", "299")
+
+
+def protocol_files(dataset: str) -> list[tuple[str, str]]:
+    """(URL, path relative to the data root) of the authors' public protocol files for ``dataset``."""
+    base = PROTOCOL_BASE_URL + "data/"
+    files: list[tuple[str, str]] = []
+    offsets = [(21, c, 2.0) for c in (3, 4, 5, 6, 7)]
+    if dataset == "lrs3":
+        files += [(f"{base}lrs3_{s}.txt", f"lrs3_{s}.txt") for s in SPLITS]
+        files.append((f"{base}filtered_examples_lrs/less_than_9s.txt", "filtered_examples_lrs/less_than_9s.txt"))
+        offsets += [(3, c, 1.0) for c in (2, 3, 4, 8)]
+        off_dir = "fixed_offsets_lrs3"
+    elif dataset in ("vggsound", "vggsound_sparse"):
+        files += [(f"{base}vggsound_{s}.txt", f"vggsound_{s}.txt") for s in SPLITS]
+        files.append((f"{base}vggsound.csv", "vggsound.csv"))
+        files.append((f"{base}picked_sparse_classes.csv", "picked_sparse_classes.csv"))
+        files += [(f"{base}filtered_examples_vggsound/{n}.txt", f"filtered_examples_vggsound/{n}.txt")
+                  for n in _VGGSOUND_FILTERS]
+        if dataset == "vggsound_sparse":  # removed from the repository in ec14d81; last present at 73b6c7c
+            files.append(("https://raw.githubusercontent.com/v-iashin/SparseSync/73b6c7c/_repo_assets/"
+                          "vggsound_sparse.csv", "vggsound_sparse.csv"))
+        offsets += [(3, c, 1.0) for c in (2, 3, 4, 5, 6, 7, 8)] + [(41, 5, 2.0)]
+        off_dir = "fixed_offsets_vggsound"
+    else:
+        raise ValueError(f"no public protocol files for dataset {dataset!r} (lrs3, vggsound, vggsound_sparse)")
+    for size, crop, m in offsets:
+        for s in SPLITS:
+            name = fixed_offsets_name(s, size, crop, m)
+            files.append((f"{base}{off_dir}/{name}", f"fixed_offsets/{name}"))
+    return files
+
+
+def fetch_protocol(root: str | os.PathLike, dataset: str, timeout: float = 30.0) -> dict[str, str]:
+    """Download the protocol files into ``root`` (existing files are kept). Returns {relative path: status}.
+
+    Needs internet; without it every file reports its error and nothing partial is left behind.
+    """
+    import urllib.error
+    import urllib.request
+
+    root = Path(root)
+    status: dict[str, str] = {}
+    for url, rel in protocol_files(dataset):
+        dst = root / rel
+        if dst.exists():
+            status[rel] = "present"
+            continue
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                data = r.read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            status[rel] = f"failed: {getattr(e, 'reason', e)}"
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
+        status[rel] = "downloaded"
+    return status
+
+
+def datasets_cli(argv: list[str]) -> int:
+    """``python -m paperlib datasets {fetch-protocol,make-offsets,summary} ...``"""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m paperlib datasets", description="dataset utilities")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("fetch-protocol", help="download the authors' split lists, class list, filters, fixed offsets")
+    f.add_argument("--root", required=True)
+    f.add_argument("--dataset", default="lrs3", choices=["lrs3", "vggsound", "vggsound_sparse"])
+    f.add_argument("--list", action="store_true", help="print the URLs and exit")
+    for name, helptext in (("make-offsets", "generate a fixed-offset CSV for a split"),
+                           ("summary", "count clips per split (and probe them with --probe)")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--root", required=True)
+        p.add_argument("--dataset", default="lrs3", choices=["lrs3", "vggsound", "vggsound_sparse", "folder"])
+        p.add_argument("--num-classes", type=int, default=21)
+        p.add_argument("--max-off-sec", type=float, default=2.0)
+        p.add_argument("--clip-sec", type=float, default=5.0)
+        p.add_argument("--min-clip-sec", type=float, default=9.0)
+        p.add_argument("--splits", nargs="+", default=["valid", "test"])
+        p.add_argument("--seed", type=int, default=FIXED_OFFSET_SEED)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.cmd == "fetch-protocol":
+        if args.list:
+            for url, rel in protocol_files(args.dataset):
+                print(f"{url} -> {rel}")
+            return 0
+        status = fetch_protocol(args.root, args.dataset)
+        failed = {k: v for k, v in status.items() if v.startswith("failed")}
+        for k, v in status.items():
+            print(f"{v:<12.60} {k}")
+        if failed:
+            print(f"{len(failed)} of {len(status)} files could not be downloaded (no internet?)")
+            return 1
+        return 0
+    cfg = DataConfig(dataset=args.dataset, root=args.root, num_classes=args.num_classes, max_off_sec=args.max_off_sec,
+                     clip_sec=args.clip_sec, min_clip_sec=args.min_clip_sec).validate()
+    if args.cmd == "make-offsets":
+        for s in args.splits:
+            print(make_fixed_offsets(cfg, s, seed=args.seed))
+        return 0
+    for s in args.splits:
+        recs = records_for(cfg, s)
+        print(f"{cfg.dataset}/{s}: {len(recs)} clips" + (f", {len(set(r.label for r in recs))} classes"
+                                                          if recs and recs[0].label >= 0 else ""))
+    return 0
