@@ -18,8 +18,9 @@ Decoding contract (tested in tests/test_media.py against full decodes):
   The decoder seeks to the key frame before the window, skips non-reference frames more than 0.5 s before the
   window (nothing shown depends on them) and converts to RGB only the frames it returns. ``channels_first=True``
   returns (T, 3, H, W) straight from swscale's planar GBR output (same values as rgb24 for 8-bit 4:2:0 sources,
-  which the tests check; other sources and rescaling go through rgb24). Rotation metadata is reported by ``probe``
-  and not applied (as torchvision's reader).
+  which the tests check; other sources and rescaling go through rgb24). Rotation (the display matrix) is reported by
+  ``probe`` and applied to the decoded frames in multiples of 90 degrees, as FFmpeg's autorotate (the official
+  re-encoding with the ffmpeg CLI applies it; deviation from torchvision's reader, which ignores it).
 - Audio: decoded samples are placed by their pts (AAC priming is already dropped by the decoder; a frame whose pts is
   within one time-base tick of the previous frame's end is taken as contiguous, for ms time bases) and the stream is
   trimmed to its declared duration (AAC pads the last 1024-sample block). Windows starting in the first
@@ -129,6 +130,26 @@ def _audio_frames(audio: np.ndarray, sample_rate: int, fmt: str, chunk: int) -> 
         yield frame
 
 
+def rgb_to_yuv420p(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB -> (H * 3 // 2, W) uint8 planar yuv420p (BT.601, limited range, 2x2 chroma averaging).
+
+    Done in numpy rather than by FFmpeg's swscale, whose output was seen to differ by +-1 between calls in one
+    process (depending on buffer alignment), which made encoded files not bit-reproducible.
+    """
+    h, w, _ = rgb.shape
+    x = rgb.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    y = 16.0 + (65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+    cb = 128.0 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255.0
+    cr = 128.0 + (112.0 * r - 93.786 * g - 18.214 * b) / 255.0
+
+    def sub(c: np.ndarray) -> np.ndarray:  # (H, W) -> (H/2, W/2) mean of each 2x2 block
+        return c.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+    planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8) for p in (y, sub(cb), sub(cr))]
+    return np.concatenate([p.ravel() for p in planes]).reshape(h * 3 // 2, w)
+
+
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0, audio: np.ndarray | None = None,
                 sample_rate: int = 16000, vcodec: str = "libx264", acodec: str = "aac", pix_fmt: str | None = None,
                 gop: int | None = None, crf: int | None = None, audio_bit_rate: int | None = None,
@@ -172,7 +193,10 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 25.0, 
                 a_iter = _audio_frames(audio_arr, sample_rate, fmt, chunk=1024)
             a_done = 0  # audio samples handed to the encoder so far
             for i in range(t):
-                vf = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                if pix_fmt == "yuv420p":  # convert here: swscale's SIMD path is not bit-reproducible across calls
+                    vf = av.VideoFrame.from_ndarray(rgb_to_yuv420p(frames[i]), format="yuv420p")
+                else:
+                    vf = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
                 vf.pts = i
                 vf.time_base = 1 / rate
                 for packet in vs.encode(vf):
@@ -242,12 +266,12 @@ def time_to_index(seconds: float, rate: float) -> int:
 @dataclass
 class VideoStreamInfo:
     fps: float  # frames per second (average rate)
-    width: int  # px, as stored (before any rotation)
+    width: int  # px, as stored (before the rotation; decoded frames are rotated)
     height: int  # px
     n_frames: int  # frames at the native rate (container header, else duration * fps)
     codec: str
     duration: float  # s
-    rotation: int = 0  # degrees, from the stream's ``rotate`` metadata when present
+    rotation: int = 0  # degrees counter-clockwise, from the ``rotate`` tag or the first frame's display matrix
 
 
 @dataclass
@@ -303,6 +327,17 @@ def _stream_duration(stream, container) -> float:
     return 0.0
 
 
+def _first_frame_rotation(c, s) -> int:
+    """Display rotation of the first decodable frame of video stream ``s`` (0 if none decodes)."""
+    try:
+        for packet in c.demux(s):
+            for frame in packet.decode():
+                return _frame_rotation(frame)
+    except (av.error.FFmpegError, ValueError):
+        return 0
+    return 0
+
+
 def probe(path: str | os.PathLike) -> MediaInfo:
     """Streams, rates, sizes, durations and codecs of a media file, from its headers (nothing is decoded).
 
@@ -315,9 +350,9 @@ def probe(path: str | os.PathLike) -> MediaInfo:
             fps = float(s.average_rate or s.guessed_rate or s.base_rate or 0)
             dur = _stream_duration(s, c)
             n = int(s.frames) if s.frames else int(round(dur * fps))
-            rot = s.metadata.get("rotate", "0")
+            rot = s.metadata.get("rotate", None)
             try:
-                rot = int(float(rot)) % 360
+                rot = -int(float(rot)) % 360 if rot is not None else _first_frame_rotation(c, s)  # tag: clockwise
             except ValueError:
                 rot = 0
             video = VideoStreamInfo(fps=fps, width=s.codec_context.width, height=s.codec_context.height,
@@ -357,6 +392,7 @@ class _FrameBuffer:
         self.frames: list[np.ndarray] = []
         self.count = 0
         self.last_src = None  # the av.VideoFrame written last (repeated frames are copied, not converted again)
+        self.rotation = 0  # degrees counter-clockwise, from the frames' display matrix
 
     def _slot(self) -> np.ndarray:
         if self.data is not None:
@@ -380,14 +416,32 @@ class _FrameBuffer:
                     :, :self.w]
         else:
             slot[...] = frame.to_ndarray(format="rgb24", width=self.w, height=self.h)
+        if self.count == 0:
+            self.rotation = _frame_rotation(frame)
         self.last_src = frame
         self.count += 1
 
     def array(self) -> np.ndarray:
         if self.data is not None:
-            return self.data[:self.count]
-        shape = (3, self.h, self.w) if self.cf else (self.h, self.w, 3)
-        return np.stack(self.frames) if self.frames else np.zeros((0,) + shape, dtype=np.uint8)
+            out = self.data[:self.count]
+        else:
+            shape = (3, self.h, self.w) if self.cf else (self.h, self.w, 3)
+            out = np.stack(self.frames) if self.frames else np.zeros((0,) + shape, dtype=np.uint8)
+        k = (self.rotation // 90) % 4
+        if k:  # show the frames as displayed (FFmpeg's autorotate); np.rot90 turns counter-clockwise
+            axes = (2, 3) if self.cf else (1, 2)  # (T, 3, H, W) / (T, H, W, 3)
+            out = np.ascontiguousarray(np.rot90(out, k=k, axes=axes))
+        return out
+
+
+def _frame_rotation(frame) -> int:
+    """Display rotation of a decoded frame in degrees counter-clockwise, a multiple of 90 (0 when absent)."""
+    try:
+        r = frame.rotation
+    except (AttributeError, ValueError):
+        return 0
+    r = float(r or 0)
+    return 0 if math.isnan(r) else int(round(r / 90.0)) * 90 % 360
 
 
 def _decode_video(c, path: str, k0: int, n: int | None, fps: float | None, size: int | None,

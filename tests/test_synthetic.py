@@ -85,8 +85,9 @@ def test_sparse_visual_motion_at_events_inside_source_box(sparse_root):
             outside[t] = changed[t][~m].mean()
         tf = np.arange(len(frames)) / FPS
         far = np.abs(tf[:, None] - np.asarray(sc["event_onsets_sec"])[None]).min(1) > 0.7
-        # idle between actions (a distractor may pass through the box now and then)
-        assert np.median(inside[far]) < 0.01, (sc["label"], np.median(inside[far]))
+        # idle between actions (a distractor may pass through the box now and then; the uncompressed 'crack' source
+        # itself has ~2.4% of its box changing between events at 48 px, i.e. one pixel of its crack pattern)
+        assert np.median(inside[far]) < 0.04, (sc["label"], np.median(inside[far]))
         for te in sc["event_onsets_sec"]:
             win = slice(max(1, int(round(te * FPS)) - 3), int(round(te * FPS)) + 4)  # +-0.12 s around the contact
             # at its event the object moves, and its box changes far more than the rest of the frame
