@@ -19,6 +19,8 @@ Reproducibility: with PyAV 18.1 / libx264 here, the n-th encode in a process is 
 differs from the first (coding decisions change; mean |difference| < 1 grey level at CRF 10), so outputs are not
 bit-identical across different worker schedules; prepare_report.json records the library versions.
 
+Rotation metadata (the display matrix) is applied before scaling, as the ffmpeg CLI's autorotate.
+
 Deviations: the official LRS3 script cuts clips from the original YouTube videos with OpenCV (optionally with the face
 crop); here LRS3 clips that are already cut are re-encoded. The encoder's default GOP (x264 keyint 250) is kept, as the
 official command; ``--gop`` sets another. Both streams start at 0 in the output (source start-time differences between
@@ -81,8 +83,12 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, settings: EncodeSet
         vin, ain = inp.streams.video[0], inp.streams.audio[0]
         if not vin.codec_context.width:
             raise MediaError(f"{src}: video stream without a frame size")
+        rotation = probe(src).video.rotation  # degrees counter-clockwise (display matrix)
         graph = av.filter.Graph()
-        chain = [graph.add_buffer(template=vin), graph.add("fps", str(settings.fps)),
+        # upright frames first, as the ffmpeg CLI's autorotate does for the official command
+        turn = {90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")]}
+        chain = [graph.add_buffer(template=vin)] + [graph.add(f, a) for f, a in turn.get(rotation, [])]
+        chain += [graph.add("fps", str(settings.fps)),
                  graph.add("scale", f"iw*{settings.side}/'min(iw,ih)':ih*{settings.side}/'min(iw,ih)'"),
                  graph.add("crop", "'trunc(iw/2)'*2:'trunc(ih/2)'*2"), graph.add("format", "yuv420p"),
                  graph.add("buffersink")]
@@ -115,8 +121,15 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, settings: EncodeSet
                         for pkt in vout.encode(f):
                             out.mux(pkt)
 
+                pending_audio: list = []  # audio resampled before the first video frame fixed the output size
+
                 def put_audio(frames):
                     nonlocal n_audio
+                    if not sized:  # muxing now would open the video encoder before its size is known
+                        pending_audio.extend(frames)
+                        return
+                    frames = pending_audio + list(frames)
+                    pending_audio.clear()
                     for f in frames:
                         f.pts, f.time_base = n_audio, Fraction(1, settings.sample_rate)
                         n_audio += f.samples
@@ -132,7 +145,7 @@ def reencode(src: str | os.PathLike, dst: str | os.PathLike, settings: EncodeSet
                                 frame.pts = None  # let the resampler count samples (timestamps may have gaps)
                                 put_audio(resampler.resample(frame))
                     put_video(_drain(graph, graph.vpush, graph.vpull, None))
-                    put_audio(resampler.resample(None))
+                    put_audio(resampler.resample(None) if sized else [])
                     if n_video == 0:
                         raise MediaError(f"{src}: no decodable video frames")
                     if n_audio == 0:
@@ -151,10 +164,13 @@ def plan(src: str | os.PathLike, dst: str | os.PathLike, dataset: str) -> tuple[
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
         raise FileNotFoundError(f"source folder {src} does not exist")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTS
+    named = sorted(p for p in src.rglob("*") if p.suffix.lower() in VIDEO_EXTS
                    and not any(part.startswith(".") for part in p.relative_to(src).parts))
+    files = [p for p in named if p.is_file()]
     jobs: list[tuple[str, str]] = []
-    rejected: dict[str, str] = {}
+    # named like a video but not a readable file: reported, not silently dropped
+    rejected: dict[str, str] = {str(p): "a folder, not a video file" if p.is_dir() else "not a regular file (a "
+                                "broken link or a special file)" for p in named if not p.is_file()}
     for p in files:
         rel = p.relative_to(src)
         if dataset == "lrs3":
