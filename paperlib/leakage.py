@@ -31,6 +31,14 @@ and listed with the reason. Clips are split 80/20 by file.
 Decoding (``paperlib.media.read_audio``/``read_video``): audio at its native rate, placed by frame pts (the AAC
 priming removed by the mp4 edit list stays aligned: lag 0) and cut to exactly the clip length; video frames chosen by
 timestamp on the 10-fps grid, the short side scaled to ``video_size`` and the centre square kept (grey: BT.601 luma).
+Every trim must sample its source frames identically, or the sampling itself leaks the start: 10 fps taken from 25-fps
+video alternates gaps of 2 and 3 frames with a phase set by the start's parity, which any motion reveals. So the
+10-fps timestamp grid is used only when the folder's (most common) frame rate is an integer multiple of 10 fps (Table
+1's 10-fps sources: unchanged); otherwise frames are read at the native rate and every ``floor(rate/10 + 1/2)``-th one
+is kept, and the start grid is that many frames (25 fps: stride 3, grid and frame period 0.12 s, 8.33 fps; 10-s clips
+then have round(5 / 0.12) = 42 classes, 42-frame trims). Files at another rate are used when the grid is a whole
+number of their frames, else skipped with the reason (:class:`VideoGrid`); the report's ``video_grid`` and
+``step_seconds`` give the grid used.
 
 Deviations (stated in the table's ``classifier`` column):
 - Source footage: the paper's MJPEG-AoT ProRes videos (Vimeo) are not available; rendered footage replaces them.
@@ -449,21 +457,111 @@ class ClipSet:
     per_step: float  # feature frames per grid step
     window: int  # feature frames per trim
     sample_rate: int = 0
+    grid: dict[str, Any] | None = None  # video: how frames were sampled (:meth:`VideoGrid.describe`)
 
     def start(self, cls: int) -> int:
         return int(round(cls * self.per_step))
 
 
+def _whole_frames(rate: float, period: float, n_periods: float, tolerance: float) -> int:
+    """``m`` when ``period`` seconds are ``m >= 1`` whole frames at ``rate`` up to a drift of ``tolerance`` frames
+    over ``n_periods`` periods, else 0."""
+    m = int(round(rate * period))
+    return m if m >= 1 and abs(rate * period - m) * n_periods <= tolerance else 0
+
+
+# Drift (source frames over a clip) below which the 10-fps timestamp selection equals a whole-frame stride: output
+# slot boundaries fall half-way between frames for even strides, so only float error is tolerated.
+_EXACT_DRIFT = 1e-3
+# Drift allowed for a source sampled by whole frames at a grid set by another rate (e.g. 29.97 fps in a 30-fps folder):
+# the start times of class k differ by less than half a source frame over the clip.
+_LOOSE_DRIFT = 0.5
+
+
+@dataclass(frozen=True)
+class VideoGrid:
+    """How the video probe samples a folder: every trim must sample its source frames identically.
+
+    The sampling period ``period`` (s) is also the start-grid step (one class per sampled frame). ``timestamp``:
+    sources at an integer multiple of ``fps`` (10 fps: Table 1) are read at ``fps`` by timestamp, as before.
+    ``frames``: when the folder's most common rate is not such a multiple (25 fps: the 10-fps timestamp grid would
+    take gaps of 2 and 3 frames whose phase follows the start's parity), frames are read at the native rate and every
+    ``stride``-th one is kept from the file's first frame, ``stride = floor(rate / fps + 1/2)`` (25 fps: 3 frames,
+    0.12 s, 8.33 fps). Files at another rate are used when the period is a whole number of their frames (stride
+    ``rate x period``), else skipped with the reason.
+    """
+
+    scheme: str  # timestamp | frames
+    period: float  # s between sampled frames = start grid step
+    reference_fps: float  # the source rate that set the grid (the folder's most common)
+    fps: float  # the probe's nominal rate (ProbeConfig.fps)
+    clip_seconds: float
+
+    @property
+    def n_periods(self) -> float:
+        return self.clip_seconds / self.period
+
+    def stride_for(self, rate: float) -> int:
+        """Source frames per period for a file at ``rate``; 0 for the timestamp path. Raises ValueError when the
+        period is not a whole number of the file's frames."""
+        if self.scheme == "timestamp" and _whole_frames(rate, self.period, self.n_periods, _EXACT_DRIFT):
+            return 0
+        m = _whole_frames(rate, self.period, self.n_periods, _LOOSE_DRIFT)
+        if not m:
+            raise ValueError(f"frame rate {rate:g} fps: the probe's {self.period:.4g}-s grid (set by the folder's "
+                             f"{self.reference_fps:g}-fps files) is not a whole number of its frames; probe files at "
+                             f"this rate separately")
+        return m
+
+    def describe(self, strides: dict[float, int] | None = None) -> dict[str, Any]:
+        return {"scheme": self.scheme, "step_seconds": self.period, "sample_fps": 1.0 / self.period,
+                "reference_fps": self.reference_fps,
+                "stride_frames": int(round(self.reference_fps * self.period)),
+                "strides": {f"{r:g}": m for r, m in sorted((strides or {}).items())}}
+
+
+def video_grid(rates: Sequence[float], cfg: ProbeConfig) -> VideoGrid:
+    """The sampling grid for a folder whose video streams have frame ``rates`` (see :class:`VideoGrid`)."""
+    if abs(cfg.step_seconds * cfg.fps - 1.0) > 1e-6:
+        raise ValueError(f"video start grid step {cfg.step_seconds} s must be the frame period 1/fps = "
+                         f"{1 / cfg.fps:.4g} s (one class per sampled frame)")
+    good = [float(r) for r in rates if r and r > 0]
+    if not good:
+        return VideoGrid("timestamp", 1.0 / cfg.fps, cfg.fps, cfg.fps, cfg.clip_seconds)
+    rounded = [round(r, 3) for r in good]
+    ref = max(dict.fromkeys(rounded), key=rounded.count)  # the most common rate; ties: the first file's
+    ref = good[rounded.index(ref)]
+    if _whole_frames(ref, 1.0 / cfg.fps, cfg.clip_seconds * cfg.fps, _EXACT_DRIFT):
+        return VideoGrid("timestamp", 1.0 / cfg.fps, ref, cfg.fps, cfg.clip_seconds)
+    stride = max(1, int(math.floor(ref / cfg.fps + 0.5)))
+    return VideoGrid("frames", stride / ref, ref, cfg.fps, cfg.clip_seconds)
+
+
 def load_clips(paths: Sequence[Path], cfg: ProbeConfig, progress: bool = True) -> tuple[ClipSet, list[dict[str, str]]]:
-    """Decode each file's first ``clip_seconds`` and compute its features. Bad files are skipped and reported."""
+    """Decode each file's first ``clip_seconds`` and compute its features. Bad files are skipped and reported.
+
+    Video is sampled on :func:`video_grid`'s grid: for 10-fps multiples (Table 1) by timestamp at ``cfg.fps``,
+    otherwise by whole native frames; the grid is returned in ``ClipSet.grid``.
+    """
     from tqdm.auto import tqdm
 
+    paths = [Path(p) for p in paths]
     feats, names, skipped = [], [], []
     rates: set[int] = set()
     n_classes = n_classes_for(cfg)
     per_step, window = 1.0, int(round(cfg.clip_seconds / 2 * cfg.fps))
-    for p in tqdm(list(paths), desc=f"decode {cfg.modality}", disable=not progress, leave=False):
-        p = Path(p)
+    grid, strides, file_fps = None, {}, {}
+    if cfg.modality == "video":
+        for p in paths:
+            try:
+                info = media.probe(p)
+                file_fps[p] = info.video.fps if info.video is not None else 0.0
+            except (MediaError, av.FFmpegError, OSError, ValueError):
+                file_fps[p] = 0.0  # reported by the loop below
+        grid = video_grid(list(file_fps.values()), cfg)
+        if grid.scheme == "frames":  # one class per sampled frame; trims last L/2 (rounded to whole frames)
+            n_classes = window = int(round(cfg.clip_seconds / 2 / grid.period))
+    for p in tqdm(paths, desc=f"decode {cfg.modality}", disable=not progress, leave=False):
         try:
             dur = media_duration(p, cfg.modality)
             if dur < cfg.clip_seconds - 1e-3 - (1.0 / cfg.fps if cfg.modality == "video" else 0.0):
@@ -476,7 +574,21 @@ def load_clips(paths: Sequence[Path], cfg: ProbeConfig, progress: bool = True) -
                 rates.add(sr)
                 feats.append(audio_features(wave, sr, cfg))
             else:
-                v = _decode_video(p, cfg.clip_seconds, cfg.fps, size=cfg.video_size, grey=cfg.video_grey)
+                try:
+                    stride = grid.stride_for(file_fps[p])
+                except ValueError as e:
+                    raise MediaError(f"{p}: {e}") from e
+                if stride == 0:  # the timestamp path (unchanged for 10-fps multiples)
+                    v = _decode_video(p, cfg.clip_seconds, cfg.fps, size=cfg.video_size, grey=cfg.video_grey)
+                else:  # whole native frames: every stride-th from the first, as many as the last trim needs
+                    need = (n_classes - 1 + window - 1) * stride + 1
+                    v = _decode_video(p, need / file_fps[p], file_fps[p], size=cfg.video_size,
+                                      grey=cfg.video_grey)
+                    v = v[::stride]
+                    if len(v) < n_classes - 1 + window:
+                        raise MediaError(f"{p}: {len(v)} frames at stride {stride}, the last trim needs "
+                                         f"{n_classes - 1 + window}")
+                    strides[round(file_fps[p], 3)] = stride
                 feats.append(video_features(v))
             names.append(str(p))
         except (MediaError, av.FFmpegError, OSError, ValueError, RuntimeError) as e:
@@ -485,7 +597,8 @@ def load_clips(paths: Sequence[Path], cfg: ProbeConfig, progress: bool = True) -
     if cfg.modality == "audio" and sr:
         hop, per_step = _audio_hop(sr, cfg)
         window = int(round(cfg.audio_window_seconds * sr / hop))
-    return ClipSet(feats, names, cfg.modality, n_classes, per_step, window, sr), skipped
+    desc = grid.describe(strides) if grid is not None else None
+    return ClipSet(feats, names, cfg.modality, n_classes, per_step, window, sr, desc), skipped
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1122,7 +1235,9 @@ def probe(folder: str | Path, modality: str, budget: str = "mini", json_out: str
     report = {
         "folder": str(folder), "modality": modality, "budget": budget, "clip_seconds": clip_s,
         "n_files": len(files), "n_used": len(clips.features), "skipped": skipped,
-        "sample_rate": clips.sample_rate or None, "config": to_dict(cfg), "env": env_info(),
+        "sample_rate": clips.sample_rate or None, "video_grid": clips.grid,
+        "step_seconds": clips.grid["step_seconds"] if clips.grid else cfg.step_seconds,
+        "config": to_dict(cfg), "env": env_info(),
         "wall_seconds": time.time() - t0, **res,
     }
     if json_out is not None:
@@ -1142,6 +1257,11 @@ def format_report(r: dict[str, Any]) -> str:
     if r["modality"] == "video":  # the Sec. 7.1 indicator: meaningful for a GOP-periodic artefact
         lines.insert(2, f"  top-5 congruent to the truth mod {r['modulo_period']}: {r['modulo_top5']:.1f}% "
                         f"(chance {r['modulo_chance']:.1f}%)")
+        g = r.get("video_grid")
+        if g and g["scheme"] == "frames":
+            lines.insert(1, f"  sampling: whole native frames, every {g['stride_frames']} at {g['reference_fps']:g} "
+                            f"fps ({g['sample_fps']:.3g} fps), start grid {g['step_seconds']:.4g} s "
+                            f"(strides per rate: {g['strides']})")
     if r.get("skipped"):
         lines.append(f"  skipped {len(r['skipped'])} file(s):")
         lines += [f"    {s['reason'] if s['reason'].startswith(s['file']) else s['file'] + ': ' + s['reason']}"
