@@ -284,3 +284,209 @@ def reproduce_cli(argv: list[str]) -> int:
     report, results = reproduce(args.profile, args.only)
     print(f"[reproduce] report: {report}")
     return 1 if any(r["status"] != "ok" for r in results) else 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Artefact functions called by the notebooks. Science lives in the owning modules; these only size, call and judge.
+
+def _publish(src: Path, name: str, figures_root: str | None = None) -> list[str]:
+    """Copy a figure written under runs/ to figures/<name>.<ext> atomically (png and pdf when both exist)."""
+    out = []
+    for ext in (".png", ".pdf"):
+        s = src.with_suffix(ext)
+        if s.exists():
+            dst = Path(figures_root or figures_dir()) / f"{name}{ext}"
+            _atomic_write_bytes(dst, s.read_bytes())
+            out.append(_rel_to(str(dst), repo_root()))
+    return out
+
+
+def _roots(figures_root: str | None, runs_root: str | None) -> tuple[str | None, Path]:
+    """Output folders of an artefact: figures/ and runs/ of the repo unless given (tests pass temp dirs)."""
+    return (figures_root or None), Path(runs_root) if runs_root else runs_dir()
+
+
+def table1_codec_leakage(profile: str = "mini", seed: int = 0, device: str = "cpu", figures_root: str | None = None,
+                         runs_root: str | None = None) -> Artefact:
+    """Table 1 + Figs 6-7 (paper Sec. 4, 7.1) through :mod:`paperlib.leakage`; rows cached under runs/leakage/."""
+    import math
+
+    from paperlib import leakage
+
+    t0 = time.time()
+    figs, runs = _roots(figures_root, runs_root)
+    out = runs / "leakage" / f"table1-{profile}-seed{seed}"
+    overrides = {"seed": seed} if seed else None
+    df = leakage.table1(profile, out, progress=False, overrides=overrides)
+    fig6 = leakage.fig6_first_differences(out / "fig6", seed=seed)
+    figures = []
+    for stem, plot, arg in (("fig6_first_differences", leakage.plot_fig6, fig6),
+                            ("fig7_training_curves", leakage.plot_fig7, leakage.fig7_curves(out))):
+        for ext in (".png", ".pdf"):
+            plot(arg, out / f"{stem}{ext}")
+        figures += _publish(out / f"{stem}.png", stem, figs)
+    table = df[["codec", "paper_acc1", "acc1", "paper_acc5", "acc5", "p_value", "verdict", "modulo_top5",
+                "modulo_chance", "classifier", "n_clips"]].copy()
+    table.insert(3, "delta_acc1", (table["acc1"] - table["paper_acc1"]).round(1))
+    orderings = leakage.table1_orderings(df)
+    rows = {r["row"]: r for r in df.to_dict("records")}
+
+    def ev(*names: str) -> str:
+        return "; ".join(f"{rows[n]['codec']}: Acc@1 {rows[n]['acc1']} (p={rows[n]['p_value']:.2g})" for n in names
+                         if n in rows)
+
+    claims = []
+    spec = [("mpeg4 leaks the trim's start time; H.264 does not", ["mpeg4 >> H.264", "H.264 ~ chance"], ("mpeg4", "h264")),
+            ("ProRes (intra-only) does not leak", ["ProRes ~ chance"], ("prores",)),
+            ("AAC leakage falls with the sampling rate (44.1k >> 22.05k >> 16k)",
+             ["AAC 44.1k >> 22.05k", "AAC 22.05k >> 16k"], ("aac44100", "aac22050", "aac16000")),
+            ("AAC at 16 kHz and lossless audio are at chance", ["AAC 16k ~ chance", "lossless 22.05k ~ chance"],
+             ("aac16000", "pcm22050"))]
+    for text, keys, names in spec:
+        vals = [orderings.get(k) for k in keys]
+        if any(v is None for v in vals):
+            verdict = "not testable at this profile"
+        else:
+            verdict = "reproduced" if all(vals) else "not reproduced"
+        claims.append(Claim(text, verdict, ev(*names) or "rows not run at this profile"))
+    if "mpeg4" in rows and not math.isnan(rows["mpeg4"]["modulo_top5"]):
+        m = rows["mpeg4"]
+        claims.append(Claim("with leakage, top-5 predictions sit at classes congruent modulo the GOP (12)",
+                            "reproduced" if m["modulo_top5"] > 2 * m["modulo_chance"] else "not reproduced",
+                            f"mpeg4: {m['modulo_top5']}% of top-5 congruent mod 12 (chance {m['modulo_chance']}%)"))
+    p6 = fig6["dominant_period"] if isinstance(fig6, dict) and "dominant_period" in fig6 else {}
+    notes = [f"classifier: {df['classifier'].iloc[0]} (see paperlib/leakage.py for the deviation from ResNet18)",
+             "footage is rendered procedurally (the paper's MJPEG-AoT ProRes source is not available)",
+             f"verdict: one-sided exact binomial test of held-out Acc@1 against chance (alpha 0.01)",
+             f"Fig. 6 dominant first-difference period per codec: {p6}"]
+    return Artefact("table1_codec_leakage", profile, tables={"Table 1: start-time prediction (Acc@1/Acc@5, %)": table},
+                    figures=figures, claims=claims, notes=notes,
+                    provenance={"run_dir": _rel_to(str(out), repo_root()), "wall_s": round(time.time() - t0, 1)})
+
+
+_FIG4_SECONDS = {"smoke": (2, 4, 6, 8, 10, 12, 16), "mini": tuple(range(2, 31, 2)), "paper": tuple(range(2, 31))}
+
+
+def fig4_memory(profile: str = "mini", device: str = "cpu", figures_root: str | None = None,
+                runs_root: str | None = None) -> Artefact:
+    """Fig. 4 (Sec. 5.2): peak training memory of the head vs input length, selectors vs no selectors."""
+    from paperlib import memory
+    from paperlib.model import ModelConfig
+
+    t0 = time.time()
+    figs, runs = _roots(figures_root, runs_root)
+    out = runs / "fig4_memory" / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = _FIG4_SECONDS[profile]
+    method = "cuda" if device.startswith("cuda") else "estimate"
+    df = memory.memory_sweep(ModelConfig(), seconds, method=method, progress=False)
+    df.to_csv(out / "memory.csv", index=False)
+    exps = memory.fit_exponents(df)
+    bps = memory.break_points(df)
+    exps.to_csv(out / "exponents.csv", index=False)
+    bps.to_csv(out / "break_points.csv", index=False)
+    memory.plot_memory(df, out / "fig4_memory", title=f"Fig. 4 ({method}, batch 10, paper width/depth)")
+    figures = _publish(out / "fig4_memory.png", "fig4_memory", figs)
+    atomic_write_text(out / "env.json", json.dumps(environment(), indent=2))
+
+    def k(model: str, attention: str) -> float:
+        row = exps[(exps["model"] == model) & (exps["attention"] == attention)]
+        return float(row["k_excess"].iloc[0]) if len(row) else float("nan")
+
+    ks, kt = k("selectors", "efficient"), k("no selectors", "explicit")
+    kte = k("no selectors", "efficient")
+    enough = len(seconds) >= 5
+    claims = [
+        Claim("selector memory grows linearly with input length",
+              "reproduced" if enough and ks < 1.3 else ("not testable at this profile" if not enough else "not reproduced"),
+              f"fitted exponent of the duration-dependent memory: {ks:.2f}"),
+        Claim("the no-selector transformer's memory grows quadratically",
+              "reproduced" if enough and kt > 1.7 else ("not testable at this profile" if not enough else "not reproduced"),
+              f"exponent {kt:.2f} with explicit softmax attention (as torch 1.11); {kte:.2f} with SDPA's "
+              "memory-efficient attention, which removes the quadratic term"),
+    ]
+    notes = [f"method: {method} ({'torch.cuda.max_memory_allocated' if method == 'cuda' else 'fake-tensor estimate, no allocation; validated against an exact CPU count (0.04%) and an H200 (0.5-8% low)'})",
+             "feature extractors excluded, as the paper states; AMP; Adam state included"]
+    return Artefact("fig4_memory", profile, tables={"Growth exponents": exps, "Where each curve stops fitting": bps,
+                                                    "Peak memory (GiB)": df},
+                    figures=figures, claims=claims, notes=notes,
+                    provenance={"run_dir": _rel_to(str(out), repo_root()), "wall_s": round(time.time() - t0, 1)})
+
+
+_FIG5 = {  # preset for the model/data geometry, synthetic frame size, clips per setting
+    "smoke": ("smoke", 32, 2),
+    "mini": ("cpu-dense-crop", 64, 8),
+    "paper": ("paper-lrs3", 256, 16),
+}
+
+
+def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", checkpoint: str | None = None,
+                   figures_root: str | None = None, runs_root: str | None = None) -> Artefact:
+    """Figs 5/8: selector attention maps and their localisation score on synthetic clips with known sources."""
+    import numpy as np
+    import torch
+
+    from paperlib import attention, synthetic
+    from paperlib.checkpoints import load_model
+    from paperlib.config import resolve
+    from paperlib.model import build_model
+
+    t0 = time.time()
+    preset, size, n_clips = _FIG5[profile]
+    cfg = resolve(preset)
+    torch.manual_seed(seed)
+    models = {"untrained": build_model(cfg.model).eval()}
+    if checkpoint:
+        trained, mcfg = load_model(checkpoint)
+        models["trained"] = trained.eval()
+        cfg = resolve(preset, [f"model.{k}={v}" for k, v in (("crop", mcfg.crop), ("clip_sec", mcfg.clip_sec),
+                                                               ("num_classes", mcfg.num_classes))]
+                      + [f"data.crop={mcfg.crop}", f"data.clip_sec={mcfg.clip_sec}",
+                         f"data.num_classes={mcfg.num_classes}"]
+                      + ([f"data.max_off_sec={1.0}"] if mcfg.num_classes == 3 else []))
+        size = max(size, mcfg.crop)
+    figs, runs = _roots(figures_root, runs_root)
+    out = runs / "fig5_attention" / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    tables, figures = {}, []
+    for setting in ("sparse", "dense-wide"):
+        scfg = synthetic.SynthConfig(setting=setting, size=size, seed=1000 + seed)
+        clips = [synthetic.generate_clip(scfg, i) for i in range(n_clips)]
+        table = attention.score_models(models, clips, cfg.data, device=device)
+        table.to_csv(out / f"scores_{setting}.csv", index=False)
+        summary = attention.summarise_scores(table)
+        tables[f"Localisation score per layer/head, {setting} (1.0 = no preference)"] = summary
+        best = "trained" if "trained" in models else "untrained"
+        layer, head = attention.choose_head(table, best)
+        _, recs = attention.score_clips(models[best], clips, cfg.data, label=best, device=device, keep_maps=True)
+        rec = recs[0]
+        maps = attention.head_maps(rec["maps"], layer, head)
+        frames = attention.denormalize_frames(rec["video"])
+        spec = rec["audio"][0].numpy()
+        stem = out / f"fig5_attention_{setting}"
+        attention.plot_attention(frames, spec, maps["visual"], maps.get("audio"), stem, boxes=rec["boxes"],
+                                 events=rec["events"], clip_sec=cfg.data.clip_sec,
+                                 title=f"{setting}, {best} model, layer {layer} head {head} (best localisation score)")
+        figures += _publish(stem.with_suffix(".png"), f"fig5_attention_{setting}", figs)
+    atomic_write_text(out / "env.json", json.dumps(environment(), indent=2))
+    atomic_write_text(out / "config.json", json.dumps({"preset": preset, "size": size, "clips": n_clips,
+                                                       "checkpoint": checkpoint, "seed": seed}, indent=2))
+    best_by = {}  # (setting, model) -> best head's mean score
+    for t, df in tables.items():
+        setting = t.rsplit(", ", 1)[-1].split(" ")[0]
+        for m, g in df.groupby("model"):
+            best_by[(setting, m)] = float(np.nanmax(g["score"]))
+    evidence = "; ".join(f"{s} {m}: best head {v:.3f}" for (s, m), v in sorted(best_by.items()))
+    unt = [v for (s, m), v in best_by.items() if m == "untrained"]
+    claims = [Claim("an untrained model scores ~1 (no preference): the score is calibrated",
+                    "reproduced" if all(abs(v - 1) < 0.2 for v in unt) else "not reproduced", evidence)]
+    text = "trained visual selectors focus on the sound source at event times (score well above 1)"
+    if "trained" in models:
+        tr = [v for (s, m), v in best_by.items() if m == "trained"]
+        claims.append(Claim(text, "reproduced" if max(tr) > 1.5 else "not reproduced", evidence))
+    else:
+        claims.append(Claim(text, "not testable at this profile",
+                            "no trained checkpoint given (notebook parameter `checkpoint`)"))
+    return Artefact("fig5_attention", profile, tables=tables, figures=figures, claims=claims,
+                    notes=["score = attention mass on the source box at event times / the box's share of the frame"],
+                    provenance={"run_dir": _rel_to(str(out), repo_root()), "wall_s": round(time.time() - t0, 1)})
