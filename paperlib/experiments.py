@@ -315,7 +315,7 @@ def table1_codec_leakage(profile: str = "mini", seed: int = 0, device: str = "cp
 
     t0 = time.time()
     figs, runs = _roots(figures_root, runs_root)
-    out = runs / "leakage" / f"table1-{profile}-seed{seed}"
+    out = runs / "leakage" / (f"table1-{profile}" + (f"-seed{seed}" if seed else ""))
     overrides = {"seed": seed} if seed else None
     df = leakage.table1(profile, out, progress=False, overrides=overrides)
     fig6 = leakage.fig6_first_differences(out / "fig6", seed=seed)
