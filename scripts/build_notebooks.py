@@ -22,8 +22,8 @@ seed = 0
 device = "cpu"  # cpu | cuda
 data_root = ""  # paper profile: folder holding the prepared datasets
 checkpoint = ""  # evaluate an (official or paperlib) checkpoint instead of training, where the artefact allows
-figures_root = ""  # where figures and tables go ("" = the repository's figures/)
-runs_root = ""  # where run directories go ("" = the repository's runs/)'''
+figures_root = ""  # folder for figures and tables; empty: figures/ of this repository
+runs_root = ""  # folder for run directories; empty: runs/ of this repository'''
 
 SHOW = '''for title, table in art.tables.items():
     print(title)
