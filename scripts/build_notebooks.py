@@ -107,8 +107,8 @@ def build(name: str, spec: dict) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(SHOW),
         nbformat.v4.new_code_cell(SAVE),
     ]
-    for i, cell in enumerate(nb.cells):  # stable ids, so rebuilding gives identical files
-        cell["id"] = f"{name[:40]}-{i}"
+    for i, cell in enumerate(nb.cells):  # stable ids "0", "1", ... as nbstripout (the git filter) writes them
+        cell["id"] = str(i)
     return nb
 
 
