@@ -42,7 +42,9 @@ def test_failed_write_leaves_previous_file(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(ex.os, "replace", boom)
+    import paperlib.media
+
+    monkeypatch.setattr(paperlib.media.os, "replace", boom)
     with pytest.raises(OSError):
         ex.atomic_write_text(target, "new")
     assert target.read_text() == "old"
