@@ -1,0 +1,370 @@
+"""Training recipes that get the SparseSync head off the chance plateau (issue 11): an initialisation, auxiliary losses.
+
+Paper: none of this is in the paper (Sec. 7.3 only reports a long warm-up on LRS3); the model stays the paper's
+(selectors, sync transformer, head of ``paperlib.model``): every component here only changes *initial values* of its
+parameters or adds a *training-time* loss term that is dropped later. Measurements: ``bench/plateau.py`` and the
+README section "What to expect and how to get off the plateau".
+
+Why the plateau (plateau_prototype.md): each stream alone carries no offset information. At the official
+initialisation (linears and positional tables N(0, 0.02), selectors N(0, 1)) the positional tables are ~50x weaker than
+the LayerNorm'd features, so every selector attends almost uniformly over time and returns a time average; the sync
+transformer's attention is near-uniform too, so the OFF token does not depend on the *product* of visual and audio
+content, and the first-order gradient carries no label signal (a saddle at loss ln C). Leaving it needs several small
+factors (positional tables x key weights x query weights x value weights ...) to grow together, which takes thousands
+of steps; with Adam the update is dominated by noise meanwhile.
+
+Components (composable; what / why / evidence; measured rows: bench/plateau.py, runs/plateau/table.jsonl):
+
+``time_anchored_init(head, clip_sec)``  (SparseSync head only; changes initial values, never the architecture)
+    What: (1) sinusoidal time codes (RMS 1, as strong as LayerNorm'd features) in the time channels of the visual and
+    audio positional tables; selector s starts as the code of time (s + 0.5) L / k, and the query/key weights of each
+    selector's first cross-attention read the time channels (scaled so a selector covers ~1-2 time cells; value and
+    output weights start at the identity): selected tokens are time-specific and carry their time code from step 0.
+    (2) ``sync_passthrough``: value/output weights of the first and last sync blocks start at the identity, so what a
+    token picks from the other modality, and OFF's average of the tokens, reach the classifier at full strength.
+    (3) ``modality_flag``: one channel per head is +1 on visual and -1 on audio sync tokens (input LayerNorm gain 0,
+    bias +-1) and the first block's query/key read it with +g / -g: cross-modal pairs get +g^2 / sqrt(Dh), same-modality
+    pairs (a token and itself included) -g^2 / sqrt(Dh), so visual tokens look at audio tokens and vice versa.
+    (4) ``sync_identity_qk``: the first block's query = key = identity on the other channels (content similarity, what
+    the cross-correlation aux loss makes matching moments share), time-code channels damped at the sync input.
+    Why: with these, a visual token's output holds the time code of the audio moment it matched; OFF's average of those
+    codes is a Fourier feature of the offset, which a linear classifier reads: the saddle is gone once the first block
+    matches content. Evidence: alone it does not leave the plateau (easy 3-class task: official and anchor-only both at
+    ln 3 after 600 steps); with the matching loss below it does (~150-400 steps).
+
+``sync_match_loss(q, k, ...)`` (+ ``sparsesync_parts`` to get q, k)  (a training aid; needs time-anchored selectors)
+    What: for each visual token whose moment lies inside the audio window, cross-entropy between the softmax of its
+    first-sync-block logits over the audio tokens and a Gaussian target at the audio token of the same moment (known
+    from the label and the anchored selector times). Why: a first-order, multiplicative (q . k) signal that teaches the
+    block to match content across modalities; the main loss then leaves ln C. Evidence: ideal-token head 21 classes,
+    left the plateau at step 579 (official init: at ln 21 after 5,300 steps in the prototype); dense-crop full model:
+    left after ~770-950 steps. A variant that read the offset off the *sum* of attention logits along each lag
+    (instead of per-row softmax matching) lowered its own loss to 0.45 but the main loss stayed at ln 21.
+
+``xcorr_logits(vis, aud, ...)``  (any variant; a training aid)
+    What: a parameter-free cross-correlation classifier on the bridge outputs (LayerNorm, pool over space / frequency,
+    remove the time mean, cosine similarity of every visual time with every audio time, summed along each class's lag
+    with a Gaussian kernel one grid step wide) trained with cross-entropy beside the main loss. Why: gives the backbones
+    a first-order multiplicative signal at once (its own loss falls from 3.0 to ~0.7 within ~300 dense-crop steps) and
+    makes matching visual and audio features similar, which the identity query/key compares. Never used to predict.
+
+``aux_weight(step, ...)`` schedules both aids (constant, then linear to 0); ``AuxLossModel`` is the training step's
+view (model + aids, logits identical to the model's) that an engine wraps (and DDP-wraps) instead of the model.
+
+Deviations: everything here is an addition (the official code has neither). ``time_anchored_init`` requires
+``n_head`` heads of width >= 2 and is only defined for ``SparseSyncHead`` (the no-selector transformer and AVST_dec
+have no selectors; for them only the aux loss and the plain-config levers apply).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# ----------------------------------------------------------------------------------------------------------------------
+# time codes
+
+
+def time_code(times: torch.Tensor, channels: int, period_sec: float, amplitude: float = 1.0) -> torch.Tensor:
+    """Sinusoidal code of ``times`` (s): pairs (cos, sin)(pi m t / period_sec), m = 1..channels // 2.
+
+    The code's dot product ``code(t) . code(t')`` is a Dirichlet-like kernel of t - t' peaked at 0 (unique over one
+    ``period_sec``); each channel has RMS ``amplitude`` over a period. An odd last channel is 0.
+    Shapes: times (N,) -> (N, channels).
+    """
+    if channels < 2:
+        raise ValueError(f"a time code needs >= 2 channels, got {channels}")
+    m = torch.arange(1, channels // 2 + 1, dtype=torch.float64)
+    ang = math.pi * times.double()[:, None] * m[None] / period_sec  # (N, M)
+    code = torch.stack([ang.cos(), ang.sin()], dim=-1).flatten(1) * math.sqrt(2.0) * amplitude  # (N, 2M)
+    if channels % 2:
+        code = torch.cat([code, torch.zeros(len(times), 1, dtype=code.dtype)], dim=1)
+    return code.float()
+
+
+def cell_times(n: int, clip_sec: float) -> torch.Tensor:
+    """Centre times (s) of ``n`` equal cells over a ``clip_sec`` window: (i + 0.5) * clip_sec / n."""
+    return (torch.arange(n, dtype=torch.float64) + 0.5) * clip_sec / n
+
+
+def visual_time_channels(d_model: int) -> slice:
+    """Channels of the visual time table in the concatenated [time | width | height] layout."""
+    return slice(0, d_model - 2 * (d_model // 3))
+
+
+def audio_time_channels(d_model: int) -> slice:
+    """Channels of the audio time table in the concatenated [freq | time] layout."""
+    return slice(d_model - d_model // 2, d_model)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# time-anchored initialisation of the SparseSync head
+
+
+def _head_read_matrix(d_model: int, n_head: int, channels: slice, scale: float) -> torch.Tensor:
+    """(D, D) weight: every head's rows read the first ``head_dim`` channels of ``channels`` (identity) x scale."""
+    dh = d_model // n_head
+    src = list(range(d_model))[channels]
+    w = torch.zeros(d_model, d_model)
+    for h in range(n_head):
+        for i, c in enumerate(src[:dh]):
+            w[h * dh + i, c] = scale
+    return w
+
+
+@torch.no_grad()
+def _anchor_selector(selector: nn.Module, context_codes: torch.Tensor, channels: slice, clip_sec: float,
+                     n_head: int, peak_logit: float) -> None:
+    """Selector queries = time codes of their cell times; first cross-attention reads the time channels."""
+    k, d = selector.selectors.shape
+    code_ch = channels.stop - channels.start
+    sel = torch.zeros(k, d)
+    sel[:, channels] = time_code(cell_times(k, clip_sec), code_ch, clip_sec)
+    selector.selectors.copy_(sel)
+    selector.selectors_pos.zero_()
+    block = selector.blocks[0]
+    # calibrate the query/key scale: the code part of the logits, max over time minus median, equals peak_logit
+    q_in = F.layer_norm(sel, (d,))  # LN2 at init is the plain layer norm
+    read = _head_read_matrix(d, n_head, channels, 1.0)
+    dh = d // n_head
+    q = (q_in @ read.T).view(k, n_head, dh)[:, 0]  # (k, dh): head 0
+    kk = (context_codes @ read.T).view(-1, n_head, dh)[:, 0]  # (T, dh)
+    logits = q @ kk.T / math.sqrt(dh)  # (k, T) at scale 1
+    spread = float((logits.max(dim=1).values - logits.median(dim=1).values).mean())
+    beta = math.sqrt(peak_logit / max(spread, 1e-6))
+    xattn = block.xattn
+    xattn.query.weight.copy_(_head_read_matrix(d, n_head, channels, beta))
+    xattn.key.weight.copy_(_head_read_matrix(d, n_head, channels, beta))
+    xattn.value.weight.copy_(torch.eye(d))
+    xattn.proj.weight.copy_(torch.eye(d))
+    for lin in (xattn.query, xattn.key, xattn.value, xattn.proj):
+        lin.bias.zero_()
+
+
+@torch.no_grad()
+def time_anchored_init(head: nn.Module, clip_sec: float, code_amplitude: float = 1.0, selector_peak_logit: float = 6.0,
+                       sync_passthrough: bool = True, modality_flag: float = 8.0, sync_identity_qk: float = 1.0,
+                       sync_code_gain: float = 0.5) -> nn.Module:
+    """Initialise a ``SparseSyncHead`` so that selectors are time-specific from step 0 (see the module docstring).
+
+    Args:
+        head: ``paperlib.model.SparseSyncHead`` (the model's ``.head``), freshly built.
+        clip_sec: the window length (s) the positional tables cover (``ModelConfig.clip_sec``).
+        code_amplitude: RMS per channel of the sinusoidal time codes (LayerNorm'd features have RMS 1).
+        selector_peak_logit: how peaked each selector's attention over time is (logit of its own time minus the median).
+        sync_passthrough: also start the value/output weights of the first and last sync blocks at the identity, so
+            attention outputs (what a token picked from the other modality, and OFF's average of the tokens) reach the
+            classifier at full strength instead of through two N(0, 0.02) matrices.
+        modality_flag: > 0 adds this logit bonus (x LayerNorm scale) to cross-modal pairs in the first sync block
+            (and the same penalty to same-modality pairs) through one flag channel per head; 0: off.
+        sync_identity_qk: > 0 sets the first sync block's query and key weights to this multiple of the identity
+            (content-similarity attention; pair it with the auxiliary cross-correlation loss, which makes matching
+            visual and audio features similar); 0: keep them.
+        sync_code_gain: with ``sync_identity_qk``, the sync input LayerNorm gain on each modality's time-code channels.
+
+    Returns: ``head`` (modified in place).
+    """
+    for name in ("v_selector", "a_selector", "sync", "vis_pos", "aud_pos"):
+        if not hasattr(head, name):
+            raise TypeError(f"time_anchored_init needs a SparseSyncHead (selectors); got {type(head).__name__}")
+    d = head.vis_norm.normalized_shape[0]
+    n_head = head.sync.blocks[0].attn.n_head
+    if d // n_head < 2:
+        raise ValueError(f"head width d_model / n_head = {d // n_head} is too small for time codes")
+    t_v = head.vis_pos.grid[0]
+    t_a = head.aud_pos.grid[1]
+    vch, ach = visual_time_channels(d), audio_time_channels(d)
+    head.vis_pos.time_embed.copy_(time_code(cell_times(t_v, clip_sec), vch.stop - vch.start, clip_sec, code_amplitude))
+    head.aud_pos.time_embed.copy_(time_code(cell_times(t_a, clip_sec), ach.stop - ach.start, clip_sec, code_amplitude))
+    v_codes = torch.zeros(t_v, d)
+    v_codes[:, vch] = head.vis_pos.time_embed
+    a_codes = torch.zeros(t_a, d)
+    a_codes[:, ach] = head.aud_pos.time_embed
+    _anchor_selector(head.v_selector, v_codes, vch, clip_sec, n_head, selector_peak_logit)
+    _anchor_selector(head.a_selector, a_codes, ach, clip_sec, n_head, selector_peak_logit)
+    if sync_passthrough:
+        eye = torch.eye(d)
+        for block in {id(b): b for b in (head.sync.blocks[0], head.sync.blocks[-1])}.values():
+            block.attn.value.weight.copy_(eye)
+            block.attn.proj.weight.copy_(eye)
+    if sync_identity_qk > 0:
+        # query = key = a scaled identity: a visual token attends to the audio tokens whose (LayerNorm'd) content is
+        # most similar, which is what the auxiliary cross-correlation loss makes matching moments; the time codes are
+        # damped at the sync input (gain ``sync_code_gain`` on each modality's own code channels) so they ride along
+        # in the values but do not dominate the comparison
+        d_eye = torch.eye(d) * sync_identity_qk
+        head.sync.blocks[0].attn.query.weight.copy_(d_eye)
+        head.sync.blocks[0].attn.key.weight.copy_(d_eye)
+        head.sync.vis_norm.weight[vch] = sync_code_gain
+        head.sync.aud_norm.weight[ach] = sync_code_gain
+    if modality_flag > 0:
+        # the last channel of every head is +1 for visual and -1 for audio tokens (sync input LayerNorm gain 0, bias
+        # +-1); the first block's query reads it with +g and its key with -g, so a same-modality pair (a token and
+        # itself included) gets -g^2 / sqrt(Dh), a cross-modal pair +g^2 / sqrt(Dh): tokens look at the other modality
+        dh = d // n_head
+        flags = [h * dh + dh - 1 for h in range(n_head)]
+        sync = head.sync
+        for norm, sign in ((sync.vis_norm, 1.0), (sync.aud_norm, -1.0)):
+            norm.weight[flags] = 0.0
+            norm.bias[flags] = sign
+        attn = sync.blocks[0].attn
+        g = math.sqrt(modality_flag * math.sqrt(dh))
+        attn.query.weight[flags, :] = 0.0
+        attn.key.weight[flags, :] = 0.0
+        attn.query.weight[flags, flags] = g
+        attn.key.weight[flags, flags] = -g
+    return head
+
+
+def sparsesync_parts(head: nn.Module, vis: torch.Tensor, aud: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``SparseSyncHead.forward`` step by step (same maths): the logits plus what the auxiliary losses read.
+
+    Returns {"logits" (B, C), "v_sel" (B, k, D), "a_sel" (B, k, D), "q" (B, heads, 2k + 2, Dh), "k" (same)}: the
+    first sync block's queries and keys of the token sequence [OFF; k visual; MOD; k audio].
+    """
+    v, a = head.embed(vis, aud)
+    v_sel, _ = head.v_selector(v)  # (B, k, D)
+    a_sel, _ = head.a_selector(a)  # (B, k, D)
+    sync = head.sync
+    b, kv, d = v_sel.shape
+    x = torch.cat([sync.off_token.expand(b, -1, -1), sync.vis_norm(v_sel), sync.mod_token.expand(b, -1, -1),
+                   sync.aud_norm(a_sel)], dim=1)  # (B, 2k + 2, D): the sequence SyncTransformer.forward builds
+    attn = sync.blocks[0].attn
+    ln = sync.blocks[0].ln1(sync.drop(x))
+    h = attn.n_head
+    q = attn.query(ln).view(b, -1, h, d // h).transpose(1, 2)  # (B, h, N, Dh)
+    k = attn.key(ln).view(b, -1, h, d // h).transpose(1, 2)  # (B, h, N, Dh)
+    out, _ = sync(v_sel, a_sel)
+    return {"logits": head.classifier(out[:, 0]), "v_sel": v_sel, "a_sel": a_sel, "q": q, "k": k}
+
+
+def sync_match_loss(q: torch.Tensor, k: torch.Tensor, n_v: int, n_a: int, clip_sec: float, offset_sec: torch.Tensor,
+                    width_sec: float | None = None) -> torch.Tensor:
+    """Auxiliary attention-matching loss on the first sync block (time-anchored heads; a training aid).
+
+    For each visual token s (time tv_s) whose moment lies inside the audio window (tv_s - o in [0, L)), the softmax
+    of its logits over the audio tokens should put its mass on the audio tokens of the same moment (ta_r = tv_s - o):
+    cross-entropy against a Gaussian target (std ``width_sec``, default one audio-token spacing), mean over heads and
+    rows. It teaches the block's query/key weights to compare visual and audio content at matching times.
+
+    Shapes: q, k (B, heads, 2 + n_v + n_a, Dh) in the order [OFF; visual; MOD; audio]; offset_sec (B,) -> scalar.
+    """
+    if width_sec is None:
+        width_sec = clip_sec / n_a
+    tv = cell_times(n_v, clip_sec).to(q)  # (n_v,)
+    ta = cell_times(n_a, clip_sec).to(q)  # (n_a,)
+    centre = tv[None, :] - offset_sec.to(q)[:, None]  # (B, n_v): the audio time each visual token should find
+    valid = (centre >= 0) & (centre < clip_sec)  # (B, n_v)
+    target = torch.exp(-0.5 * ((ta[None, None, :] - centre[:, :, None]) / width_sec) ** 2)  # (B, n_v, n_a)
+    target = target / target.sum(-1, keepdim=True).clamp(min=1e-12)
+    qv = q[:, :, 1:1 + n_v]  # (B, h, n_v, Dh)
+    ka = k[:, :, 2 + n_v:2 + n_v + n_a]  # (B, h, n_a, Dh)
+    logp = torch.log_softmax(qv @ ka.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # (B, h, n_v, n_a)
+    ce = -(target[:, None] * logp).sum(-1).mean(1)  # (B, n_v)
+    return torch.where(valid, ce, torch.zeros_like(ce)).sum() / valid.sum().clamp(min=1)
+
+
+
+def lag_kernel(n_v: int, n_a: int, clip_sec: float, offsets_sec: torch.Tensor, width_sec: float) -> torch.Tensor:
+    """(C, n_v, n_a) weights: how well visual cell i and audio cell j match under each class offset.
+
+    Visual cell time tv and audio cell time ta show the same source moment when tv - ta = offset (the audio window
+    starts ``offset`` later). Gaussian in (tv - ta - offset) with std ``width_sec``; each class's kernel sums to 1.
+    """
+    tv = cell_times(n_v, clip_sec)
+    ta = cell_times(n_a, clip_sec)
+    diff = tv[:, None] - ta[None, :]  # (n_v, n_a)
+    k = torch.exp(-0.5 * ((diff[None] - offsets_sec.double()[:, None, None]) / width_sec) ** 2)  # (C, n_v, n_a)
+    return (k / k.sum(dim=(1, 2), keepdim=True)).float()
+
+
+def xcorr_logits(vis: torch.Tensor, aud: torch.Tensor, clip_sec: float, offsets_sec: torch.Tensor,
+                 temperature: float = 0.1, width_sec: float | None = None) -> torch.Tensor:
+    """Parameter-free cross-correlation logits over the offset classes (the auxiliary head; not part of the model).
+
+    Args:
+        vis: bridge output (B, t, h, w, D); aud: bridge output (B, f, ta, D) (``SyncModel.features``).
+        clip_sec: window length (s); offsets_sec: (C,) class offsets (s), e.g. ``data.class_grid``.
+        temperature: cosine similarities are divided by it.
+        width_sec: lag-kernel std (s); default one grid step.
+
+    Returns: (B, C) logits: for each class the kernel-weighted mean cosine similarity of visual and audio times.
+    """
+    offsets_sec = torch.as_tensor(offsets_sec, dtype=torch.float64)
+    if width_sec is None:
+        width_sec = float((offsets_sec[1:] - offsets_sec[:-1]).abs().min()) if len(offsets_sec) > 1 else 0.2
+    v = F.layer_norm(vis, vis.shape[-1:]).mean(dim=(2, 3))  # (B, t, D): pooled over space
+    a = F.layer_norm(aud, aud.shape[-1:]).mean(dim=1)  # (B, ta, D): pooled over frequency
+    v = v - v.mean(dim=1, keepdim=True)  # what changes over time carries the sync
+    a = a - a.mean(dim=1, keepdim=True)
+    sim = F.normalize(v, dim=-1) @ F.normalize(a, dim=-1).transpose(1, 2)  # (B, t, ta)
+    kern = lag_kernel(v.shape[1], a.shape[1], clip_sec, offsets_sec, width_sec).to(sim)  # (C, t, ta)
+    return torch.einsum("bij,cij->bc", sim, kern) / temperature  # (B, C)
+
+
+def aux_weight(step: int, weight: float = 1.0, hold_steps: int = 300, decay_steps: int = 300) -> float:
+    """Weight of an auxiliary loss at ``step``: ``weight`` for ``hold_steps``, then linear to 0 over ``decay_steps``."""
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if step < hold_steps:
+        return weight
+    if decay_steps <= 0:
+        return 0.0
+    return weight * max(0.0, 1.0 - (step - hold_steps) / decay_steps)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the training step's view: model + auxiliary losses
+
+
+class AuxLossModel(nn.Module):
+    """Wrap a ``SyncModel`` for training with the auxiliary losses (the wrapped model is unchanged and is what one
+    saves; DDP, when used, wraps this module so the auxiliary gradients are synchronised too).
+
+    ``forward(video, audio, target, step) -> (logits, aux_total, terms)``: ``logits`` are the paper head's (identical to
+    ``model(video, audio)``), ``aux_total`` the weighted sum of the auxiliary losses at ``step`` (a 0-dim tensor, 0
+    when both weights are 0 at this step) and ``terms`` the unweighted values ({"xcorr", "match"}, floats or absent).
+
+    Args:
+        model: ``paperlib.model.SyncModel``.
+        clip_sec: window length (s); offsets_sec: (C,) class offsets (s) (``paperlib.data.class_grid``).
+        xcorr_weight / match_weight: weights of :func:`xcorr_logits` cross-entropy and of :func:`sync_match_loss`
+            (the latter needs a SparseSync head with time-anchored selectors).
+        hold_steps / decay_steps: both weights follow :func:`aux_weight` (constant, then linear to 0).
+    """
+
+    def __init__(self, model: nn.Module, clip_sec: float, offsets_sec: torch.Tensor, xcorr_weight: float = 1.0,
+                 match_weight: float = 1.0, hold_steps: int = 10**9, decay_steps: int = 0) -> None:
+        super().__init__()
+        self.model = model
+        self.clip_sec = clip_sec
+        self.register_buffer("offsets_sec", torch.as_tensor(offsets_sec, dtype=torch.float32), persistent=False)
+        self.xcorr_weight, self.match_weight = xcorr_weight, match_weight
+        self.hold_steps, self.decay_steps = hold_steps, decay_steps
+        if match_weight > 0 and not hasattr(model.head, "v_selector"):
+            raise TypeError(f"match_weight > 0 needs a SparseSync head (selectors); got {type(model.head).__name__}")
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, target: torch.Tensor, step: int
+                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        w_x = aux_weight(step, self.xcorr_weight, self.hold_steps, self.decay_steps) if self.xcorr_weight > 0 else 0.0
+        w_m = aux_weight(step, self.match_weight, self.hold_steps, self.decay_steps) if self.match_weight > 0 else 0.0
+        vis, aud = self.model.features(video, audio)
+        terms: dict[str, float] = {}
+        total = vis.new_zeros(())
+        if w_m > 0:
+            parts = sparsesync_parts(self.model.head, vis, aud)
+            logits = parts["logits"]
+            match = sync_match_loss(parts["q"], parts["k"], parts["v_sel"].shape[1], parts["a_sel"].shape[1],
+                                    self.clip_sec, self.offsets_sec[target])
+            total = total + w_m * match
+            terms["match"] = float(match.detach())
+        else:
+            logits = self.model.head(vis, aud)
+        if w_x > 0:
+            xc = F.cross_entropy(xcorr_logits(vis, aud, self.clip_sec, self.offsets_sec), target)
+            total = total + w_x * xc
+            terms["xcorr"] = float(xc.detach())
+        return logits, total, terms
