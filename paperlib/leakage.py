@@ -1077,6 +1077,18 @@ def load_fig6(out_dir: str | Path) -> dict[str, Any]:
             "keyframes": d["keyframes"]}
 
 
+def _save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (format from the suffix) and close a matplotlib figure; return its path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_fig6(result: dict[str, Any], path: str | Path, transitions: Sequence[int] = (10, 11, 12, 23, 24)) -> Path:
     """First-difference images (any change in white, as in Fig. 6), the MAD profile and the folded periodogram."""
     import matplotlib
@@ -1112,12 +1124,7 @@ def plot_fig6(result: dict[str, Any], path: str | Path, transitions: Sequence[in
         ax2.plot(g["period"], g["folded"], marker=".", label=codec, lw=1)
     ax2.set_xlabel("period (frames)")
     ax2.set_ylabel("folded periodogram")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 def fig7_curves(out_dir: str | Path) -> pd.DataFrame:
@@ -1159,12 +1166,7 @@ def plot_fig7(curves: pd.DataFrame, path: str | Path) -> Path:
         ax.set_ylabel("Acc@1 (%)")
         ax.set_title(modality)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_figure(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
