@@ -312,4 +312,16 @@ PRESETS.update({
          "train": {"name": "cpu-dense-crop", "batch_size": 16, "base_lr": 3e-4, "warmup_steps": 100,
                    "num_workers": 1, "log_every": 10, "eval_every_steps": 100, "time_budget_min": 10.0,
                    "patience": 1000}}),
+    # cpu-dense-crop with the issue-11 recipe (paperlib.recipes; README "What to expect and how to get off the
+    # plateau"): time-anchored selector init + auxiliary cross-correlation and matching losses, 16 selectors, no
+    # dropout, batch 8, lr 1e-3; decoded clips cached in RAM (num_workers 0). The model is the paper's architecture;
+    # the recipe only changes initial values and adds training-time losses. Other variants
+    # (model.variant=transformer|avst_dec) get the parts that apply to them (the cross-correlation loss).
+    "cpu-recipe": _join(
+        {"_base": "cpu-dense-crop"},
+        {"model": {"n_selectors": 16, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0},
+         "data": {"cache_decoded": 100000},
+         "train": {"name": "cpu-recipe", "batch_size": 8, "base_lr": 1e-3, "warmup_steps": 100, "num_workers": 0,
+                   "eval_every_steps": 200, "recipe_init": True, "aux_xcorr_weight": 1.0, "aux_match_weight": 3.0,
+                   "aux_hold_steps": 100000, "aux_decay_steps": 300, "time_budget_min": None}}),
 })

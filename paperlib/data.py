@@ -89,6 +89,7 @@ class DataConfig:
     filter_lists: tuple[str, ...] = ()  # extra files of ids to exclude (relative to root or absolute)
     default_filters: bool = True  # also <root>/filtered_examples_{lrs,vggsound}/*.txt when present
     max_retries: int = 10  # consecutive bad files before an item fails
+    cache_decoded: int = 0  # keep up to N whole decoded clips in RAM per dataset (use with num_workers=0); 0: off
 
     def validate(self) -> "DataConfig":
         if self.dataset not in ("lrs3", "vggsound", "vggsound_sparse", "folder"):
@@ -476,6 +477,7 @@ class AVSyncDataset(Dataset):
         self.bad_files: dict[str, str] = {}
         self._lengths: dict[str, tuple[int, int]] = {}
         self._min_frames = int(round(cfg.min_clip_sec * cfg.fps))
+        self._decoded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # path -> whole clip (cache_decoded)
         if fixed is not None:
             missing = [r.id for r in self.records if r.id not in fixed]
             if missing:
@@ -526,9 +528,12 @@ class AVSyncDataset(Dataset):
         rec = self.records[index % len(self.records)]
         w = self.window(index, attempt)
         v_start, a_start = w.v_start_i / cfg.fps, w.a_start_i / cfg.sample_rate
-        video = read_video(rec.path, v_start, cfg.clip_sec, fps=cfg.fps, size=cfg.resize_short,
-                           channels_first=True)  # (T, 3, H, W) uint8
-        audio = read_audio(rec.path, a_start, cfg.clip_sec, sample_rate=cfg.sample_rate, mono=True)  # (N,)
+        if cfg.cache_decoded > 0:
+            video, audio = self._window_from_cache(rec.path, w)
+        else:
+            video = read_video(rec.path, v_start, cfg.clip_sec, fps=cfg.fps, size=cfg.resize_short,
+                               channels_first=True)  # (T, 3, H, W) uint8
+            audio = read_audio(rec.path, a_start, cfg.clip_sec, sample_rate=cfg.sample_rate, mono=True)  # (N,)
         sample = {"video": torch.from_numpy(video), "audio": torch.from_numpy(audio)}
         key = f"aug/{self.seed}/{self.epoch if self.train else 0}/{index}/{attempt}"
         gen = torch.Generator().manual_seed(random.Random(key).getrandbits(63))
@@ -539,6 +544,26 @@ class AVSyncDataset(Dataset):
         sample.update(target=w.target, offset_sec=float(w.offset_sec), v_start_sec=v_start, a_start_sec=a_start,
                       id=rec.id, label=rec.label, path=rec.path)
         return sample
+
+    def _window_from_cache(self, path: str, w: Window) -> tuple[np.ndarray, np.ndarray]:
+        """The window ``w`` cut from the whole decoded clip (decoded once, kept while fewer than ``cache_decoded``
+        clips are held). Same frames as a windowed read (both select by index on the output grid); the same samples when
+        the file's audio rate is ``sample_rate`` (resampling a whole clip instead of a window can differ slightly near
+        the window edges otherwise)."""
+        cfg = self.cfg
+        clip = self._decoded.get(path)
+        if clip is None:
+            clip = (read_video(path, 0.0, None, fps=cfg.fps, size=cfg.resize_short, channels_first=True),
+                    read_audio(path, 0.0, None, sample_rate=cfg.sample_rate, mono=True))
+            if len(self._decoded) < cfg.cache_decoded:
+                self._decoded[path] = clip
+        t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
+        video, audio = clip[0][w.v_start_i:w.v_start_i + t], clip[1][w.a_start_i:w.a_start_i + n]
+        if len(video) < t or len(audio) < n:
+            raise MediaError(f"{path}: window at {w.v_start_i / cfg.fps:.2f} s (video) / "
+                             f"{w.a_start_i / cfg.sample_rate:.2f} s (audio) of {cfg.clip_sec} s goes beyond the end "
+                             f"({len(clip[0])} frames, {len(clip[1])} samples)")
+        return video, audio
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         tried: list[str] = []

@@ -27,8 +27,19 @@ Deviations (each is a config switch where it matters):
 - Frozen backbones (``model.train_*_backbone=false``) stay in eval mode while training (BatchNorm statistics frozen).
 - On CPU (gloo) SyncBatchNorm cannot run (PyTorch supports it on CUDA only): BatchNorm statistics are per process,
   and rank 0's buffers are broadcast before every evaluation and checkpoint, so all ranks hold identical models.
+- Partial initialisation (not in the official code): ``init_strict=false`` loads what fits and keeps keys that are
+  missing or of another shape at their fresh values (a 3-class head fine-tuned from a 21-class run, positional tables
+  of another window length); ``init_skip`` names key prefixes never loaded ("feature extractors not pre-trained").
+  Both are logged (``init_partial`` event with the keys) and need ``init_carry_optimizer=false``.
 - Sanity tools: ``overfit_batches=N`` trains (and validates) on the same first N batches; a plateau detector warns
   when the loss stays near ln(C) (chance) for long, with the steps and minutes spent there (issue 11).
+- The issue-11 recipe (not in the paper or the official code; preset ``cpu-recipe``): ``recipe_init`` applies
+  :func:`paperlib.recipes.time_anchored_init` to a fresh SparseSync head before any ``init_from`` weights are loaded,
+  and ``aux_xcorr_weight`` / ``aux_match_weight`` add training-time losses through
+  :class:`paperlib.recipes.AuxLossModel` (the step's view: its logits are the model's, so the logged ``loss``, the
+  plateau detector, validation and checkpoints all see the paper's model; the weighted aux sum is logged as
+  ``aux_loss``). Parts that need selectors are skipped, with a log event, for the other variants. The aux terms are
+  read with ``float()`` every step (a host sync on CUDA): the recipe is meant for the CPU-sized runs.
 
 Multi-GPU and multi-node use (the paper trained on 8 GPUs; lr scales with the world size)::
 
@@ -104,6 +115,8 @@ class TrainConfig:
     resume: str | None = None  # run directory or checkpoint to resume (restores everything)
     init_from: str | None = None  # fine-tune from this paperlib or official checkpoint
     init_carry_optimizer: bool = True  # with init_from: carry optimiser/scaler/scheduler state (official), or not
+    init_strict: bool = True  # with init_from: every key and shape must match; False: mismatches keep their fresh init
+    init_skip: list[str] = dataclasses.field(default_factory=list)  # key prefixes never loaded from init_from
     overfit_batches: int = 0  # >0: sanity mode, train and validate on the same first N batches
     test: bool = True  # evaluate the best checkpoint on the test split at the end
     sync_batchnorm: bool = True  # convert BatchNorm to SyncBatchNorm under DDP on CUDA
@@ -113,6 +126,15 @@ class TrainConfig:
     plateau_warn_minutes: float = 5.0  # ... or this many minutes, whichever comes first
     tensorboard: bool = True
     progress: bool = True  # tqdm bars (rank 0)
+    # --- issue-11 recipe (paperlib.recipes; not in the paper or the official code: the model stays the paper's) -----
+    recipe_init: bool = False  # time-anchored selector/positional init of a fresh SparseSync head (others: no-op)
+    recipe_modality_flag: float = 8.0  # cross-modal logit bonus in the first sync block (0: off)
+    recipe_sync_identity_qk: float = 1.0  # identity query/key in the first sync block (0: off)
+    recipe_sync_code_gain: float = 0.5  # gain of the time-code channels at the sync input
+    aux_xcorr_weight: float = 0.0  # auxiliary cross-correlation loss on the bridge features (any variant; 0: off)
+    aux_match_weight: float = 0.0  # auxiliary first-sync-block matching loss (SparseSync with recipe_init; 0: off)
+    aux_hold_steps: int = 10**9  # the aux weights stay constant for this many steps ...
+    aux_decay_steps: int = 300  # ... then fall linearly to 0 over this many
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -443,11 +465,15 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Mapping[str, Any]], opti
     checked every step, so a non-finite loss raises at the step that produced it. Returns
     ``{"loss": mean loss, "steps": steps done, "exhausted": batches ran out}``.
     """
+    from paperlib.recipes import AuxLossModel
+
     set_train_mode(model)
     params = [p for p in model.parameters() if p.requires_grad]
+    with_aux = isinstance(unwrap(model), AuxLossModel)
     check_each_step = device.type == "cpu"
     total = torch.zeros((), device=device, dtype=torch.float64)
     window = torch.zeros((), device=device, dtype=torch.float64)
+    window_aux = torch.zeros((), device=device, dtype=torch.float64)
     n = n_window = 0
     exhausted = True
     past = deadline if callable(deadline) else (lambda: deadline is not None and time.monotonic() >= deadline)
@@ -457,13 +483,16 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Mapping[str, Any]], opti
         target = torch.as_tensor(batch["target"]).to(device, non_blocking=True).long()  # (B,)
         optimizer.zero_grad(set_to_none=True)
         with autocast_context(device, precision):
-            logits = model(video, audio)  # (B, C)
+            if with_aux:  # logits are the model's own; aux: the recipe's weighted training-only losses
+                logits, aux, _ = model(video, audio, target, state.step)  # (B, C), ()
+            else:
+                logits = model(video, audio)  # (B, C)
         loss = F.cross_entropy(logits.float(), target)
         if check_each_step and not math.isfinite(loss.item()):
             raise FloatingPointError(f"non-finite training loss {loss.item()} at step {state.step + 1} "
                                      f"(epoch {state.epoch}, lr {optimizer.param_groups[0]['lr']:.3g})")
         # fp16: the scaler multiplies the loss so small gradients survive, then unscales before clipping
-        scaler.scale(loss).backward()
+        scaler.scale(loss + aux.float() if with_aux else loss).backward()
         scaler.unscale_(optimizer)
         if clip_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
@@ -474,6 +503,8 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Mapping[str, Any]], opti
         state.step_in_epoch += 1
         total += loss.detach()
         window += loss.detach()
+        if with_aux:
+            window_aux += aux.detach()
         n += 1
         n_window += 1
         if state.step % log_every == 0:
@@ -482,8 +513,12 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Mapping[str, Any]], opti
                 raise FloatingPointError(f"non-finite training loss (mean {mean} over steps {state.step - n_window + 1}"
                                          f"..{state.step}, epoch {state.epoch})")
             if on_log is not None:
-                on_log({"loss": mean, "lr": optimizer.param_groups[0]["lr"]})
+                rec = {"loss": mean, "lr": optimizer.param_groups[0]["lr"]}
+                if with_aux:
+                    rec["aux_loss"] = window_aux.item() / n_window
+                on_log(rec)
             window.zero_()
+            window_aux.zero_()
             n_window = 0
         if pbar is not None:
             pbar.update(1)
@@ -507,27 +542,39 @@ def _build_parts(cfg: Any) -> tuple[nn.Module, Callable[..., Dataset]]:
     return build_model(cfg.model), build_dataset
 
 
-def _load_init_weights(model: nn.Module, path: str) -> dict[str, Any]:
-    """Copy weights from a paperlib or official checkpoint into ``model`` (keys and shapes must match exactly).
+def _load_init_weights(model: nn.Module, path: str, strict: bool = True,
+                       skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Copy weights from a paperlib or official checkpoint into ``model``.
 
-    Returns ``{"optimizer", "scheduler", "scaler"}`` states found in the file (empty when it has none), the optimiser
-    state re-indexed to ``model``'s trainable parameters (official files: by parameter name through the key map).
+    ``strict``: keys and shapes must match exactly (else a ValueError names them). Not strict: keys missing from the
+    file, extra in it or of another shape are left at ``model``'s current values (e.g. a 3-class classifier fine-tuned
+    from a 21-class run, positional tables of another window length). ``skip``: key prefixes never copied (e.g.
+    ``visual_backbone.``: "feature extractors not pre-trained"). Returns ``{"optimizer", "scheduler", "scaler"}``
+    states found in the file (only when everything was copied), the optimiser state re-indexed to ``model``'s
+    trainable parameters (official files: by parameter name through the key map), and ``"kept_fresh"``: the keys
+    left at their fresh values.
     """
     from paperlib import checkpoints
 
     src_model, _ = checkpoints.load_model(path)
     src = src_model.state_dict()
     dst = model.state_dict()
-    missing = sorted(set(dst) - set(src))
+    skipped = sorted(k for k in dst if any(k.startswith(p) for p in skip))
+    missing = sorted(set(dst) - set(src) - set(skipped))
     extra = sorted(set(src) - set(dst))
-    bad = sorted(k for k in set(dst) & set(src) if src[k].shape != dst[k].shape)
-    if missing or extra or bad:
+    bad = sorted(k for k in set(dst) & set(src) if src[k].shape != dst[k].shape and k not in skipped)
+    if strict and (missing or extra or bad):
         details = [f"missing {missing[:5]}" if missing else "", f"unexpected {extra[:5]}" if extra else "",
                    "shape mismatch " + ", ".join(f"{k}: {tuple(src[k].shape)} vs {tuple(dst[k].shape)}"
                                                  for k in bad[:5]) if bad else ""]
         raise ValueError(f"{path}: weights do not fit the configured model ({'; '.join(d for d in details if d)}); "
-                         "check model.* settings (e.g. the number of classes)")
-    model.load_state_dict(src)
+                         "check model.* settings (e.g. the number of classes), or set train.init_strict=false")
+    kept = sorted(set(skipped) | set(missing) | set(bad))
+    if skip and not skipped:
+        raise ValueError(f"train.init_skip={list(skip)} matches no key of the model (e.g. {sorted(dst)[:3]})")
+    model.load_state_dict({k: (dst[k] if k in kept else src[k]) for k in dst})
+    if kept or extra:
+        return {"kept_fresh": kept, "ignored": extra}
     try:
         raw = checkpoints.load_checkpoint(path)
         names = raw.get("param_names")
@@ -580,6 +627,38 @@ def _reindex_optimizer_state(opt: Mapping[str, Any], names: Sequence[str] | None
         state[j] = st
     group = {k: v for k, v in groups[0].items() if k != "params"} if groups else {}
     return {"state": state, "param_groups": [{**group, "params": list(range(len(ours)))}]}
+
+
+def apply_recipe_init(model: nn.Module, cfg: Any) -> dict[str, Any] | None:
+    """The issue-11 initialisation (``paperlib.recipes.time_anchored_init``) of a fresh model when
+    ``train.recipe_init``; returns what was applied (None: nothing; variants without selectors get nothing)."""
+    tc = cfg.train
+    if not tc.recipe_init:
+        return None
+    if not hasattr(getattr(model, "head", None), "v_selector"):
+        return {"time_anchored_init": False, "reason": f"variant {cfg.model.variant!r} has no selectors"}
+    from paperlib import recipes
+
+    recipes.time_anchored_init(model.head, cfg.model.clip_sec, sync_passthrough=True,
+                               modality_flag=tc.recipe_modality_flag, sync_identity_qk=tc.recipe_sync_identity_qk,
+                               sync_code_gain=tc.recipe_sync_code_gain)
+    return {"time_anchored_init": True, "modality_flag": tc.recipe_modality_flag,
+            "sync_identity_qk": tc.recipe_sync_identity_qk, "sync_code_gain": tc.recipe_sync_code_gain}
+
+
+def aux_loss_model(model: nn.Module, cfg: Any) -> nn.Module:
+    """``model`` wrapped with the auxiliary training losses of ``paperlib.recipes`` when their weights are set
+    (the matching loss only for a SparseSync head with ``recipe_init``); ``model`` itself otherwise."""
+    tc = cfg.train
+    match = tc.aux_match_weight if (tc.recipe_init and hasattr(getattr(model, "head", None), "v_selector")) else 0.0
+    if tc.aux_xcorr_weight <= 0 and match <= 0:
+        return model
+    from paperlib import recipes
+    from paperlib.data import class_grid
+
+    grid = torch.as_tensor(class_grid(cfg.model.num_classes, cfg.data.max_off_sec), dtype=torch.float32)
+    return recipes.AuxLossModel(model, cfg.model.clip_sec, grid, xcorr_weight=tc.aux_xcorr_weight,
+                                match_weight=match, hold_steps=tc.aux_hold_steps, decay_steps=tc.aux_decay_steps)
 
 
 def _rank_rng(ckpt: Mapping[str, Any], rank: int) -> Mapping[str, Any] | None:
@@ -642,13 +721,24 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
 
     # --- model, data, optimiser ------------------------------------------------------------------------------------
     carried: dict[str, Any] = {}
+    if ckpt is None:
+        applied = apply_recipe_init(model, cfg)
+        if applied:
+            logger.log({"phase": "event", "event": "recipe_init", "step": 0, "applied": applied})
     if tc.init_from and ckpt is None:
-        carried = _load_init_weights(model, tc.init_from)
+        carried = _load_init_weights(model, tc.init_from, strict=tc.init_strict, skip=tc.init_skip)
+        if "kept_fresh" in carried:
+            if tc.init_carry_optimizer:
+                raise ValueError(f"{tc.init_from}: only part of the weights were loaded ({len(carried['kept_fresh'])} "
+                                 "keys kept fresh); set train.init_carry_optimizer=false")
+            logger.log({"phase": "event", "event": "init_partial", "step": 0, "path": tc.init_from,
+                        "kept_fresh": carried["kept_fresh"], "ignored": carried["ignored"]})
         if main:
             shutil.copy2(tc.init_from, out_dir / f"init-{Path(tc.init_from).name}")
     model.to(device)
     if dinfo.enabled and tc.sync_batchnorm and device.type == "cuda":
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    base = model  # the paper's model: what is evaluated and saved
     params = [p for p in model.parameters() if p.requires_grad]
     world_lr = tc.base_lr * (dinfo.world_size if tc.scale_lr_by_world_size else 1)
     optimizer = torch.optim.Adam(params, lr=world_lr, betas=tuple(tc.betas), eps=adam_eps(tc, precision),
@@ -691,9 +781,16 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
         if "scaler" in carried and scaler.is_enabled():
             scaler.load_state_dict(carried["scaler"])
         logger.log({"phase": "event", "event": "init_from", "step": 0, "path": tc.init_from, "carried_step": last})
+    step_model = aux_loss_model(base, cfg)  # the training step's view (the model itself without aux losses)
+    if step_model is not base:
+        step_model.to(device)
+        logger.log({"phase": "event", "event": "aux_losses", "step": state.step, "xcorr": tc.aux_xcorr_weight,
+                    "match": step_model.match_weight, "hold_steps": tc.aux_hold_steps,
+                    "decay_steps": tc.aux_decay_steps})
     if dinfo.enabled:
         ddp_ids = [device.index] if device.type == "cuda" else None
-        model = nn.parallel.DistributedDataParallel(model, device_ids=ddp_ids)
+        step_model = nn.parallel.DistributedDataParallel(step_model, device_ids=ddp_ids)
+    model = base
 
     # --- loaders ---------------------------------------------------------------------------------------------------
     pin = device.type == "cuda"
@@ -816,7 +913,7 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
                     targets.append((state.step // tc.eval_every_steps + 1) * tc.eval_every_steps)
                 if tc.checkpoint_every_steps > 0:
                     targets.append((state.step // tc.checkpoint_every_steps + 1) * tc.checkpoint_every_steps)
-                out = train_one_epoch(model, batches_it, optimizer, scheduler, scaler, state=state, device=device,
+                out = train_one_epoch(step_model, batches_it, optimizer, scheduler, scaler, state=state, device=device,
                                       precision=precision, clip_grad_norm=tc.clip_grad_norm, log_every=tc.log_every,
                                       stop_at_step=min(targets) if targets else None,
                                       deadline=deadline_passed if deadline_at is not None else None,
