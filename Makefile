@@ -1,6 +1,7 @@
 # paperlib: two commands do all set-up on a fresh machine.
 #   make reproduce [PROFILE=smoke|mini|paper]   regenerate the paper's tables and figures (default: mini)
 #   make test                                    run the test suite
+#   make table2 | table3 | ... | fig5 [PROFILE=...] one artefact (see ARTEFACTS)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -9,7 +10,9 @@ PROFILE ?= mini
 PYTEST_ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test test-fast reproduce clean-venv
+ARTEFACTS := table1 table2 table3 table4 table6 table7 fig3 fig4 fig5
+
+.PHONY: venv test test-fast reproduce clean-venv $(ARTEFACTS)
 
 venv: $(STAMP)
 
@@ -31,6 +34,10 @@ test-fast: $(STAMP)
 
 reproduce: $(STAMP)
 	$(PY) -m paperlib reproduce --profile $(PROFILE)
+
+# One artefact: `make table2` runs notebooks/table2_*.ipynb through the same reproduce path (report included).
+$(ARTEFACTS): $(STAMP)
+	$(PY) -m paperlib reproduce --profile $(PROFILE) --only $@
 
 clean-venv:
 	rm -rf $(VENV)

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "predict": ("paperlib.predict", "cli", "predict the audio-visual offset of videos"),
     "leakage": ("paperlib.leakage", "cli", "codec-leakage (start-time) probe"),
     "attention": ("paperlib.attention", "cli", "selector attention maps for a video"),
+    "campaign": ("paperlib.campaign", "cli", "train or reuse the cached runs behind the training tables"),
     "reproduce": ("paperlib.experiments", "reproduce_cli", "regenerate the paper's tables and figures"),
 }
 

@@ -1,12 +1,15 @@
 """Paper artefacts: one function per table/figure, the files they write, and the run-all report.
 
-Each artefact function (defined in the module that owns its science and registered in ``ARTEFACTS``) returns an
+Each artefact function (defined in the module that owns its science; the training-based ones, Tables 2-7 and Fig. 3,
+in :mod:`paperlib.artefacts`, listed in ``artefacts.TRAINING_ARTEFACTS``) returns an
 :class:`Artefact`: tables as DataFrames (paper | ours | delta), figures already written, and the paper's claims with a verdict
 (``reproduced`` / ``not reproduced`` / ``not testable at this profile``) and the measured numbers behind each. Notebooks are thin:
 a markdown cell with the paper's numbers, a ``parameters`` cell, a call to the artefact function, :func:`save_artefact`.
 
 Writing is atomic (temp name, then rename): a notebook that fails mid-way leaves earlier figures and tables as they were.
-``make reproduce`` executes every notebook with papermill (executed copies under ``runs/notebooks/<profile>/``) and ends with
+``make reproduce`` first trains (or reuses) every run the training notebooks need in one campaign
+(:func:`train_campaign`, :mod:`paperlib.campaign`), then executes every notebook with papermill (executed copies under
+``runs/notebooks/<profile>/``) and ends with
 :func:`write_report` (``figures/REPORT.md``) with provenance (commit, profile, device, library and codec versions, wall time).
 """
 
@@ -248,7 +251,30 @@ def write_report(profile: str, results: list[dict[str, Any]], out: Path | None =
     return out
 
 
-def reproduce(profile: str = "mini", only: list[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
+def train_campaign(profile: str, names: list[str], data_root: str | None = None) -> dict[str, Any] | None:
+    """Train (or reuse) every run the training notebooks ``names`` need, once, before they execute: the campaign
+    schedules all of them together (dependencies first, in parallel where the profile allows), and each notebook then
+    finds its runs cached. Returns a result row like :func:`run_notebook`'s (None when no training notebook is run)."""
+    from paperlib import artefacts
+
+    names = [n for n in names if n in artefacts.TRAINING_ARTEFACTS]
+    if not names:
+        return None
+    from paperlib import campaign
+
+    t0 = time.time()
+    status, error = "ok", None
+    keys = artefacts.all_keys(profile, names)
+    print(f"[reproduce] campaign: {len(keys)} runs for {names} (profile={profile}) ...", flush=True)
+    try:
+        campaign.ensure_runs(keys, profile, data_root=data_root or None, progress=True)
+    except Exception as e:  # the notebooks then fail on the same run and report it; keep going for the others
+        status, error = "failed", f"{type(e).__name__}: {str(e)[-2000:]}"
+    return {"notebook": "(training campaign)", "status": status, "error": error, "wall_s": round(time.time() - t0, 1)}
+
+
+def reproduce(profile: str = "mini", only: list[str] | None = None,
+              data_root: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     nbs = notebooks()
@@ -258,9 +284,14 @@ def reproduce(profile: str = "mini", only: list[str] | None = None) -> tuple[Pat
             raise ValueError(f"no notebook matches {only}; have {[p.stem for p in notebooks()]}")
     out_dir = runs_dir() / "notebooks" / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     results = []
+    camp = train_campaign(profile, [nb.stem for nb in nbs], data_root)
+    if camp is not None:
+        print(f"[reproduce] campaign: {camp['status']} in {camp['wall_s']} s", flush=True)
+        results.append(camp)
+    params = {"data_root": data_root} if data_root else None
     for nb in nbs:
         print(f"[reproduce] {nb.name} (profile={profile}) ...", flush=True)
-        r = run_notebook(nb, profile, out_dir)
+        r = run_notebook(nb, profile, out_dir, params)
         print(f"[reproduce] {nb.name}: {r['status']} in {r['wall_s']} s", flush=True)
         results.append(r)
     atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
@@ -272,8 +303,9 @@ def reproduce_cli(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m paperlib reproduce", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="mini", choices=PROFILES)
     p.add_argument("--only", nargs="*", help="notebook name prefixes (e.g. table1 fig4)")
+    p.add_argument("--data-root", default=None, help="paper profile: folder holding the prepared datasets")
     args = p.parse_args(argv)
-    report, results = reproduce(args.profile, args.only)
+    report, results = reproduce(args.profile, args.only, args.data_root)
     print(f"[reproduce] report: {report}")
     return 1 if any(r["status"] != "ok" for r in results) else 0
 
@@ -405,9 +437,10 @@ def fig4_memory(profile: str = "mini", device: str = "cpu", figures_root: str | 
                     provenance={"run_dir": _rel_to(str(out), repo_root()), "wall_s": round(time.time() - t0, 1)})
 
 
+FIG5_RUN = "sparsesync/dense-wide/c21"  # the trained model of Figs 5/8 at smoke/mini (paperlib.campaign key)
 _FIG5 = {  # preset for the model/data geometry, synthetic frame size, clips per setting
     "smoke": ("smoke", 32, 2),
-    "mini": ("cpu-dense-crop", 64, 8),
+    "mini": ("cpu-recipe", 64, 8),
     "paper": ("paper-lrs3", 256, 16),
 }
 
@@ -428,6 +461,16 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
     cfg = resolve(preset)
     torch.manual_seed(seed)
     models = {"untrained": build_model(cfg.model).eval()}
+    trained_from = checkpoint or None
+    if not checkpoint and profile in ("smoke", "mini"):
+        # the campaign's SparseSync trained on dense-wide (the analogue of LRS3 'No face crop', Figs 5/8), shared
+        # with Table 2 (trained here only when missing)
+        from paperlib import campaign
+
+        rec = campaign.ensure_runs([FIG5_RUN], profile, runs_root=runs_root or None, device=device, seed=seed,
+                                   progress=False)[FIG5_RUN]
+        checkpoint = str(rec.run_dir / "checkpoints" / "best.pt")
+        trained_from = f"campaign run {FIG5_RUN} ({rec.steps} steps): {_rel_to(str(rec.run_dir), repo_root())}"
     if checkpoint:
         trained, mcfg = load_model(checkpoint)
         models["trained"] = trained.eval()
@@ -462,7 +505,8 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
         figures += _publish(stem.with_suffix(".png"), f"fig5_attention_{setting}", figs)
     atomic_write_text(out / "env.json", json.dumps(environment(), indent=2))
     atomic_write_text(out / "config.json", json.dumps({"preset": preset, "size": size, "clips": n_clips,
-                                                       "checkpoint": checkpoint, "seed": seed}, indent=2))
+                                                       "checkpoint": checkpoint, "trained_model": trained_from,
+                                                       "seed": seed}, indent=2))
     best_by = {}  # (setting, model) -> best head's mean score
     for t, df in tables.items():
         setting = t.rsplit(", ", 1)[-1].split(" ")[0]
@@ -475,7 +519,8 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
     text = "trained visual selectors focus on the sound source at event times (score well above 1)"
     if "trained" in models:
         tr = [v for (s, m), v in best_by.items() if m == "trained"]
-        claims.append(Claim(text, "reproduced" if max(tr) > 1.5 else "not reproduced", evidence))
+        claims.append(Claim(text, "reproduced" if max(tr) > 1.5 else "not reproduced",
+                            f"{evidence} (trained model: {trained_from})"))
     else:
         claims.append(Claim(text, "not testable at this profile",
                             "no trained checkpoint given (notebook parameter `checkpoint`)"))

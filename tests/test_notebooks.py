@@ -20,7 +20,24 @@ EXPECTED_FIGURES = {
     "table1_codec_leakage": ["fig6_first_differences", "fig7_training_curves"],
     "fig4_memory": ["fig4_memory"],
     "fig5_attention": ["fig5_attention_sparse", "fig5_attention_dense-wide"],
+    "table2_main_results": ["table2_main_results"],
+    "table3_ablation": ["table3_ablation"],
+    "table4_input_length": ["table4_input_length"],
+    "table6_depth": ["table6_depth"],
+    "table7_finetune": ["table7_finetune"],
+    "fig3_per_class": ["fig3_per_class"],
 }
+# notebook -> the folder under runs_root its artefact writes (training artefacts also fill runs_root/campaign/)
+RUN_DIRS = {"table1_codec_leakage": "leakage", "fig4_memory": "fig4_memory", "fig5_attention": "fig5_attention"}
+TRAINING = {"table2_main_results", "table3_ablation", "table4_input_length", "table6_depth", "table7_finetune",
+            "fig3_per_class"}
+
+
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory):
+    """One runs_root for every notebook of the session: the smoke campaign trains each run once and the training
+    notebooks share it (as `make reproduce` does)."""
+    return tmp_path_factory.mktemp("runs")
 
 
 def test_notebooks_match_their_spec():
@@ -53,12 +70,12 @@ def test_notebook_is_thin_and_clean(nb_path):
 @pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch):
+def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch, shared_runs):
     import papermill as pm
 
     # the kernel must be this interpreter (the venv), whatever PATH says
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    figs, runs = tmp_path / "figures", tmp_path / "runs"
+    figs, runs = tmp_path / "figures", shared_runs
     pm.execute_notebook(str(nb_path), str(tmp_path / nb_path.name), cwd=str(ROOT), progress_bar=False,
                         kernel_name="python3",
                         parameters={"profile": "smoke", "figures_root": str(figs), "runs_root": str(runs)})
@@ -71,5 +88,10 @@ def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch):
     assert all(c["verdict"] in ("reproduced", "not reproduced", "not testable at this profile") for c in data["claims"])
     assert (figs / "tables" / f"{name}.csv").read_text().count("\n") >= 2
     assert "### Claims" in (figs / "tables" / f"{name}.md").read_text()
-    assert any(runs.iterdir()), "no run directory written"
+    assert any((runs / RUN_DIRS.get(name, name)).iterdir()), "no run directory written"
+    if name in TRAINING:
+        assert data["tables"].get("Runs used"), "no training run listed"
+        assert list((runs / "campaign" / "smoke").glob("*/*/test_detail.json")), "no campaign run under runs_root"
+        assert all(c["verdict"] == "not testable at this profile" for c in data["claims"]
+                   if "paper-size" not in c["text"]), "a smoke training claim was judged"
     assert not list(ROOT.glob("figures/.*partial*"))

@@ -1,0 +1,214 @@
+"""paperlib.campaign: the plan covers the contract, configs resolve, chains are sound, runs are cached/reused/resumed,
+and the oracle metric is what it says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paperlib import campaign as C
+from paperlib import config as cfgmod
+from paperlib import runs
+
+
+@pytest.mark.parametrize("profile", C.PROFILES)
+def test_plan_covers_contract_keys(profile):
+    specs = C.plan(profile)
+    keys = C.contract_keys(profile)
+    assert [k for k in keys if k not in specs] == []
+    # the contract's key families, spelled out independently of contract_keys
+    for v in ("sparsesync", "avst_dec"):
+        for s in ("dense-crop", "dense-wide", "sparse"):
+            for c in (21, 3):
+                sp = specs[f"{v}/{s}/c{c}"]
+                assert (sp.variant, sp.setting, sp.num_classes) == (v, s, c)
+    for L in C.LENGTHS[profile]:
+        for c in (21, 3):
+            assert specs[f"sparsesync/sparse/c{c}/len{L:g}"].clip_sec == L
+    for d in C.DEPTHS[profile]:
+        sp = specs[f"sparsesync/dense-wide/c21/depth{d}"]
+        assert (sp.depth or C.DEFAULT_DEPTH[profile]) == d
+    assert specs["sparsesync/general/c21"].test_setting == "sparse"
+    assert specs["sparsesync/sparse/c21/scratch"].init_from is None
+    assert specs["transformer/sparse/c21"].variant == "transformer"
+    assert specs["sparsesync/sparse/c21/frozen-extractors"].frozen_backbones
+    assert specs["sparsesync/dense-wide/c21/no-pretrained-extractors"].init_skip == C.BACKBONE_PREFIXES
+    if profile == "paper":
+        assert all(s.steps == 0 for s in specs.values())  # early stopping
+    else:
+        assert all(s.steps > 0 for s in specs.values())
+
+
+@pytest.mark.parametrize("profile", C.PROFILES)
+def test_chains_acyclic_parents_first_and_as_in_the_paper(profile):
+    specs = C.plan(profile)
+    seen: set[str] = set()
+    for key, s in specs.items():
+        assert s.key == key
+        if s.init_from is not None:
+            assert s.init_from in seen, f"{key}: parent {s.init_from} comes later"
+            p = specs[s.init_from]
+            assert p.variant == s.variant and p.clip_sec == s.clip_sec and p.depth == s.depth
+            if s.num_classes == 3:  # 3 classes fine-tune the 21-class run of the same setting
+                assert (p.num_classes, p.setting) == (21, s.setting)
+            else:  # dense-crop -> dense-wide -> sparse / general
+                assert {"dense-wide": "dense-crop", "sparse": "dense-wide", "general": "dense-wide"}[s.setting] \
+                    == p.setting
+        else:
+            assert s.setting == "dense-crop" or key == "sparsesync/sparse/c21/scratch"
+        seen.add(key)
+
+
+@pytest.mark.parametrize("profile", C.PROFILES)
+def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
+    specs = C.plan(profile)
+    memo: dict[str, str] = {}
+    hashes = {}
+    for key, s in specs.items():
+        cfg = C.resolve_spec(s, profile, data_root="/data", runs_root=tmp_path)
+        cfgmod.check_run_config(cfg)
+        assert (cfg.model.variant, cfg.model.num_classes, cfg.data.num_classes) == (s.variant, s.num_classes,
+                                                                                      s.num_classes)
+        assert cfg.model.clip_sec == cfg.data.clip_sec == s.clip_sec
+        assert cfg.data.max_off_sec == (1.0 if s.num_classes == 3 else 2.0)
+        assert cfg.model.depth == (s.depth or C.DEFAULT_DEPTH[profile])
+        assert cfg.train.max_steps == (s.steps or None)
+        assert cfg.model.train_visual_backbone is not s.frozen_backbones
+        if s.init_from:
+            assert cfg.train.init_carry_optimizer is False
+        hashes[key] = C.spec_hash(s, profile, specs, data_root="/data", _memo=memo)
+    L0, d0 = C.DEFAULT_CLIP_SEC[profile], C.DEFAULT_DEPTH[profile]
+    assert hashes[f"sparsesync/sparse/c21/len{L0:g}"] == hashes["sparsesync/sparse/c21"]
+    assert hashes[f"sparsesync/dense-wide/c21/depth{d0}"] == hashes["sparsesync/dense-wide/c21"]
+    # the parent's identity is part of the hash: same config, other parent -> other hash
+    s = specs["sparsesync/sparse/c21"]
+    other = dict(specs)
+    other["sparsesync/dense-wide/c21"] = specs["sparsesync/dense-wide/c21/frozen-extractors"]
+    assert C.spec_hash(s, profile, other, data_root="/data") != hashes["sparsesync/sparse/c21"]
+    if profile == "paper":
+        cfg = C.resolve_spec(specs["sparsesync/sparse/c21"], "paper", data_root="/data")
+        assert cfg.data.root == "/data/vggsound_sparse" and cfg.data.dataset == "vggsound_sparse"
+        with pytest.raises(ValueError, match="data_root"):
+            C.resolve_spec(specs["sparsesync/sparse/c21"], "paper")
+
+
+def test_mini_budget_fits_40_minutes():
+    b = C.mini_budget()
+    memo: dict[str, str] = {}
+    assert b["n_runs"] == len({C.spec_hash(s, "mini", _memo=memo) for s in C.plan("mini").values()})
+    assert b["process_minutes"] / 2 <= b["wall_minutes"] <= 40.0
+    assert b["parallel"] == 2 and sum(r["parent"] is None for r in b["runs"]) == 8  # 8 from-scratch chains
+
+
+def test_cue_metrics_by_hand():
+    preds = [3, 5, 0, 7, 2, 10]
+    targets = [3, 4, 2, 7, 9, 10]
+    cues = [True, True, True, False, True, False]
+    # cue items: (3,3) hit; (5,4) within 1; (0,2) miss; (2,9) miss -> 1/4 top-1, 2/4 within +-1
+    m = C.cue_metrics(preds, targets, cues)
+    assert m == {"cue_fraction": 4 / 6, "cue_n": 4, "cue_accuracy_1": 0.25, "cue_accuracy_1_tol1": 0.5}
+    none = C.cue_metrics([1], [1], [False])
+    assert none["cue_n"] == 0 and none["cue_accuracy_1"] is None
+    with pytest.raises(ValueError):
+        C.cue_metrics([1, 2], [1], [True])
+
+
+def test_unknown_key_and_profile():
+    with pytest.raises(KeyError, match="unknown campaign key"):
+        C.ensure_runs(["sparsesync/nowhere/c21"], "smoke")
+    with pytest.raises(ValueError, match="unknown profile"):
+        C.plan("huge")
+
+
+@pytest.mark.slow
+def test_smoke_ensure_runs_trains_reuses_aliases_and_resumes(tmp_path):
+    keys = ["sparsesync/dense-crop/c21", "sparsesync/dense-wide/c21"]
+    alias = f"sparsesync/dense-wide/c21/depth{C.DEFAULT_DEPTH['smoke']}"
+    recs = C.ensure_runs(keys, "smoke", runs_root=tmp_path, progress=False)
+    for k in keys:
+        r = recs[k]
+        assert not r.reused and r.steps == r.spec.steps
+        detail = json.loads((r.run_dir / C.TEST_DETAIL).read_text())
+        for f in ("accuracy_1", "accuracy_1_tol1", "accuracy_5", "loss", "n", "per_offset_class_accuracy",
+                  "per_content_class_accuracy", "confusion_matrix", "cue_fraction", "cue_n", "cue_accuracy_1",
+                  "cue_accuracy_1_tol1", "items"):
+            assert f in r.test and f in detail["test"], f
+        assert len(r.test["per_offset_class_accuracy"]) == 21
+        assert sum(map(sum, r.test["confusion_matrix"])) == r.test["n"] == len(r.test["items"])
+        # dense synthetic clips: a syllable onset is almost always inside the window; the oracle is computed
+        assert r.test["cue_n"] == sum(it["cue"] for it in r.test["items"])
+        assert r.params["total"] >= r.params["trainable"] > 0 and r.wall_s > 0
+        assert (r.run_dir / C.LOG_FILE).is_file()
+    # the fine-tune was initialised from its parent's best checkpoint
+    cfg = json.loads((recs[keys[1]].run_dir / runs.CONFIG_FILE).read_text())
+    assert cfg["train"]["init_from"] == str(recs[keys[0]].run_dir / "checkpoints" / "best.pt")
+
+    dirs_before = sorted(p for p in (tmp_path / "campaign" / "smoke").rglob("config.json"))
+    again = C.ensure_runs(keys + [alias], "smoke", runs_root=tmp_path, progress=False)
+    assert all(r.reused for r in again.values())
+    assert again[alias].run_dir == again[keys[1]].run_dir == recs[keys[1]].run_dir
+    assert again[keys[0]].test == recs[keys[0]].test
+    assert sorted(p for p in (tmp_path / "campaign" / "smoke").rglob("config.json")) == dirs_before
+
+    # an unfinished run of the same hash (killed after its last checkpoint) is resumed in its own directory
+    run_dir = recs[keys[1]].run_dir
+    (run_dir / runs.RESULTS_FILE).unlink()
+    (run_dir / C.TEST_DETAIL).unlink()
+    res = C.ensure_runs([keys[1]], "smoke", runs_root=tmp_path, progress=False)
+    assert res[keys[1]].run_dir == run_dir and not res[keys[1]].reused
+    assert any(r.get("event") == "resume" for r in runs.read_metrics(run_dir, phase="event"))
+    assert sorted(p for p in (tmp_path / "campaign" / "smoke").rglob("config.json")) == dirs_before
+
+    # a user checkpoint evaluated like a run: the run's own best checkpoint gives the run's test numbers
+    ev = C.evaluate_checkpoint(recs[keys[0]].run_dir / "checkpoints" / "best.pt", keys[0], "smoke",
+                               runs_root=tmp_path, progress=False)
+    assert ev["accuracy_1"] == recs[keys[0]].test["accuracy_1"] and ev["n"] == recs[keys[0]].test["n"]
+    assert ev["items"] == recs[keys[0]].test["items"]
+
+    # a failing run raises with the path of its log and its last lines (here: a corrupt parent checkpoint)
+    (recs[keys[0]].run_dir / "checkpoints" / "best.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match=r"(?s)sparsesync/dense-crop/c3 failed; log: .*train\.log.*last lines"):
+        C.ensure_runs(["sparsesync/dense-crop/c3"], "smoke", runs_root=tmp_path, progress=False)
+
+
+def test_general_set_is_a_vggsound_layout_of_two_generators(tmp_path):
+    from paperlib.data import DataConfig, records_for
+    from paperlib.synthetic import SPARSE_CLASSES, load_sidecar
+
+    root = C.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)["general"]
+    assert root == tmp_path / "data" / "smoke" / "general"
+    n_parts = sum(n for _, _, n in C.GENERAL_PARTS["smoke"])
+    rows = (root / "vggsound.csv").read_text().split()
+    assert len(rows) == n_parts == len(list((root / "video").iterdir()))
+    labels = {r.split(",")[2] for r in rows}
+    assert "speech" in labels and labels - {"speech"} <= set(SPARSE_CLASSES)
+    cfg = DataConfig(dataset="vggsound", root=str(root))
+    split_ids = {s: {r.id for r in records_for(cfg, s)} for s in ("train", "valid", "test")}
+    assert sum(map(len, split_ids.values())) == n_parts
+    assert not (split_ids["train"] & split_ids["test"]) and not (split_ids["train"] & split_ids["valid"])
+    for rec in records_for(cfg, "test"):
+        assert Path(rec.path).resolve().is_file()
+        sc = load_sidecar(root, rec.id)  # the oracle works on the linked sidecars
+        assert sc["setting"] in ("sparse", "dense-wide")
+    # a second call reuses the finished build
+    mtime = (root / "general.json").stat().st_mtime_ns
+    C.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)
+    assert (root / "general.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_smoke_parallel_workers_respect_dependencies(tmp_path):
+    keys = ["sparsesync/dense-crop/c3", "avst_dec/dense-crop/c21"]
+    recs = C.ensure_runs(keys, "smoke", runs_root=tmp_path, parallel=2, progress=False)
+    parent = C.ensure_runs(["sparsesync/dense-crop/c21"], "smoke", runs_root=tmp_path, progress=False)
+    assert parent["sparsesync/dense-crop/c21"].reused  # trained first, as the 3-class run's parent
+    child_cfg = json.loads((recs[keys[0]].run_dir / runs.CONFIG_FILE).read_text())
+    assert child_cfg["train"]["init_from"] == str(parent["sparsesync/dense-crop/c21"].run_dir / "checkpoints" /
+                                                  "best.pt")
+    assert child_cfg["model"]["num_classes"] == 3 and child_cfg["train"]["init_strict"] is False
+    events = runs.read_metrics(recs[keys[0]].run_dir, phase="event")
+    partial = [e for e in events if e.get("event") == "init_partial"]
+    assert partial and all(k.startswith("head.classifier") or "classifier" in k for k in partial[0]["kept_fresh"])
+    assert all(len(r.test["per_offset_class_accuracy"]) == r.spec.num_classes for r in recs.values())
