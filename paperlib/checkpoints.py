@@ -7,7 +7,9 @@ Paper: none (engineering). official_implementation.md sections 1.1-1.4 (state_di
 
 - paperlib checkpoints hold only tensors and plain data: ``{"model": state_dict, "config": ModelConfig as a dict,
   "meta": {...}, **extra}`` (e.g. optimizer state), written atomically (temp file in the same folder, fsync,
-  ``os.replace``) and read with ``torch.load(weights_only=True)``.
+  ``os.replace``) and read with ``torch.load(weights_only=True)``. The temporary name carries host and pid; a
+  writer killed mid-write (SIGKILL, pre-emption) leaves only that hidden file, which the next save in the folder
+  removes once its process is gone (:func:`remove_stale_temporaries`).
 - Official checkpoints are read with torch's restricted ``weights_only`` unpickler, extended by an explicit allow-list:
   OmegaConf's DictConfig/ListConfig and their node/metadata classes, ``typing.Any``, plain builtins and numpy scalars
   and arrays. Everything else is refused before any object is built (the pickle is disassembled first), with an error
@@ -28,6 +30,7 @@ import datetime
 import os
 import pickle
 import re
+import socket
 import typing
 import uuid
 import zipfile
@@ -72,9 +75,45 @@ def _check_plain(obj: Any, where: str) -> None:
                     "(e.g. float(x), x.tolist(), dataclasses.asdict(x)) before saving")
 
 
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the hidden temporary files that killed writers left in ``folder`` (``.<name>.<host>.<pid>.<id>.tmp``,
+    written on this host by a process that no longer exists); returns what was removed. Never touches final names,
+    other hosts' files or files of live processes."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TMP_RE.match(e.name)
+        if not m or m["host"] != _HOST or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
+            continue
+        try:
+            os.unlink(e.path)
+            removed.append(Path(e.path))
+        except OSError:
+            pass
+    return removed
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    # the temp name carries host and pid, so a later writer can tell a killed writer's leftover from a live one's
+    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with open(tmp, "wb") as f:
             torch.save(obj, f)
@@ -92,6 +131,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
             os.close(fd)
     except OSError:
         pass
+    remove_stale_temporaries(path.parent)  # leftovers of writers killed mid-write (each one a full checkpoint)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, model_cfg: ModelConfig, **extra: Any) -> Path:
@@ -476,5 +516,6 @@ def load_backbone_weights(module: nn.Module, path: str | os.PathLike, which: str
         raise CheckpointError(f"{path}: weights do not fit the {which} backbone: {e}") from None
 
 
-__all__ = ["CheckpointError", "FORMAT", "save_checkpoint", "load_checkpoint", "load_official_checkpoint",
-           "load_model", "convert_official_state_dict", "official_key_to_paperlib", "load_backbone_weights"]
+__all__ = ["CheckpointError", "FORMAT", "save_checkpoint", "remove_stale_temporaries", "load_checkpoint",
+           "load_official_checkpoint", "load_model", "convert_official_state_dict", "official_key_to_paperlib",
+           "load_backbone_weights"]

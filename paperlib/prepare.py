@@ -12,8 +12,9 @@ vggsound ``DST/video/<ytid>_<startms>_<endms>.mp4`` (from any file with such a s
 paths with an .mp4 suffix. Top-level protocol files of SRC (*.txt, *.csv) are copied when DST lacks them.
 
 Resumable: a done file (present under its final name) is skipped; outputs are written to a temporary name and renamed,
-so an interrupted run never leaves a partial file. ``DST/prepare_report.json`` lists failures with reasons;
-``DST/manifest.csv`` lists every output with its streams and durations.
+so an interrupted run never leaves a partial file (a killed run's hidden temporaries are deleted on restart).
+``DST/prepare_report.json`` lists failures with reasons; ``DST/manifest.csv`` lists every output with its streams and
+durations.
 
 Reproducibility: with PyAV 18.1 / libx264 here, the n-th encode in a process is reproducible across processes but
 differs from the first (coding decisions change; mean |difference| < 1 grey level at CRF 10), so outputs are not
@@ -44,7 +45,7 @@ from pathlib import Path
 import av
 import av.filter
 
-from paperlib.media import MediaError, _open, atomic_output, probe
+from paperlib.media import MediaError, _open, atomic_output, probe, remove_stale_partials
 
 log = logging.getLogger("paperlib.prepare")
 
@@ -229,6 +230,7 @@ def prepare(src: str | os.PathLike, dst: str | os.PathLike, dataset: str, worker
     t0 = time.time()
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(dst)  # hidden temporaries of a killed earlier run (never files under final names)
     jobs, rejected = plan(src, dst, dataset)
     for p in sorted(Path(src).glob("*")):  # protocol files (split lists, annotation CSVs) travel along
         if p.is_file() and p.suffix in (".txt", ".csv") and not (dst / p.name).exists():

@@ -158,7 +158,18 @@ class MetricsLogger:
         self._file = None
         if self.run_dir is None:
             return
-        self._file = open(self.run_dir / METRICS_FILE, "a")
+        path = self.run_dir / METRICS_FILE
+        # A writer killed mid-line (SIGKILL, pre-emption) leaves a torn last line; end it before appending, or the
+        # first record of the resumed run (its "resume" event) would be glued to it and lost to read_metrics.
+        torn = False
+        if path.is_file() and path.stat().st_size > 0:
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        self._file = open(path, "a")
+        if torn:
+            self._file.write("\n")
+            self._file.flush()
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter

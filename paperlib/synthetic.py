@@ -709,19 +709,15 @@ def generate_clip(cfg: SynthConfig, index: int) -> dict[str, Any]:
 
 def write_clip(cfg: SynthConfig, root: str | os.PathLike, index: int) -> str:
     """Generate clip ``index`` and write its mp4 and then its sidecar (the sidecar marks the clip as finished)."""
-    from paperlib.media import write_video
+    from paperlib.media import atomic_output, write_video
 
     clip = generate_clip(cfg, index)
     cid = clip["id"]
     options = {"threads": "1"} | ({"x264-params": cfg.x264_params} if cfg.x264_params else {})
     write_video(video_path(root, cid), clip["frames"], fps=cfg.fps, audio=clip["audio"], sample_rate=cfg.sample_rate,
                 vcodec="libx264", acodec="aac", crf=cfg.crf, video_options=options)
-    sp = sidecar_path(root, cid)
-    sp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = sp.with_name(f".{sp.name}.partial-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(clip["sidecar"], f, separators=(",", ":"))
-    os.replace(tmp, sp)
+    with atomic_output(sidecar_path(root, cid)) as tmp:  # temporary name, fsync, rename
+        tmp.write_text(json.dumps(clip["sidecar"], separators=(",", ":")))
     return cid
 
 
@@ -755,9 +751,10 @@ def _splits(cfg: SynthConfig, n: int) -> dict[str, list[int]]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    from paperlib.media import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_lists(cfg: SynthConfig, root: str | os.PathLike, n: int) -> dict[str, list[str]]:
@@ -802,11 +799,14 @@ def generate(cfg: SynthConfig, root: str | os.PathLike, clips: int, workers: int
     and ``synth.json``. Workers run in a spawn pool; the content does not depend on their number or order."""
     from tqdm import tqdm
 
+    from paperlib.media import remove_stale_partials
+
     cfg.validate()
     if clips < 1:
         raise ValueError(f"clips must be >= 1, got {clips}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(root)  # hidden temporaries of a killed earlier run (never files under final names)
     manifest_path = root / "synth.json"
     keys = ("setting", "size", "seed", "duration_sec", "fps", "sample_rate", "clips_per_video", "event_count_probs",
             "min_event_gap_sec", "crf", "x264_params")
