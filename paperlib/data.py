@@ -217,15 +217,15 @@ def fixed_offsets_path(cfg: DataConfig, split: str) -> Path:
 
 def write_fixed_offsets(path: str | os.PathLike, rows: dict[str, tuple[float, float]]) -> Path:
     """Write {id: (offset_sec, vstart_sec)} with header ``path,offset_sec,vstart_sec``, values rounded to 2 decimals."""
+    from paperlib.media import atomic_output
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    with open(tmp, "w", newline="") as f:
+    # a writer-unique temporary name, fsync, rename: ranks that build the same CSV at once never clobber each other
+    with atomic_output(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "offset_sec", "vstart_sec"])
         for key, (off, vstart) in rows.items():
             w.writerow([key, round(float(off), 2), round(float(vstart), 2)])
-    os.replace(tmp, path)
     return path
 
 
@@ -306,7 +306,8 @@ def lrs3_records(cfg: DataConfig, split: str) -> list[Record]:
     if list_file.is_file():
         ids = [_strip_ext(x) for x in _read_lines(list_file)]
     else:
-        clips = sorted(str(p.relative_to(root).with_suffix("")) for p in (root / "pretrain").glob("*/*.mp4"))
+        clips = sorted(str(p.relative_to(root).with_suffix("")) for p in (root / "pretrain").glob("*/*.mp4")
+                       if not p.name.startswith("."))  # hidden: a killed writer's temporary
         if not clips:
             raise FileNotFoundError(f"no LRS3 clips under {root / 'pretrain'} (expected pretrain/<vid>/<clip>.mp4)")
         by_video: dict[str, list[str]] = defaultdict(list)
@@ -678,10 +679,10 @@ def fetch_protocol(root: str | os.PathLike, dataset: str, timeout: float = 30.0)
         except (urllib.error.URLError, OSError, ValueError) as e:
             status[rel] = f"failed: {getattr(e, 'reason', e)}"
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(f".{dst.name}.partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, dst)
+        from paperlib.media import atomic_output
+
+        with atomic_output(dst) as tmp:
+            tmp.write_bytes(data)
         status[rel] = "downloaded"
     return status
 

@@ -1186,7 +1186,9 @@ def probe_config(modality: str, budget: str = "mini", overrides: dict[str, Any] 
 
 def list_media(folder: Path, modality: str) -> list[Path]:
     exts = VIDEO_EXTS if modality == "video" else AUDIO_EXTS | VIDEO_EXTS
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in exts)
+    root = Path(folder)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in exts
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))  # no writers' temporaries
 
 
 def choose_clip_seconds(durations: Sequence[float], max_seconds: float = 10.0, step: float = 0.1,

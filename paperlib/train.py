@@ -1043,6 +1043,18 @@ def cli(argv: list[str]) -> int:
     except FileNotFoundError as e:  # a data root without the expected layout
         print(f"paperlib train: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # torch.distributed.DistError is a RuntimeError
+        text = str(e)
+        markers = ("gloo", "nccl", "NCCL", "Connection closed", "Connection reset", "Broken pipe", "Timed out",
+                   "timed out")
+        collective = isinstance(e, dist.DistError) or any(m in text for m in markers)
+        if not (dist.is_available() and dist.is_initialized() and collective):
+            raise
+        first = text.strip().splitlines()[0] if text.strip() else type(e).__name__
+        print(f"paperlib train: rank {dist.get_rank()}: a distributed collective failed ({first}); another rank died "
+              f"or did not answer within train.ddp_timeout_s={cfg.train.ddp_timeout_s:g} s. Resume with "
+              "python -m paperlib train --resume RUN_DIR", file=sys.stderr)
+        return 1
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(f"run directory: {run_dir}")
         res = run_dir / runs.RESULTS_FILE
