@@ -950,7 +950,10 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
         results: dict[str, Any] = {"stop_reason": reason, "steps": state.step, "epochs": state.epoch,
                                    "elapsed_s": elapsed(), "best_step": state.best_step,
                                    f"best_valid_{tc.early_stop_metric}": state.best_metric, "valid_last": last_valid,
-                                   "config_hash": config_hash(cfg), "world_size": dinfo.world_size,
+                                   # resume is where a run continued from, not what it is: a resumed run keeps its hash
+                                   "config_hash": config_hash(dataclasses.replace(
+                                       cfg, train=dataclasses.replace(tc, resume=None))),
+                                   "world_size": dinfo.world_size,
                                    "plateau_left_at_step": plateau.left_at_step,
                                    "plateau_left_after_s": plateau.left_after_s}
         if dinfo.enabled:

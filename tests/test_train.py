@@ -221,6 +221,9 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     resumed = _fit(cfg)
     assert resumed == killed  # same run directory, appended
     _assert_same_weights(_weights(full), _weights(resumed))
+    # a resumed run is found by the hash of its own config (the resume path is not part of what the run is)
+    plain = _cfg(tmp_path, max_steps=20, checkpoint_every_steps=4)
+    assert runs.find_finished_run(tmp_path, C.config_hash(plain), [resumed]) == resumed
     events = [r for r in runs.read_metrics(resumed, "event") if r.get("event") == "resume"]
     assert len(events) == 1 and events[0]["step"] == 12
 
