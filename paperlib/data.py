@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import logging
 import os
 import random
+import zipfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +92,7 @@ class DataConfig:
     default_filters: bool = True  # also <root>/filtered_examples_{lrs,vggsound}/*.txt when present
     max_retries: int = 10  # consecutive bad files before an item fails
     cache_decoded: int = 0  # keep up to N whole decoded clips in RAM per dataset (use with num_workers=0); 0: off
+    decoded_cache_dir: str = ""  # also keep whole decoded clips as .npz files here, shared by processes and runs
 
     def validate(self) -> "DataConfig":
         if self.dataset not in ("lrs3", "vggsound", "vggsound_sparse", "folder"):
@@ -529,7 +532,7 @@ class AVSyncDataset(Dataset):
         rec = self.records[index % len(self.records)]
         w = self.window(index, attempt)
         v_start, a_start = w.v_start_i / cfg.fps, w.a_start_i / cfg.sample_rate
-        if cfg.cache_decoded > 0:
+        if cfg.cache_decoded > 0 or cfg.decoded_cache_dir:
             video, audio = self._window_from_cache(rec.path, w)
         else:
             video = read_video(rec.path, v_start, cfg.clip_sec, fps=cfg.fps, size=cfg.resize_short,
@@ -554,8 +557,7 @@ class AVSyncDataset(Dataset):
         cfg = self.cfg
         clip = self._decoded.get(path)
         if clip is None:
-            clip = (read_video(path, 0.0, None, fps=cfg.fps, size=cfg.resize_short, channels_first=True),
-                    read_audio(path, 0.0, None, sample_rate=cfg.sample_rate, mono=True))
+            clip = self._decode_whole(path)
             if len(self._decoded) < cfg.cache_decoded:
                 self._decoded[path] = clip
         t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
@@ -565,6 +567,37 @@ class AVSyncDataset(Dataset):
                              f"{w.a_start_i / cfg.sample_rate:.2f} s (audio) of {cfg.clip_sec} s goes beyond the end "
                              f"({len(clip[0])} frames, {len(clip[1])} samples)")
         return video, audio
+
+    def _decode_whole(self, path: str) -> tuple[np.ndarray, np.ndarray]:
+        """Whole clip as (video (T, 3, H, W) uint8, audio (N,) float32), through ``decoded_cache_dir`` when set: the
+        file is keyed by the real path, size and mtime of the source and the decode settings; an unreadable cache file
+        is decoded again and replaced (written atomically, so concurrent runs never read a partial one)."""
+        cfg = self.cfg
+
+        def decode() -> tuple[np.ndarray, np.ndarray]:
+            return (read_video(path, 0.0, None, fps=cfg.fps, size=cfg.resize_short, channels_first=True),
+                    read_audio(path, 0.0, None, sample_rate=cfg.sample_rate, mono=True))
+
+        if not cfg.decoded_cache_dir:
+            return decode()
+        from paperlib.media import atomic_output
+
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise MediaError(f"{path}: cannot read ({e.strerror or e})") from e
+        ident = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{cfg.fps}|{cfg.resize_short}|{cfg.sample_rate}"
+        cached = Path(cfg.decoded_cache_dir) / f"{hashlib.sha1(ident.encode()).hexdigest()[:24]}.npz"
+        if cached.is_file():
+            try:
+                with np.load(cached) as z:
+                    return z["video"], z["audio"]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                log.warning("decoded cache %s unreadable (%s): decoding %s again", cached, e, path)
+        clip = decode()
+        with atomic_output(cached) as tmp:
+            np.savez(tmp, video=clip[0], audio=clip[1])
+        return clip
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         tried: list[str] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,35 @@ def test_cached_decoding_gives_identical_items(synth_root):
     for i in range(len(small)):
         small[i]
     assert len(small._decoded) == 2  # the bound holds
+
+
+def test_decoded_clips_shared_on_disk_across_datasets(synth_root, tmp_path, monkeypatch, caplog):
+    from paperlib import data as D
+
+    cfg = C.resolve("smoke", [f"data.root={synth_root}"]).data
+    disk = C.merge(cfg, {"decoded_cache_dir": str(tmp_path / "decoded")})
+    plain_ds, first = build_dataset(cfg, "train", seed=5), build_dataset(disk, "train", seed=5)
+    want = [plain_ds[i] for i in range(4)]
+    for i in range(4):
+        assert torch.equal(first[i]["video"], want[i]["video"]) and torch.equal(first[i]["audio"], want[i]["audio"])
+    files = sorted((tmp_path / "decoded").glob("*.npz"))
+    assert files and not list((tmp_path / "decoded").glob(".*"))  # complete files only, no temporaries left
+
+    # another dataset (another run, another process) reads the files instead of decoding
+    def no_decode(*a, **k):
+        raise AssertionError("decoded again although the clip is cached on disk")
+
+    monkeypatch.setattr(D, "read_video", no_decode)
+    second = build_dataset(disk, "train", seed=5)
+    for i in range(4):
+        assert torch.equal(second[i]["video"], want[i]["video"]) and torch.equal(second[i]["audio"], want[i]["audio"])
+    monkeypatch.undo()
+
+    # a damaged cache file is decoded again (with a warning) and replaced
+    files[0].write_bytes(b"not an npz")
+    third = build_dataset(disk, "train", seed=5)
+    with caplog.at_level("WARNING", logger="paperlib.data"):
+        got = [third[i] for i in range(4)]
+    assert all(torch.equal(g["video"], w["video"]) for g, w in zip(got, want))
+    assert "unreadable" in caplog.text
+    assert np.load(files[0])["video"].dtype == np.uint8
