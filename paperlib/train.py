@@ -629,13 +629,18 @@ def _reindex_optimizer_state(opt: Mapping[str, Any], names: Sequence[str] | None
     return {"state": state, "param_groups": [{**group, "params": list(range(len(ours)))}]}
 
 
+def _has_selectors(model: nn.Module) -> bool:
+    """Is ``model``'s head a SparseSync head (the recipe's selector parts apply)?"""
+    return hasattr(getattr(model, "head", None), "v_selector")
+
+
 def apply_recipe_init(model: nn.Module, cfg: Any) -> dict[str, Any] | None:
     """The issue-11 initialisation (``paperlib.recipes.time_anchored_init``) of a fresh model when
     ``train.recipe_init``; returns what was applied (None: nothing; variants without selectors get nothing)."""
     tc = cfg.train
     if not tc.recipe_init:
         return None
-    if not hasattr(getattr(model, "head", None), "v_selector"):
+    if not _has_selectors(model):
         return {"time_anchored_init": False, "reason": f"variant {cfg.model.variant!r} has no selectors"}
     from paperlib import recipes
 
@@ -650,7 +655,7 @@ def aux_loss_model(model: nn.Module, cfg: Any) -> nn.Module:
     """``model`` wrapped with the auxiliary training losses of ``paperlib.recipes`` when their weights are set
     (the matching loss only for a SparseSync head with ``recipe_init``); ``model`` itself otherwise."""
     tc = cfg.train
-    match = tc.aux_match_weight if (tc.recipe_init and hasattr(getattr(model, "head", None), "v_selector")) else 0.0
+    match = tc.aux_match_weight if (tc.recipe_init and _has_selectors(model)) else 0.0
     if tc.aux_xcorr_weight <= 0 and match <= 0:
         return model
     from paperlib import recipes
