@@ -99,7 +99,8 @@ def _table2_records(ss_sparse: float, avst_sparse: float) -> dict:
     out = records(spec)
     for c in (3, 21):
         out[f"sparsesync/sparse/c{c}"].test.update(cue_fraction=0.6, cue_n=360, cue_accuracy_1=0.8,
-                                                  cue_accuracy_1_tol1=0.9)
+                                                  cue_accuracy_1_tol1=0.9, cue_null_accuracy_1=0.1,
+                                                  cue_null_accuracy_1_tol1=0.25)
     return out
 
 
@@ -110,7 +111,7 @@ def test_table2_paper_ours_delta_oracle_and_claims():
     row = df[(df["model"] == "SparseSync (ours)") & (df["setting"] == "sparse") & (df["classes"] == 21)].iloc[0]
     assert row["paper"] == 44.3 and row["ours"] == 50.0 and row["delta"] == pytest.approx(5.7)
     assert row["chance"] == pytest.approx(14.3) and row["metric"] == "Acc@1 +-1 cls" and row["n"] == 600
-    assert row["cue_fraction"] == 60.0 and row["ours_on_cue_items"] == 90.0
+    assert row["cue_fraction"] == 60.0 and row["ours_on_cue_items"] == 90.0 and row["null_on_cue_items"] == 25.0
     orc3 = df[(df["model"] == "oracle") & (df["classes"] == 3)].iloc[0]
     assert orc3["paper"] == 70.0 and orc3["ours"] == pytest.approx(100 * (0.6 + 0.4 / 3), abs=0.05)
     assert set(df[df["model"] == "AVST_dec"]["paper"]) == {98.4, 89.8, 95.8, 83.1, 52.2, 29.3}

@@ -108,7 +108,12 @@ def test_cue_metrics_by_hand():
     cues = [True, True, True, False, True, False]
     # cue items: (3,3) hit; (5,4) within 1; (0,2) miss; (2,9) miss -> 1/4 top-1, 2/4 within +-1
     m = C.cue_metrics(preds, targets, cues)
-    assert m == {"cue_fraction": 4 / 6, "cue_n": 4, "cue_accuracy_1": 0.25, "cue_accuracy_1_tol1": 0.5}
+    # null: preds {3, 5, 0, 2} x targets {3, 4, 2, 9}, each pairing equally likely: top-1 pairs (3,3), (2,2) -> 2/16;
+    # within +-1: (3,3), (3,2), (5,4), (2,3)... pred 3 ~ {3, 4, 2}, 5 ~ {4}, 0 ~ {}, 2 ~ {3, 2} -> 6/16
+    assert m == {"cue_fraction": 4 / 6, "cue_n": 4, "cue_accuracy_1": 0.25, "cue_accuracy_1_tol1": 0.5,
+                 "cue_null_accuracy_1": 2 / 16, "cue_null_accuracy_1_tol1": 6 / 16}
+    stuck = C.cue_metrics([10] * 4, [10, 10, 11, 3], [True] * 4)  # one constant small-offset guess
+    assert stuck["cue_accuracy_1"] == stuck["cue_null_accuracy_1"] == 0.5  # no better than its null
     none = C.cue_metrics([1], [1], [False])
     assert none["cue_n"] == 0 and none["cue_accuracy_1"] is None
     with pytest.raises(ValueError):
@@ -133,7 +138,7 @@ def test_smoke_ensure_runs_trains_reuses_aliases_and_resumes(tmp_path):
         detail = json.loads((r.run_dir / C.TEST_DETAIL).read_text())
         for f in ("accuracy_1", "accuracy_1_tol1", "accuracy_5", "loss", "n", "per_offset_class_accuracy",
                   "per_content_class_accuracy", "confusion_matrix", "cue_fraction", "cue_n", "cue_accuracy_1",
-                  "cue_accuracy_1_tol1", "items"):
+                  "cue_accuracy_1_tol1", "cue_null_accuracy_1", "items"):
             assert f in r.test and f in detail["test"], f
         assert len(r.test["per_offset_class_accuracy"]) == 21
         assert sum(map(sum, r.test["confusion_matrix"])) == r.test["n"] == len(r.test["items"])

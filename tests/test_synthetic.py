@@ -267,6 +267,26 @@ def test_oracle_fraction_on_generated_sidecars(sparse_root):
     assert r["setting"] == "sparse"
 
 
+def test_dense_event_training_clips_hold_more_cues():
+    """DENSE_EVENT_PROBS (the recipe's sparse training clips): 3-5 events, min_event_gap apart, and clearly more
+    random windows with a cue than the default sparse clips (the same classes and generator otherwise)."""
+    rng = np.random.default_rng(0)
+    share = {}
+    for name, probs in (("default", syn.SynthConfig.event_count_probs), ("dense", syn.DENSE_EVENT_PROBS)):
+        cfg = syn.SynthConfig(setting="sparse", size=32, event_count_probs=probs)
+        cues = []
+        for i in range(8):
+            sc = syn.generate_clip(cfg, i)["sidecar"]
+            t = np.asarray(sc["event_onsets_sec"])
+            if name == "dense":
+                assert 3 <= len(t) <= 5 and (np.diff(t) >= cfg.min_event_gap_sec).all()
+            for _ in range(12):
+                o = float(rng.choice(np.linspace(-2.0, 2.0, 21)))
+                cues.append(syn.has_cue(sc, float(rng.uniform(max(0.0, -o), min(5.0, 5.0 - o))), o))
+        share[name] = float(np.mean(cues))
+    assert share["dense"] > share["default"] + 0.2, share
+
+
 def test_no_start_anchoring_in_scene_statistics():
     """Event times, syllable onsets and audio level carry no trace of the clip start (stationary processes)."""
     cfg = syn.SynthConfig(setting="sparse", size=16, seed=4)

@@ -52,6 +52,17 @@ def test_recipe_is_applied_and_the_saved_model_is_the_papers(synth_root, tmp_pat
     fresh.load_state_dict(saved)
 
 
+def test_sparse_recipe_preset_fine_tunes_the_dense_recipe_model():
+    """cpu-recipe-sparse loads a cpu-recipe checkpoint strictly (same model), keeps the recipe's auxiliary losses on
+    (without them the measured sparse run stays at chance) and starts a fresh optimiser on VGGSound-Sparse-layout
+    data."""
+    dense, sparse = C.resolve("cpu-recipe"), C.resolve("cpu-recipe-sparse", ["train.init_from=/x/best.pt"])
+    assert sparse.model == dense.model and sparse.data.crop == dense.data.crop
+    assert sparse.data.dataset == "vggsound_sparse" and sparse.train.init_from == "/x/best.pt"
+    assert sparse.train.aux_xcorr_weight > 0 and sparse.train.aux_match_weight > 0 and sparse.train.recipe_init
+    assert sparse.train.init_carry_optimizer is False and sparse.train.time_budget_min == 20.0
+
+
 def test_recipe_parts_that_do_not_apply_are_skipped_and_logged(synth_root, tmp_path):
     run = T.fit(_smoke(synth_root, tmp_path, "train.max_steps=2", "train.test=false", "model.variant=avst_dec",
                        *RECIPE))
