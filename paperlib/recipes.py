@@ -331,7 +331,8 @@ class AuxLossModel(nn.Module):
 
     ``forward(video, audio, target, step) -> (logits, aux_total, terms)``: ``logits`` are the paper head's (identical to
     ``model(video, audio)``), ``aux_total`` the weighted sum of the auxiliary losses at ``step`` (a 0-dim tensor, 0
-    when both weights are 0 at this step) and ``terms`` the unweighted values ({"xcorr", "match"}, floats or absent).
+    when both weights are 0 at this step) and ``terms`` the unweighted values ({"xcorr", "match"}: detached 0-dim
+    tensors, or absent; read them with ``float()`` only when logging, which avoids a host sync per step on a GPU).
 
     Args:
         model: ``paperlib.model.SyncModel``.
@@ -353,11 +354,11 @@ class AuxLossModel(nn.Module):
             raise TypeError(f"match_weight > 0 needs a SparseSync head (selectors); got {type(model.head).__name__}")
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, target: torch.Tensor, step: int
-                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+                ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         w_x = aux_weight(step, self.xcorr_weight, self.hold_steps, self.decay_steps) if self.xcorr_weight > 0 else 0.0
         w_m = aux_weight(step, self.match_weight, self.hold_steps, self.decay_steps) if self.match_weight > 0 else 0.0
         vis, aud = self.model.features(video, audio)
-        terms: dict[str, float] = {}
+        terms: dict[str, torch.Tensor] = {}
         total = vis.new_zeros(())
         if w_m > 0:
             parts = sparsesync_parts(self.model.head, vis, aud)
@@ -365,11 +366,11 @@ class AuxLossModel(nn.Module):
             match = sync_match_loss(parts["q"], parts["k"], parts["v_sel"].shape[1], parts["a_sel"].shape[1],
                                     self.clip_sec, self.offsets_sec[target])
             total = total + w_m * match
-            terms["match"] = float(match.detach())
+            terms["match"] = match.detach()
         else:
             logits = self.model.head(vis, aud)
         if w_x > 0:
             xc = F.cross_entropy(xcorr_logits(vis, aud, self.clip_sec, self.offsets_sec), target)
             total = total + w_x * xc
-            terms["xcorr"] = float(xc.detach())
+            terms["xcorr"] = xc.detach()
         return logits, total, terms
