@@ -165,7 +165,7 @@ def cli(argv: list[str] | None = None) -> int:
     try:
         model, mcfg = load_model(a.checkpoint)
     except (CheckpointError, OSError, ValueError) as err:
-        print(f"error: {a.checkpoint}: {err}", file=sys.stderr)
+        print(f"error: {err}" if str(a.checkpoint) in str(err) else f"error: {a.checkpoint}: {err}", file=sys.stderr)
         return 2
     try:
         res = evaluate(model, mcfg, a.root, passes=a.passes, decoded_cache_dir=a.decoded_cache_dir, probes=a.probes)
