@@ -135,8 +135,8 @@ def _row_text(name: str, s: dict[str, Any]) -> str:
     c, a = s["cue"], s["all"]
     f = common.fmt
     return (f"{name}: all top-1 {f(a['top1'], '.3f')} (null {f(a['null_top1'], '.3f')}); cue items "
-            f"{c['n']}/{s['n']} top-1 {f(c['top1'], '.3f')} (null {f(c['null_top1'], '.3f')}, z {f(c['z_top1'], '.1f')}),"
-            f" +-1 {f(c['tol1'], '.3f')} (null {f(c['null_tol1'], '.3f')}, z {f(c['z_tol1'], '.1f')})")
+            f"{c['n']}/{s['n']} top-1 {f(c['top1'], '.3f')} (null {f(c['null_top1'], '.3f')}, "
+            f"z {f(c['z_top1'], '.1f')}), +-1 {f(c['tol1'], '.3f')} (null {f(c['null_tol1'], '.3f')}, z {f(c['z_tol1'], '.1f')})")
 
 
 def cli(argv: list[str] | None = None) -> int:
