@@ -109,14 +109,11 @@ def evaluate(model: nn.Module, mcfg: Any, root: str | Path, *, passes: int = 2, 
     """Score ``model`` (geometry from its ModelConfig ``mcfg``) on the test split of the sparse root ``root`` (see the
     module docstring)."""
     from paperlib.campaign import TRAIN_SEED_BASE, evaluate_model
-    from paperlib.data import DataConfig
+    from paperlib.data import data_config_for_model
 
     num_classes = mcfg.num_classes
-    dcfg = DataConfig(root=str(root), dataset="vggsound_sparse", crop=mcfg.crop, clip_sec=mcfg.clip_sec,
-                      fps=mcfg.fps, sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft, hop=mcfg.hop,
-                      num_classes=num_classes, max_off_sec=2.0 if num_classes == 21 else 1.0,
-                      fixed_offsets=False, iter_times=passes,
-                      decoded_cache_dir=decoded_cache_dir)
+    dcfg = data_config_for_model(mcfg, root=str(root), dataset="vggsound_sparse", fixed_offsets=False,
+                                 iter_times=passes, decoded_cache_dir=decoded_cache_dir)
     res: dict[str, Any] = {}
     for probe in ("none", "audio", "video") if probes else ("none",):
         m = model if probe == "none" else SwapModality(model, probe)
@@ -136,7 +133,8 @@ def _row_text(name: str, s: dict[str, Any]) -> str:
     f = common.fmt
     return (f"{name}: all top-1 {f(a['top1'], '.3f')} (null {f(a['null_top1'], '.3f')}); cue items "
             f"{c['n']}/{s['n']} top-1 {f(c['top1'], '.3f')} (null {f(c['null_top1'], '.3f')}, "
-            f"z {f(c['z_top1'], '.1f')}), +-1 {f(c['tol1'], '.3f')} (null {f(c['null_tol1'], '.3f')}, z {f(c['z_tol1'], '.1f')})")
+            f"z {f(c['z_top1'], '.1f')}), +-1 {f(c['tol1'], '.3f')} (null {f(c['null_tol1'], '.3f')}, "
+            f"z {f(c['z_tol1'], '.1f')})")
 
 
 def cli(argv: list[str] | None = None) -> int:

@@ -147,6 +147,15 @@ def class_grid(num_classes: int, max_off_sec: float) -> np.ndarray:
     return np.linspace(-max_off_sec, max_off_sec, num_classes)
 
 
+def data_config_for_model(model_cfg: Any, **fields: Any) -> "DataConfig":
+    """A DataConfig with the geometry of a model (window, fps, crop, audio, classes) and the official offset range
+    for its class count (3 classes: +-1 s, else +-2 s); ``fields`` set any other field."""
+    c = model_cfg.num_classes
+    return DataConfig(num_classes=c, max_off_sec=1.0 if c == 3 else 2.0, clip_sec=model_cfg.clip_sec,
+                      fps=model_cfg.fps, crop=model_cfg.crop, sample_rate=model_cfg.sample_rate,
+                      n_fft=model_cfg.n_fft, hop=model_cfg.hop, **fields)
+
+
 def offset_to_target(offset_sec: float, num_classes: int, max_off_sec: float) -> int:
     """Index of the grid value nearest to ``offset_sec`` (offsets beyond the grid map to its ends)."""
     return int(np.argmin(np.abs(class_grid(num_classes, max_off_sec) - offset_sec)))

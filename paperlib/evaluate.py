@@ -353,7 +353,7 @@ def _data_config_from(path: Path, model_cfg: Any, preset: str | None, overrides:
     """DataConfig of a checkpoint (its run config), else of ``preset``, else one matching the model's geometry."""
     from paperlib import checkpoints
     from paperlib import config as C
-    from paperlib.data import DataConfig
+    from paperlib.data import DataConfig, data_config_for_model
 
     if preset is not None:
         dcfg = C.resolve(preset).data
@@ -366,10 +366,7 @@ def _data_config_from(path: Path, model_cfg: Any, preset: str | None, overrides:
         except checkpoints.CheckpointError:
             pass
         if dcfg is None:
-            c = model_cfg.num_classes
-            dcfg = DataConfig(num_classes=c, max_off_sec=1.0 if c == 3 else 2.0, clip_sec=model_cfg.clip_sec,
-                              fps=model_cfg.fps, crop=model_cfg.crop, sample_rate=model_cfg.sample_rate,
-                              n_fft=model_cfg.n_fft, hop=model_cfg.hop)
+            dcfg = data_config_for_model(model_cfg)
     overrides = [o[len("data."):] if o.startswith("data.") else o for o in overrides]
     return C.apply_overrides(dcfg, overrides)
 

@@ -58,7 +58,7 @@ def _data_config_for(path: Path, model_cfg: Any) -> Any:
     """The checkpoint's own DataConfig (paperlib training checkpoints) or one derived from the model's geometry."""
     from paperlib import checkpoints
     from paperlib.config import from_dict
-    from paperlib.data import DataConfig
+    from paperlib.data import DataConfig, data_config_for_model
 
     try:
         raw = checkpoints.load_checkpoint(path)
@@ -66,10 +66,7 @@ def _data_config_for(path: Path, model_cfg: Any) -> Any:
             return from_dict(DataConfig, raw["run_config"]["data"], strict=False)
     except checkpoints.CheckpointError:
         pass  # an official checkpoint: geometry from the model
-    c = model_cfg.num_classes
-    return DataConfig(num_classes=c, max_off_sec=1.0 if c == 3 else 2.0, clip_sec=model_cfg.clip_sec,
-                      fps=model_cfg.fps, crop=model_cfg.crop, sample_rate=model_cfg.sample_rate,
-                      n_fft=model_cfg.n_fft, hop=model_cfg.hop)
+    return data_config_for_model(model_cfg)
 
 
 def load_predictor(checkpoint: str | Path, device: str = "auto", short_side: int | None = None) -> Predictor:
