@@ -1,7 +1,7 @@
 """Benchmark 3: CPU inference, end-to-end ``predict`` on a 10-s clip vs the model's forward alone (paper-size model).
 
 Paper: Sec. 3 (5-s windows classified on the offset grid); official_implementation.md Sec. 7 (the demo runs one fp32
-forward). ``paperlib.predict.predict_video`` decodes the clip, cuts it into 5-s windows (two for 10 s), applies the test
+forward). ``paperlib.studies.predict.predict_video`` decodes the clip, cuts it into 5-s windows (two for 10 s), applies the test
 transforms (256-px short side, centre 224 crop, normalisation, log-spectrogram, per-bin standardisation) and classifies
 the windows in one batch.
 
@@ -17,7 +17,7 @@ timing does not depend on the weights):
   (CPU bf16 dot products; changes the numerics: the max |logit difference| to fp32 is reported).
 Goals (issue 10): end_to_end <= 1.15 x forward; forward <= reference.
 
-Deviations: synthetic clip (``paperlib.synthetic`` dense-crop, 256 px, 10 s) instead of a real video.
+Deviations: synthetic clip (``paperlib.data.synthetic`` dense-crop, 256 px, 10 s) instead of a real video.
 Run: ``python -m bench.cpu_inference [--smoke] [--out DIR]``.
 """
 
@@ -41,7 +41,7 @@ NAME = "cpu_inference"
 
 def make_clip(root: Path, size: int) -> Path:
     """One synthetic 10-s dense clip of ``size`` px (generated once under ``root``)."""
-    from paperlib.synthetic import SynthConfig, clip_id, generate, video_path
+    from paperlib.data.synthetic import SynthConfig, clip_id, generate, video_path
 
     cfg = SynthConfig(setting="dense-crop", size=size, seed=0)
     generate(cfg, root, 1, workers=1, progress=False)
@@ -50,9 +50,9 @@ def make_clip(root: Path, size: int) -> Path:
 
 def window_batch(pred: Any, path: Path) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The batch ``predict_video`` builds for ``path`` (same windows, same transforms): video, audio, windows."""
-    from paperlib.media import probe, read_audio, read_video
-    from paperlib.predict import window_starts
-    from paperlib.transforms import eval_transforms
+    from paperlib.core.media import probe, read_audio, read_video
+    from paperlib.studies.predict import window_starts
+    from paperlib.data.transforms import eval_transforms
 
     d = pred.data_cfg
     info = probe(path)
@@ -70,9 +70,9 @@ def window_batch(pred: Any, path: Path) -> tuple[torch.Tensor, torch.Tensor, int
 
 
 def run(smoke: bool, iters: int, work: Path) -> dict[str, Any]:
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.model import ModelConfig, build_model
-    from paperlib.predict import load_predictor, predict_video
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.model.sparsesync import ModelConfig, build_model
+    from paperlib.studies.predict import load_predictor, predict_video
 
     device = torch.device("cpu")
     cfg = smoke_model_config() if smoke else ModelConfig()

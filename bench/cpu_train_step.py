@@ -1,8 +1,8 @@
 """Benchmark 4: the CPU training step of the small CPU configuration (what the ``mini`` profile spends its time in).
 
 Paper: none directly (the paper trains on GPUs); the small configuration is the CPU twin of the paper's architecture
-(``paperlib.config.PRESETS["cpu-dense-crop"]``: light (2+1)D conv / 2D conv backbones, D=64, depth 2, 8 selectors,
-125x48x48 frames, 257x626 spectrogram, 21 classes, batch 16). Its step is ``paperlib.train.train_one_epoch``'s:
+(``paperlib.core.config.PRESETS["cpu-dense-crop"]``: light (2+1)D conv / 2D conv backbones, D=64, depth 2, 8 selectors,
+125x48x48 frames, 257x626 spectrogram, 21 classes, batch 16). Its step is ``paperlib.engine.train.train_one_epoch``'s:
 zero_grad, forward, cross-entropy, backward, clip-norm 1, Adam (fp32 on CPU, the engine's ``precision=auto``).
 
 Measured in one process, on the same device-resident random batch (data loading excluded), clips/s of:
@@ -40,14 +40,14 @@ DEFAULT = ("baseline", "threads-1", "threads-N", "channels_last", "bf16", "chann
 
 def small_config(preset: str) -> tuple[Any, int]:
     """The model config and batch size of a training preset (default: the small CPU configuration)."""
-    from paperlib.config import resolve
+    from paperlib.engine.config import resolve
 
     run_cfg = resolve(preset)
     return run_cfg.model, int(run_cfg.train.batch_size)
 
 
 def _one(name: str, cfg: Any, batch: int, warmup: int, iters: int, default_threads: int) -> dict[str, Any]:
-    from paperlib.model import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes
 
     device = torch.device("cpu")
     threads = {"threads-1": 1, "threads-N": os.cpu_count() or 1}.get(name, default_threads)
@@ -79,7 +79,7 @@ def _one(name: str, cfg: Any, batch: int, warmup: int, iters: int, default_threa
 
 def eval_modes(cfg: Any, batch: int, iters: int) -> dict[str, Any]:
     """Eval-mode batch forward: ``torch.no_grad`` vs ``torch.inference_mode`` (same model, same batch)."""
-    from paperlib.model import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes
 
     device = torch.device("cpu")
     torch.manual_seed(0)

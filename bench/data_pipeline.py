@@ -1,7 +1,7 @@
 """Benchmark of the SparseSync data pipeline (issue 3): clips/s of paperlib's loader against two references.
 
 On the same files (10 s, 25 fps, short side 256 H.264 CRF 10 + AAC 16 kHz mono, as ``prepare`` writes) and the same
-windows (the train sampling of paperlib.data: 125 frames, 80,000 samples), single process:
+windows (the train sampling of paperlib.data.datasets: 125 frames, 80,000 samples), single process:
 - loader: ``AVSyncDataset.load`` (probe, seek-decode of the two windows, the train transforms of the LRS3
   preset);
 - limit: decoding exactly the needed frames and samples (``read_video(channels_first=True)`` + ``read_audio``, the
@@ -30,8 +30,8 @@ import av
 import numpy as np
 import torch
 
-from paperlib import data as D
-from paperlib.media import read_audio, read_video, write_video
+from paperlib.data import datasets as D
+from paperlib.core.media import read_audio, read_video, write_video
 from paperlib.testing import bigbuckbunny_path, make_test_clip
 
 

@@ -4,8 +4,8 @@ Paper Sec. 4 / official_implementation.md Sec. 4: the authors fed one V100 per p
 (10 CPUs per task) from 256-px H.264 (CRF 10) + AAC 16 kHz clips, decoding 5-s windows on the fly.
 
 What is measured, on prepared clips (the built-in synthetic "dense-crop" set at 256 px, 10 s, 25 fps, CRF 10, written
-through ``paperlib.synthetic``; the same container/codec settings as the official re-encoding):
-- ``full``: ``paperlib.data.AVSyncDataset`` train items (seek + decode the 125-frame / 80,000-sample window, random 224
+through ``paperlib.data.synthetic``; the same container/codec settings as the official re-encoding):
+- ``full``: ``paperlib.data.datasets.AVSyncDataset`` train items (seek + decode the 125-frame / 80,000-sample window, random 224
   crop, flip, ImageNet normalisation, log-spectrogram, per-bin standardisation), i.e. today's CPU pipeline;
 - ``decode``: the same windows decoded only (uint8 frames cropped to 224, raw waveform): what remains on the CPU when
   normalisation and the spectrogram move to the GPU (GPU-side augmentation);
@@ -41,13 +41,13 @@ MODES = ("full", "decode", "shards")
 
 def prepare_clips(root: Path, clips: int, size: int, workers: int) -> Path:
     """Generate (resumably) ``clips`` synthetic dense clips of ``size`` px under ``root``; returns ``root``."""
-    from paperlib.synthetic import SynthConfig, generate
+    from paperlib.data.synthetic import SynthConfig, generate
 
     return generate(SynthConfig(setting="dense-crop", size=size, seed=0), root, clips, workers=workers, progress=False)
 
 
 def all_records(data_cfg: Any) -> list[Any]:
-    from paperlib.data import records_for
+    from paperlib.data.datasets import records_for
 
     recs = []
     for split in ("train", "valid", "test"):
@@ -67,7 +67,7 @@ class DecodeOnly(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from paperlib.media import read_audio, read_video
+        from paperlib.core.media import read_audio, read_video
 
         cfg, rec = self.base.cfg, self.base.records[index % len(self.base.records)]
         w = self.base.window(index)
@@ -107,7 +107,7 @@ def _crop_uint8(frames: np.ndarray, crop: int) -> torch.Tensor:
 
 def write_shards(base: Any, shard_dir: Path) -> float:
     """Decode every clip of ``base`` once into ``<k>.video.npy`` / ``<k>.audio.npy``; returns seconds spent."""
-    from paperlib.media import read_audio, read_video
+    from paperlib.core.media import read_audio, read_video
 
     shard_dir.mkdir(parents=True, exist_ok=True)
     cfg = base.cfg
@@ -156,7 +156,7 @@ def consumption_from(step_json: Path | None) -> dict[str, Any]:
 
 def run(root: Path, smoke: bool, workers: list[int], modes: list[str], batch: int, clips: int, size: int,
         crop: int, step_json: Path | None) -> dict[str, Any]:
-    from paperlib.data import AVSyncDataset, DataConfig
+    from paperlib.data.datasets import AVSyncDataset, DataConfig
 
     t0 = time.perf_counter()
     prepare_clips(root, clips, size, workers=min(max(workers), os.cpu_count() or 1, clips))

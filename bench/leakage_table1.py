@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from paperlib import leakage as lk
+from paperlib.studies import leakage as lk
 
 
 def main(argv: list[str]) -> int:

@@ -1,9 +1,9 @@
-"""Figure 4 check: the CPU estimator of peak training memory (``paperlib.memory``) beside a measurement, with agreement.
+"""Figure 4 check: the CPU estimator of peak training memory (``paperlib.studies.memory``) beside a measurement, with agreement.
 
 Paper Sec. 5.2, Fig. 4 (memory of the selector + sync-transformer stack vs the no-selector transformer over 2..30-s
-inputs, feature extractors excluded). ``paperlib.memory`` estimates it without a GPU (meta tensors + a storage
+inputs, feature extractors excluded). ``paperlib.studies.memory`` estimates it without a GPU (meta tensors + a storage
 tracker); this benchmark validates that estimate:
-- on CUDA: ``paperlib.memory.compare_with_cuda`` (estimate vs ``torch.cuda.max_memory_allocated`` of the same step,
+- on CUDA: ``paperlib.studies.memory.compare_with_cuda`` (estimate vs ``torch.cuda.max_memory_allocated`` of the same step,
   batch 10, paper width/depth) for both models, SDPA memory-efficient and explicit attention, amp (the paper's) at
   2..30 s and fp32 at a few durations; then growth exponents and GPU break points from the CUDA curve;
 - without CUDA (and in ``--smoke``): the estimate vs the exact CPU-allocator count (``exact_cpu_peak``, fp32, explicit
@@ -48,7 +48,7 @@ def smoke_config() -> Any:
 
 def cpu_validation(cfg: Any, batch: int) -> dict[str, Any]:
     """Estimate (meta, fp32, explicit) vs the exact CPU-allocator peak of the same step, for both models."""
-    from paperlib.memory import estimate_peak, exact_cpu_peak
+    from paperlib.studies.memory import estimate_peak, exact_cpu_peak
 
     rows = []
     for variant in ("sparsesync", "transformer"):
@@ -69,13 +69,13 @@ def cuda_validation(cfg: Any, batch: int, seconds_amp: list[float], seconds_fp32
     """``compare_with_cuda`` for amp and fp32, then exponents and break points from the CUDA-measured curve."""
     import pandas as pd
 
-    from paperlib.memory import GIB, break_points, compare_with_cuda, fit_exponents
+    from paperlib.studies.memory import GIB, break_points, compare_with_cuda, fit_exponents
 
     parts = [compare_with_cuda(cfg, seconds_amp, precisions=("amp",), batch=batch)]
     if seconds_fp32:
         parts.append(compare_with_cuda(cfg, seconds_fp32, precisions=("fp32",), batch=batch))
     df = pd.concat(parts, ignore_index=True)
-    out: dict[str, Any] = {"method": "paperlib.memory.compare_with_cuda (estimate vs torch.cuda.max_memory_allocated)",
+    out: dict[str, Any] = {"method": "paperlib.studies.memory.compare_with_cuda (estimate vs torch.cuda.max_memory_allocated)",
                            "rows": df.to_dict(orient="records"),
                            "agreement": _agreement(df["rel_error"].tolist())}
     per = {}
@@ -104,7 +104,7 @@ def cli(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    from paperlib.model import ModelConfig
+    from paperlib.model.sparsesync import ModelConfig
 
     if device.type == "cuda" and not args.smoke:
         batch = args.batch or 10

@@ -1,21 +1,21 @@
 """Plateau experiments (issue 11): one run per lever, the paper's architecture at the small CPU size, minutes each.
 
 Paper: none directly (the paper reports a long warm-up plateau, Sec. 7.3); this driver measures what gets the
-SparseSync head off the chance loss ln(C) quickly on CPU. Components under test live in ``paperlib.recipes``.
+SparseSync head off the chance loss ln(C) quickly on CPU. Components under test live in ``paperlib.engine.recipes``.
 
 Two modes:
 - ``--data tokens``: the head alone on "ideal tokens" (a smooth 1-D envelope in the centre visual cell and, shifted by
   the offset, in every audio cell, plus Gaussian noise; a fixed cross-correlation of the clean signals scores 100 %).
   Isolates the head's learning dynamics from the backbones (plateau_prototype.md "ideal tokens").
-- ``--data dense-crop | dense-wide | sparse``: the full model (small backbones) on clips of ``paperlib.synthetic``,
+- ``--data dense-crop | dense-wide | sparse``: the full model (small backbones) on clips of ``paperlib.data.synthetic``,
   held in memory (generated once, cached as .npy under ``--cache``), windows cut as the official sampler does (offset
   uniform on the grid, v_start ~ U[max(0, -o), min(5, 5 - o)] snapped to a frame, +-50 ms audio jitter at train time),
-  then the paper's transforms (``paperlib.transforms``: random crop + flip + ImageNet normalisation; log-spectrogram +
+  then the paper's transforms (``paperlib.data.transforms``: random crop + flip + ImageNet normalisation; log-spectrogram +
   per-frequency standardisation; centre crop and no jitter at test). Test items: held-out clips (another dataset seed,
   so other talkers), fixed (offset, v_start) pairs drawn as the official fixed-offset files, with the synthetic oracle
   ``has_cue`` per item (accuracy on cue-bearing items is reported next to the overall accuracy).
 
-Its own minimal training loop (Adam, linear warm-up, grad-norm clip 1.0, cross-entropy), not ``paperlib.train.fit``:
+Its own minimal training loop (Adam, linear warm-up, grad-norm clip 1.0, cross-entropy), not ``paperlib.engine.train.fit``:
 the data are in-memory tensors, so a run's minutes are spent on the model. Each run appends one row to
 ``<out>/table.jsonl`` (lever, setting, classes, minutes, steps, top-1, +-1, with-cue top-1, shuffled-audio and
 shuffled-video probes, load average) and writes its curve to ``<out>/<name>.jsonl``.
@@ -23,7 +23,7 @@ shuffled-video probes, load average) and writes its curve to ``<out>/<name>.json
 Usage (from the repository root; 1 torch thread)::
 
     nice -n 5 python -m bench.plateau --name official --data dense-crop --minutes 3 --batch 16
-    # the recommended recipe (paperlib.recipes; README "What to expect and how to get off the plateau")
+    # the recommended recipe (paperlib.engine.recipes; README "What to expect and how to get off the plateau")
     nice -n 5 python -m bench.plateau --name recipe --data dense-crop --minutes 10 --batch 8 --dropout 0 \
         --init anchor --modality-flag 8 --sync-identity-qk 1 --sync-code-gain 0.5 --sync-aux 3 --aux 1 \
         --aux-hold 100000 --test-per-clip 8
@@ -52,10 +52,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from paperlib import recipes
-from paperlib.model import ModelConfig, build_head, build_model, token_grid
-from paperlib.synthetic import SynthConfig, generate_clip, has_cue
-from paperlib.transforms import (AudioLogSpectrogram, AudioStandardize, Compose, RandomHorizontalFlip, RGBNormalize,
+from paperlib.engine import recipes
+from paperlib.model.sparsesync import ModelConfig, build_head, build_model, token_grid
+from paperlib.data.synthetic import SynthConfig, generate_clip, has_cue
+from paperlib.data.transforms import (AudioLogSpectrogram, AudioStandardize, Compose, RandomHorizontalFlip, RGBNormalize,
                                  RGBSpatialCrop)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -52,7 +52,7 @@ SMOKE_CLIPS = {"dense-crop": 8, "sparse-train": 8, "sparse-test": 8}
 
 def make_data(out: Path, smoke: bool = False, workers: int = 1, progress: bool = True) -> dict[str, Path]:
     """Generate the three sets under ``out/data`` (resumable: ``synthetic.generate`` skips finished clips)."""
-    from paperlib.synthetic import DENSE_EVENT_PROBS, SynthConfig, generate
+    from paperlib.data.synthetic import DENSE_EVENT_PROBS, SynthConfig, generate
 
     roots = {}
     for name, (setting, clips, seed, split, events) in SETS.items():
@@ -87,7 +87,7 @@ def _z(acc: float | None, null: float | None, n: int) -> float | None:
 
 def item_summary(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Accuracies, nulls and z-scores over all items, the cue items and the others (``items``: target, pred, cue)."""
-    from paperlib.campaign import cue_metrics
+    from paperlib.paper.campaign import cue_metrics
 
     out: dict[str, Any] = {"n": len(items)}
     groups = {"all": [True] * len(items), "cue": [bool(it["cue"]) for it in items],
@@ -108,8 +108,8 @@ def evaluate(model: nn.Module, mcfg: Any, root: str | Path, *, passes: int = 2, 
              probes: bool = False, batch_size: int = 8) -> dict[str, Any]:
     """Score ``model`` (geometry from its ModelConfig ``mcfg``) on the test split of the sparse root ``root`` (see the
     module docstring)."""
-    from paperlib.campaign import TRAIN_SEED_BASE, evaluate_model
-    from paperlib.data import data_config_for_model
+    from paperlib.paper.campaign import TRAIN_SEED_BASE, evaluate_model
+    from paperlib.data.datasets import data_config_for_model
 
     num_classes = mcfg.num_classes
     dcfg = data_config_for_model(mcfg, root=str(root), dataset="vggsound_sparse", fixed_offsets=False,
@@ -158,7 +158,8 @@ def cli(argv: list[str] | None = None) -> int:
         for name, root in make_data(a.out, smoke=a.smoke, workers=a.workers).items():
             print(f"{name}: {root}")
         return 0
-    from paperlib.checkpoints import CheckpointError, load_model
+    from paperlib.model.checkpoints import load_model
+    from paperlib.model.weights import CheckpointError
 
     try:
         model, mcfg = load_model(a.checkpoint)

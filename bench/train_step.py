@@ -9,7 +9,7 @@ cross-entropy, (scaled) backward, unscale, clip_grad_norm_(1.0), Adam step. Per 
 Settings vary: precision (fp32; fp16 + GradScaler, the paper's; bf16), SDPA backend (default/flash/efficient/math),
 channels_last(_3d) convolutions, fused Adam, ``torch.compile``. Reported per setting: clips/s, peak CUDA memory, MFU.
 
-MFU = (training-step FLOPs per clip, forward + backward as counted by ``paperlib.model.model_summary``) x clips/s /
+MFU = (training-step FLOPs per clip, forward + backward as counted by ``paperlib.model.sparsesync.model_summary``) x clips/s /
 device peak (the bf16 dense datasheet peak for every setting, named in the JSON; paper model: 301 GFLOPs forward,
 873 GFLOPs per training clip).
 
@@ -160,7 +160,7 @@ def make_inputs(shapes: dict[str, tuple[int, ...]], batch: int, num_classes: int
 def run_setting(setting: Setting, cfg: Any, batch: int, warmup: int, iters: int, device: torch.device,
                 train_flops_per_clip: float | None, peak_tflops: float | None) -> dict[str, Any]:
     """Build a fresh model, time ``iters`` steps of ``setting``; returns the measurement (or the error)."""
-    from paperlib.model import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes
 
     out: dict[str, Any] = {"setting": dataclasses.asdict(setting)}
     model = optimizer = step = None
@@ -215,7 +215,7 @@ def run_setting(setting: Setting, cfg: Any, batch: int, warmup: int, iters: int,
 def model_config(smoke: bool, depth: int | None = None) -> Any:
     """Paper geometry (S3D + ResNet18, 5 s at 25 fps, 224 crop, 257x626 spectrogram, depth 3, 21 classes), or the tiny
     smoke configuration of the model module."""
-    from paperlib.model import ModelConfig
+    from paperlib.model.sparsesync import ModelConfig
 
     cfg = ModelConfig() if not smoke else smoke_model_config()
     if depth is not None:
@@ -229,16 +229,16 @@ def smoke_model_config() -> Any:
     32 frames (not 16) keep the last temporal conv's input at t=4: torch 2.9.1's CPU bf16 Conv3d weight gradient comes
     out NaN (uninitialised memory, nondeterministic) for a (3,1,1) kernel over a 2x2x2 input (bench report of issue 10).
     """
-    from paperlib.model import ModelConfig
+    from paperlib.model.sparsesync import ModelConfig
 
     return ModelConfig(backbone="small", depth=1, d_model=32, n_head=2, n_selectors=4, clip_sec=1.0, fps=32, crop=32,
                        sample_rate=8000, n_fft=64, hop=128)
 
 
 def flops_per_clip(cfg: Any) -> tuple[float | None, float | None]:
-    """(forward, training-step) FLOPs of one clip as counted by ``paperlib.model.model_summary`` (FlopCounterMode on
+    """(forward, training-step) FLOPs of one clip as counted by ``paperlib.model.sparsesync.model_summary`` (FlopCounterMode on
     the meta device; a multiply-add counts 2; the training step is forward + backward, counted, not assumed 3x)."""
-    from paperlib.model import model_summary
+    from paperlib.model.sparsesync import model_summary
 
     summary = model_summary(cfg)
     fwd = summary.get("flops_forward", {}).get("total")
@@ -322,11 +322,11 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
     """A short real training: ``steps`` optimiser steps cycling over ``n_batches`` fixed random batches (the classic
     "can it overfit a few batches" check). ``fell``: the mean of the last 5 losses is below 80% of the first 5.
 
-    ``engine=True`` trains through ``paperlib.train.train_one_epoch`` (the project's loop: autocast, GradScaler when
+    ``engine=True`` trains through ``paperlib.engine.train.train_one_epoch`` (the project's loop: autocast, GradScaler when
     fp16, unscale, clip 1.0, Adam, per-step LR scheduler; constant LR here) and reads each step's loss through its
     ``on_log`` hook (``log_every=1``: one host sync per step, acceptable for a check); otherwise this module's step,
     with the losses kept on the device until the end."""
-    from paperlib.model import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -341,7 +341,7 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
     values: list[float] = []
     t0 = time.perf_counter()
     if engine:
-        from paperlib.train import TrainState, train_one_epoch
+        from paperlib.engine.train import TrainState, train_one_epoch
 
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
@@ -393,7 +393,7 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-check", type=int, default=0, metavar="STEPS",
                         help="instead of timing: train STEPS steps on a few fixed batches and check the loss falls")
     parser.add_argument("--precision", default="bf16", help="precision of --loss-check (fp32, fp16, bf16)")
-    parser.add_argument("--engine", action="store_true", help="--loss-check through paperlib.train.train_one_epoch")
+    parser.add_argument("--engine", action="store_true", help="--loss-check through paperlib.engine.train.train_one_epoch")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of --loss-check (1e-4; smoke 1e-3)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -407,7 +407,7 @@ def cli(argv: list[str] | None = None) -> int:
                          channels_last=device.type == "cuda", engine=args.engine)
         res["model"] = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else str(cfg)
         summary = (f"loss-check {res['steps']} steps batch {batch} {res['precision']}"
-                   f"{' (paperlib.train engine)' if args.engine else ''}: first {res['first_loss']:.4f} "
+                   f"{' (paperlib.engine.train engine)' if args.engine else ''}: first {res['first_loss']:.4f} "
                    f"last {res['last_loss']:.4f} (mean of first/last 5: {res['first_mean']:.4f} -> "
                    f"{res['last_mean']:.4f}) fell={res['fell']} in {res['seconds']:.1f} s")
         name = args.name if args.name != NAME else "train_check"

@@ -1,8 +1,8 @@
-"""``python -m paperlib <command> ...``: see :mod:`paperlib.cli`."""
+"""``python -m paperlib <command> ...``: see :mod:`paperlib.commands`."""
 
 import sys
 
-from paperlib.cli import main
+from paperlib.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

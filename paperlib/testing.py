@@ -90,7 +90,7 @@ def make_test_clip(path: str | Path, seconds: float = 10.0, fps: float = 25.0, s
         video: ``False`` writes an audio-only file (``sample_rate`` required).
     Returns: the path written.
     """
-    from paperlib.media import write_audio, write_video
+    from paperlib.core.media import write_audio, write_video
 
     path = Path(path)
     audio = known_signal(seconds, sample_rate, channels) if sample_rate else None
@@ -174,7 +174,7 @@ def make_hostile_corpus(folder: str | Path, seconds: float = 3.2, size: tuple[in
     with spaces and non-ASCII characters), ``audio_ends_early`` (audio stops 1.2 s before the video).
     Every readable clip lasts ``seconds`` (the audio of ``audio_ends_early`` excepted).
     """
-    from paperlib.media import write_audio, write_video
+    from paperlib.core.media import write_audio, write_video
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Write the paper-artefact notebooks under notebooks/ from the specifications below (one place to edit them).
 
 Each notebook: a markdown cell with the paper's numbers and the known deviations, a ``parameters`` cell of literals
-(papermill), a call to the artefact function in ``paperlib.experiments``, display, and ``save_artefact``. No def/class.
+(papermill), a call to the artefact function in ``paperlib.paper.reproduce``, display, and ``save_artefact``. No def/class.
 ``tests/test_notebooks.py`` checks the committed notebooks equal this script's output and carry no outputs.
 
 Usage: ``python scripts/build_notebooks.py [--check]``
@@ -58,7 +58,7 @@ footage is rendered procedurally (textures, camera and object motion, a static c
 classifier is a position-aware CPU model instead of the paper's ResNet18 (kept for `paper`), with fewer and smaller clips.
 The authors never released this experiment; Fig. 6 adds a quantitative view (per-frame mean absolute first difference and
 its periodogram) and the top-5 modulo-12 indicator of Sec. 7.1 is reported against its chance level.""",
-        "call": '''from paperlib import experiments as ex
+        "call": '''from paperlib.paper import reproduce as ex
 
 art = ex.table1_codec_leakage(profile=profile, seed=seed, device=device, figures_root=figures_root or None,
                               runs_root=runs_root or None)''',
@@ -74,7 +74,7 @@ of the no-selector transformer, fed with the token grids that 2..30-s inputs pro
 the peak is estimated without real allocation (fake tensors + a storage tracker, `paperlib/memory.py`), validated against an
 exact count on a small model; on CUDA it is measured with `torch.cuda.max_memory_allocated`. A third curve shows explicit
 softmax attention instead of SDPA's memory-efficient path.""",
-        "call": '''from paperlib import experiments as ex
+        "call": '''from paperlib.paper import reproduce as ex
 
 art = ex.fig4_memory(profile=profile, device=device, figures_root=figures_root or None, runs_root=runs_root or None)''',
     },
@@ -86,7 +86,7 @@ layers", chosen by eye. On the synthetic benchmark the sound source's box and th
 head gets a localisation score: attention mass on the source region at event times divided by the region's share of the frame
 (1.0 = no preference), for an untrained and (where a checkpoint is given or trained) a trained model; the figure's head is the
 best-scoring one. Real videos: `python -m paperlib attention VIDEO --checkpoint CKPT --out DIR`.""",
-        "call": '''from paperlib import experiments as ex
+        "call": '''from paperlib.paper import reproduce as ex
 
 art = ex.fig5_attention(profile=profile, seed=seed, device=device, checkpoint=checkpoint or None,
                         figures_root=figures_root or None, runs_root=runs_root or None)''',
@@ -107,7 +107,7 @@ only beyond 2 s.e., and comparisons of runs that are all at chance are "not test
 
 def _training_call(func: str) -> str:
     pad = " " * (len(f"art = artefacts.{func}("))
-    return (f"from paperlib import artefacts\nfrom paperlib import experiments as ex\n\n"
+    return (f"from paperlib.paper import artefacts\nfrom paperlib.paper import reproduce as ex\n\n"
             f"art = artefacts.{func}(profile=profile, seed=seed, device=device, data_root=data_root or None,\n"
             f"{pad}checkpoint=checkpoint or None, figures_root=figures_root or None,\n"
             f"{pad}runs_root=runs_root or None)")
@@ -181,7 +181,7 @@ Claim: longer inputs help on sparse data (sparse cues are more likely to fall in
 
 {MAPPING}
 
-The lengths trained depend on the profile (`paperlib.campaign.LENGTHS`); untrained lengths are empty rows.
+The lengths trained depend on the profile (`paperlib.paper.campaign.LENGTHS`); untrained lengths are empty rows.
 `checkpoint` is ignored.""",
         "call": _training_call("table4_input_length"),
     },
@@ -201,7 +201,7 @@ Claims: depth helps and the gain saturates around 3 layers.
 
 {MAPPING}
 
-Parameter counts are given twice: the paper-size model at each depth (`paperlib.model.model_summary`, no
+Parameter counts are given twice: the paper-size model at each depth (`paperlib.model.sparsesync.model_summary`, no
 training) beside the paper's, and the small model this profile trained. `checkpoint` is ignored.""",
         "call": _training_call("table6_depth"),
     },

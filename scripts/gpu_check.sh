@@ -8,8 +8,8 @@
 #   2. benchmark 1 (bench/train_step.py): paper-size training step, eager settings (fp32 / fp16+GradScaler / bf16,
 #      SDPA backends, channels_last_3d, fused Adam) -> train_step.json;
 #   3. Figure 4: peak training memory of the selector stack vs the no-selector transformer measured on CUDA beside the
-#      CPU estimator of paperlib.memory, with their agreement -> fig4_memory.json;
-#   4. a short real training at paper geometry on a few fixed synthetic batches through paperlib.train's loop
+#      CPU estimator of paperlib.studies.memory, with their agreement -> fig4_memory.json;
+#   4. a short real training at paper geometry on a few fixed synthetic batches through paperlib.engine.train's loop
 #      (the loss must fall) -> train_check.json;
 #   5. benchmark 2 (bench/input_pipeline.py) when PyAV imports, else skipped with a message -> input_pipeline.json;
 #   6. benchmark 1 with torch.compile (and its own fp16-eager baseline, same process) -> train_step_compile.json.

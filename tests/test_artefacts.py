@@ -1,4 +1,4 @@
-"""Table and claim logic of the training-based artefacts (paperlib.artefacts) on hand-made run records: chance levels,
+"""Table and claim logic of the training-based artefacts (paperlib.paper.artefacts) on hand-made run records: chance levels,
 standard errors, the verdict rules, paper | ours | delta, oracle columns, per-class rows, checkpoint parsing."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from paperlib import artefacts as A
-from paperlib.experiments import VERDICTS
+from paperlib.paper import artefacts as A
+from paperlib.paper.reproduce import VERDICTS
 
 NT = "not testable at this profile"
 
@@ -287,13 +287,13 @@ def test_plots_render(tmp_path):
 
 @pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
 def test_artefacts_ask_for_exactly_the_campaign_contract_keys(profile):
-    from paperlib import campaign
+    from paperlib.paper import campaign
 
     assert set(A.all_keys(profile)) == set(campaign.contract_keys(profile))
 
 
 def test_checkpoint_mode_evaluates_and_trains_nothing(tmp_path, monkeypatch):
-    from paperlib import campaign
+    from paperlib.paper import campaign
 
     f = tmp_path / "official.pt"
     f.write_bytes(b"x")
@@ -314,7 +314,8 @@ def test_checkpoint_mode_evaluates_and_trains_nothing(tmp_path, monkeypatch):
 
 
 def test_reproduce_trains_the_campaign_once_before_the_notebooks(monkeypatch):
-    from paperlib import campaign, experiments
+    from paperlib.paper import campaign
+    from paperlib.paper import reproduce as experiments
 
     asked = []
     monkeypatch.setattr(campaign, "ensure_runs", lambda keys, profile, **kw: asked.append((list(keys), profile)))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import attention as A
+from paperlib.studies import attention as A
 
 FPS, CROP = 25.0, 224
 GRID = (16, 7, 7)  # paper visual grid: 125 frames -> 16 cells, 224 px -> 7 cells of 32 px
@@ -158,9 +158,9 @@ def test_window_ground_truth_shifts_scales_and_selects():
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_setup():
-    from paperlib.data import DataConfig
-    from paperlib.model import ModelConfig, build_model
-    from paperlib.synthetic import SynthConfig, generate_clip
+    from paperlib.data.datasets import DataConfig
+    from paperlib.model.sparsesync import ModelConfig, build_model
+    from paperlib.data.synthetic import SynthConfig, generate_clip
 
     mcfg = ModelConfig(backbone="small", d_model=32, n_head=2, depth=2, n_selectors=4, crop=48, num_classes=3,
                        clip_sec=2.0)
@@ -172,7 +172,7 @@ def small_setup():
 
 
 def test_recorded_attention_is_a_distribution_over_the_context(small_setup):
-    from paperlib.model import input_shapes, token_grid
+    from paperlib.model.sparsesync import input_shapes, token_grid
 
     model, mcfg, _, _ = small_setup
     torch.manual_seed(1)
@@ -206,9 +206,9 @@ def test_untrained_model_has_no_spatial_preference(small_setup, tmp_path):
 
 
 def test_cli_writes_maps_and_overlays(tmp_path, small_setup):
-    from paperlib import config as C
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.media import write_video
+    from paperlib.core import config as C
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.core.media import write_video
 
     model, mcfg, dcfg, clips = small_setup
     ckpt = tmp_path / "m.pt"
@@ -225,8 +225,8 @@ def test_cli_writes_maps_and_overlays(tmp_path, small_setup):
 
 
 def test_clips_from_disk_and_several_models(small_setup, tmp_path):
-    from paperlib.model import build_model
-    from paperlib.synthetic import SynthConfig, write_clip
+    from paperlib.model.sparsesync import build_model
+    from paperlib.data.synthetic import SynthConfig, write_clip
 
     model, mcfg, dcfg, clips = small_setup
     scfg = SynthConfig(setting="sparse", size=64, seed=1, duration_sec=4.0)
@@ -241,8 +241,8 @@ def test_clips_from_disk_and_several_models(small_setup, tmp_path):
 
 
 def test_cli_on_the_real_clip(tmp_path, small_setup):
-    from paperlib import config as C
-    from paperlib.checkpoints import save_checkpoint
+    from paperlib.core import config as C
+    from paperlib.model.checkpoints import save_checkpoint
     from paperlib.testing import bigbuckbunny_path
 
     clip = bigbuckbunny_path()

@@ -109,7 +109,7 @@ def test_train_step_unknown_setting_raises(tmp_path):
 def test_channels_last_changes_conv_layout_only():
     from bench.train_step import apply_channels_last
 
-    from paperlib.model import build_model
+    from paperlib.model.sparsesync import build_model
     from bench.train_step import smoke_model_config
 
     model = apply_channels_last(build_model(smoke_model_config()))
@@ -237,7 +237,7 @@ def test_gpu_check_script_parses_and_helps():
 
 
 def test_benchmark_step_equals_training_engine_step():
-    """The timed step is the engine's arithmetic: same losses as paperlib.train.train_one_epoch on the same batches."""
+    """The timed step is the engine's arithmetic: same losses as paperlib.engine.train.train_one_epoch on the same batches."""
     from bench.train_step import loss_check, smoke_model_config
 
     cfg, cpu = smoke_model_config(), torch.device("cpu")
@@ -283,10 +283,10 @@ def test_sparse_recipe_swap_probe_takes_the_next_clips_modality():
 
 def test_sparse_recipe_data_eval_and_cli(tmp_path):
     from bench import sparse_recipe as SR
-    from paperlib import config as C
-    from paperlib import synthetic as syn
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.model import build_model
+    from paperlib.engine import config as RC
+    from paperlib.data import synthetic as syn
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.model.sparsesync import build_model
 
     roots = SR.make_data(tmp_path, smoke=True, progress=False)
     assert set(roots) == {"dense-crop", "sparse-train", "sparse-test"}
@@ -296,7 +296,7 @@ def test_sparse_recipe_data_eval_and_cli(tmp_path):
     test_ids = (roots["sparse-test"] / "vggsound_sparse_test.txt").read_text().split()
     assert len(test_ids) == 8  # every clip of the test set
 
-    cfg = C.resolve("smoke")
+    cfg = RC.resolve("smoke")
     torch.manual_seed(0)
     model = build_model(cfg.model).eval()
     res = SR.evaluate(model, cfg.model, roots["sparse-test"], passes=2, probes=True)

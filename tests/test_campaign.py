@@ -1,4 +1,4 @@
-"""paperlib.campaign: the plan covers the contract, configs resolve, chains are sound, runs are cached/reused/resumed,
+"""paperlib.paper.campaign: the plan covers the contract, configs resolve, chains are sound, runs are cached/reused/resumed,
 and the oracle metric is what it says."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from paperlib import campaign as C
-from paperlib import config as cfgmod
-from paperlib import runs
+from paperlib.paper import campaign as C
+from paperlib.engine import config as RC
+from paperlib.engine import runs
 
 
 @pytest.mark.parametrize("profile", C.PROFILES)
@@ -68,7 +68,7 @@ def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
     hashes = {}
     for key, s in specs.items():
         cfg = C.resolve_spec(s, profile, data_root="/data", runs_root=tmp_path)
-        cfgmod.check_run_config(cfg)
+        RC.check_run_config(cfg)
         assert (cfg.model.variant, cfg.model.num_classes, cfg.data.num_classes) == (s.variant, s.num_classes,
                                                                                       s.num_classes)
         assert cfg.model.clip_sec == cfg.data.clip_sec == s.clip_sec
@@ -179,8 +179,8 @@ def test_smoke_ensure_runs_trains_reuses_aliases_and_resumes(tmp_path):
 
 
 def test_general_set_is_a_vggsound_layout_of_two_generators(tmp_path):
-    from paperlib.data import DataConfig, records_for
-    from paperlib.synthetic import SPARSE_CLASSES, load_sidecar
+    from paperlib.data.datasets import DataConfig, records_for
+    from paperlib.data.synthetic import SPARSE_CLASSES, load_sidecar
 
     root = C.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)["general"]
     assert root == tmp_path / "data" / "smoke" / "general"

@@ -1,4 +1,4 @@
-"""paperlib.checkpoints: plain-data paperlib checkpoints, the safe official loader, the converter and its errors,
+"""paperlib.model.checkpoints: plain-data paperlib checkpoints, the safe official loader, the converter and its errors,
 refusal of malicious pickles, truncated files, and backbone weights from user paths."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib.backbones import ResNet18Audio, S3DVisual
-from paperlib.checkpoints import (CheckpointError, convert_official_state_dict, load_backbone_weights,
-                                  load_checkpoint, load_model, load_official_checkpoint, official_key_to_paperlib,
-                                  save_checkpoint)
-from paperlib.model import ModelConfig, build_model, input_shapes
+from paperlib.model.backbones import ResNet18Audio, S3DVisual
+from paperlib.model.checkpoints import convert_official_state_dict, load_model, save_checkpoint
+from paperlib.model.weights import (CheckpointError, load_backbone_weights, load_checkpoint, load_official_checkpoint,
+                                    official_key_to_paperlib)
+from paperlib.model.sparsesync import ModelConfig, build_model, input_shapes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 TINY = ModelConfig(backbone="small", d_model=32, n_head=4, depth=1, n_selectors=4, crop=32, clip_sec=1.0)

@@ -1,4 +1,4 @@
-"""Offsets, windows, transforms and datasets of paperlib.data / paperlib.transforms against the official semantics."""
+"""Offsets, windows, transforms and datasets of paperlib.data.datasets / paperlib.data.transforms against the official semantics."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 import torch
 import torchaudio
 
-from paperlib import data as D
-from paperlib.data import (DataConfig, build_dataset, class_grid, clip_lengths, fixed_offsets_name, fixed_window,
+from paperlib.data import datasets as D
+from paperlib.data.datasets import (DataConfig, build_dataset, class_grid, clip_lengths, fixed_offsets_name, fixed_window,
                            load_fixed_offsets, offset_to_target, read_fixed_offsets, sample_train_window,
                            write_fixed_offsets)
-from paperlib.media import probe
+from paperlib.core.media import probe
 from paperlib.testing import make_test_clip
-from paperlib.transforms import (AudioAugment, AudioStandardize, RandomColorDistortion,
+from paperlib.data.transforms import (AudioAugment, AudioStandardize, RandomColorDistortion,
                                  RandomHorizontalFlip, RGBSpatialCrop, SpecAugment, pitch_shift)
 
 IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -296,7 +296,7 @@ def test_datasets_cli_make_offsets(folder_root, tmp_path, capsys):
     root.mkdir()
     for name in ("c0", "c1"):
         (root / f"{name}.mp4").write_bytes((folder_root / f"{name}.mp4").read_bytes())
-    from paperlib.cli import main
+    from paperlib.commands import main
 
     assert main(["datasets", "make-offsets", "--root", str(root), "--dataset", "folder", "--max-off-sec", "1.0",
                  "--clip-sec", "2", "--min-clip-sec", "3.0", "--splits", "all"]) == 0

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from paperlib import runs
+from paperlib.engine import runs
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from paperlib.synthetic import SynthConfig, generate
+    from paperlib.data.synthetic import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synth-dense32-ddp")
     generate(SynthConfig(setting="dense-crop", size=32), root, clips=24, progress=False)

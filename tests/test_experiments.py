@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from paperlib import experiments as ex  # noqa: E402
+from paperlib.paper import reproduce as ex  # noqa: E402
 
 
 def _artefact(profile="smoke"):
@@ -37,16 +37,16 @@ def test_save_artefact_writes_csv_md_json(tmp_path):
 
 def test_failed_write_leaves_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "t.md"
-    ex.atomic_write_text(target, "old")
+    ex.write_text_atomic(target, "old")
 
     def boom(*a, **k):
         raise OSError("disk full")
 
-    import paperlib.media
+    import paperlib.core.media
 
-    monkeypatch.setattr(paperlib.media.os, "replace", boom)
+    monkeypatch.setattr(paperlib.core.media.os, "replace", boom)
     with pytest.raises(OSError):
-        ex.atomic_write_text(target, "new")
+        ex.write_text_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["t.md"]
 
@@ -63,6 +63,6 @@ def test_save_figure_png_and_pdf(tmp_path):
 
 def test_environment_has_provenance():
     env = ex.environment()
-    for key in ("git_sha", "torch", "torchvision", "torchaudio", "av", "ffmpeg", "device"):
+    for key in ("git", "torch", "torchvision", "torchaudio", "av", "ffmpeg", "device"):
         assert key in env
     assert "libavcodec" in env["ffmpeg"]

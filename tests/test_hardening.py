@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config as C
-from paperlib.media import MediaError, probe, read_video
+from paperlib.core import config as C
+from paperlib.engine import config as RC
+from paperlib.core.media import MediaError, probe, read_video
 from paperlib.testing import make_hostile_corpus
 
 # kinds that no entry point can use: each must be rejected with the file named
@@ -66,14 +67,14 @@ def _smoke_cfg(root: Path | None = None):
     over = ["data.resize_short=40", "data.dataset=folder", "data.fixed_offsets=false"]
     if root is not None:
         over.append(f"data.root={root}")
-    return C.resolve("smoke", over)
+    return RC.resolve("smoke", over)
 
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory):
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.model import build_model
-    from paperlib.predict import load_predictor
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.model.sparsesync import build_model
+    from paperlib.studies.predict import load_predictor
 
     cfg = _smoke_cfg()
     torch.manual_seed(0)
@@ -90,7 +91,7 @@ def _expected_windows(path: Path, window: float, fps: float, sr: int) -> int:
 
 @pytest.mark.timeout(240)
 def test_hostile_corpus_predict(corpus, predictor):
-    from paperlib.predict import predict_video
+    from paperlib.studies.predict import predict_video
 
     _, entries = corpus
     t = Tally("predict")
@@ -133,7 +134,7 @@ def _sane_prepared(out: Path) -> str | None:
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_hostile_corpus_prepare(corpus, tmp_path):
-    from paperlib.prepare import EncodeSettings, prepare
+    from paperlib.data.prepare import EncodeSettings, prepare
 
     folder, entries = corpus
     t = Tally("prepare")
@@ -183,7 +184,7 @@ def test_hostile_corpus_prepare(corpus, tmp_path):
 
 @pytest.mark.timeout(240)
 def test_hostile_corpus_training_dataset(corpus, tmp_path):
-    from paperlib.data import AVSyncDataset, build_dataset, item_shapes
+    from paperlib.data.datasets import AVSyncDataset, build_dataset, item_shapes
 
     folder, entries = corpus
     cfg = _smoke_cfg(folder).data
@@ -236,7 +237,7 @@ def test_hostile_corpus_training_dataset(corpus, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_hostile_corpus_leakage_probe(corpus):
-    from paperlib import leakage as L
+    from paperlib.studies import leakage as L
 
     folder, entries = corpus
     for modality in ("audio", "video"):
@@ -289,8 +290,8 @@ class _Evil:
 
 @pytest.fixture(scope="module")
 def smoke_checkpoint(tmp_path_factory):
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.model import build_model
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.model.sparsesync import build_model
 
     cfg = _smoke_cfg()
     torch.manual_seed(0)
@@ -315,9 +316,10 @@ def _malicious_files(folder: Path, good: Path, marker: Path) -> list[Path]:
 
 @pytest.mark.timeout(120)
 def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path, capsys):
-    from paperlib import checkpoints as K
-    from paperlib import predict as P
-    from paperlib import train as T
+    from paperlib.model import checkpoints as K
+    from paperlib.model import weights as W
+    from paperlib.studies import predict as P
+    from paperlib.engine import train as T
 
     good, cfg = smoke_checkpoint
     marker = tmp_path / "MARKER"
@@ -327,12 +329,12 @@ def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path
     pickle.loads(pickle.dumps(_Evil(control)))
     assert control.read_text() == "pwned"
     entry_points = {
-        "load_checkpoint": lambda p: K.load_checkpoint(p),
+        "load_checkpoint": lambda p: W.load_checkpoint(p),
         "load_model": lambda p: K.load_model(p),
-        "load_official_checkpoint": lambda p: K.load_official_checkpoint(p),
+        "load_official_checkpoint": lambda p: W.load_official_checkpoint(p),
         "predict --checkpoint": lambda p: P.cli([str(tmp_path / "any.mp4"), "--checkpoint", str(p), "--device", "cpu"]),
         "train --init-from (weights loader)": lambda p: T._load_init_weights(
-            __import__("paperlib.model", fromlist=["build_model"]).build_model(cfg.model), str(p)),
+            __import__("paperlib.model.sparsesync", fromlist=["build_model"]).build_model(cfg.model), str(p)),
     }
     tried = handled = 0
     crashes = []
@@ -341,7 +343,7 @@ def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path
             tried += 1
             try:
                 rc = call(path)
-            except (K.CheckpointError, ValueError) as e:
+            except (W.CheckpointError, ValueError) as e:
                 if str(path) in str(e):
                     handled += 1
                 else:
@@ -363,10 +365,11 @@ def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path
 def test_misfit_and_truncated_checkpoints_name_keys_and_shapes(smoke_checkpoint, tmp_path):
     import copy
 
-    from paperlib import checkpoints as K
-    from paperlib import train as T
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.model import build_model
+    from paperlib.model import checkpoints as K
+    from paperlib.model import weights as W
+    from paperlib.engine import train as T
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.model.sparsesync import build_model
 
     good, cfg = smoke_checkpoint
     raw = torch.load(good, weights_only=True)
@@ -382,7 +385,7 @@ def test_misfit_and_truncated_checkpoints_name_keys_and_shapes(smoke_checkpoint,
         edit(r["model"])
         path = tmp_path / f"{name}.pt"
         torch.save(r, path)
-        with pytest.raises(K.CheckpointError) as e:
+        with pytest.raises(W.CheckpointError) as e:
             K.load_model(path)
         assert str(path) in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
     # a different class count: the head's shapes are named when fine-tuning into the configured model
@@ -398,8 +401,8 @@ def test_misfit_and_truncated_checkpoints_name_keys_and_shapes(smoke_checkpoint,
     for cut in (len(data) - 10, len(data) // 2, 100):
         path = tmp_path / f"trunc_{cut}.pt"
         path.write_bytes(data[:cut])
-        for load in (K.load_checkpoint, K.load_model, K.load_official_checkpoint):
-            with pytest.raises(K.CheckpointError, match="cannot read checkpoint|truncated|not a") as e:
+        for load in (W.load_checkpoint, K.load_model, W.load_official_checkpoint):
+            with pytest.raises(W.CheckpointError, match="cannot read checkpoint|truncated|not a") as e:
                 load(path)
             assert str(path) in str(e.value)
 

@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import runs
-from paperlib.checkpoints import load_checkpoint
+from paperlib.engine import runs
+from paperlib.model.weights import load_checkpoint
 
 SEED = int(os.environ.get("PAPERLIB_KILL_SEED", "20221109"))
 ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
@@ -87,7 +87,7 @@ elif hook.startswith("replace:"):
 
     os.replace = replace
 
-from paperlib.cli import main
+from paperlib.commands import main
 
 sys.exit(main(sys.argv[1:]))
 '''
@@ -170,12 +170,12 @@ def test_metrics_logger_ends_a_torn_line_before_appending(tmp_path):
 
 
 def test_stale_media_partials_are_removed_only_when_their_writer_is_gone(tmp_path):
-    from paperlib import media
+    from paperlib.core import io as cio
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = media._HOST
-    with media.atomic_output(tmp_path / "sub" / "a.mp4") as mine:  # this process: alive
+    host = cio.HOST
+    with cio.atomic_output(tmp_path / "sub" / "a.mp4") as mine:  # this process: alive
         mine.write_bytes(b"x")
         stale = tmp_path / "sub" / f".b.partial-{host}.{dead.pid}.0123abcd.mp4"
         other = tmp_path / f".c.partial-elsewhere-{host}.{dead.pid}.0123abcd.mp4"
@@ -183,25 +183,31 @@ def test_stale_media_partials_are_removed_only_when_their_writer_is_gone(tmp_pat
         for p in (stale, *keep[1:]):
             p.write_bytes(b"x")
         assert mine.name.startswith(".a.partial-") and mine.suffix == ".mp4"
-        assert media.remove_stale_partials(tmp_path) == [stale]
+        assert cio.remove_stale_partials(tmp_path) == [stale]
         assert all(p.exists() for p in keep)
     assert (tmp_path / "sub" / "a.mp4").read_bytes() == b"x" and not mine.exists()
 
 
-def test_stale_checkpoint_temporaries_are_removed_only_when_their_writer_is_gone(tmp_path):
-    from paperlib import checkpoints as ck
+def test_checkpoint_saves_remove_killed_writers_temporaries_in_their_folder_only(tmp_path):
+    from paperlib.core import io as cio
+    from paperlib.model import checkpoints as ck
+    from paperlib.model.sparsesync import ModelConfig, build_model
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    host = ck._HOST
-    stale = tmp_path / f".last.pt.{host}.{dead.pid}.0123abcd.tmp"
-    live = tmp_path / f".last.pt.{host}.{os.getppid()}.0123abcd.tmp"  # the pytest runner's parent: alive
-    other_host = tmp_path / f".last.pt.elsewhere-{host}.{dead.pid}.0123abcd.tmp"
-    final = tmp_path / "last.pt"
-    for p in (stale, live, other_host, final):
+    host = cio.HOST
+    stale = tmp_path / f".last.partial-{host}.{dead.pid}.0123abcd.pt"
+    live = tmp_path / f".last.partial-{host}.{os.getppid()}.0123abcd.pt"  # the pytest runner's parent: alive
+    other_host = tmp_path / f".last.partial-elsewhere-{host}.{dead.pid}.0123abcd.pt"
+    nested = tmp_path / "sub" / f".x.partial-{host}.{dead.pid}.0123abcd.pt"  # another folder: not this save's business
+    nested.parent.mkdir()
+    for p in (stale, live, other_host, nested):
         p.write_bytes(b"x")
-    assert ck.remove_stale_temporaries(tmp_path) == [stale]
-    assert not stale.exists() and live.exists() and other_host.exists() and final.exists()
+    cfg = ModelConfig(backbone="small", d_model=32, n_head=2, depth=1, n_selectors=4, crop=32, clip_sec=2.0,
+                      num_classes=3, n_fft=256, hop=64)
+    ck.save_checkpoint(tmp_path / "last.pt", build_model(cfg), cfg)
+    assert not stale.exists() and live.exists() and other_host.exists() and nested.exists()
+    assert (tmp_path / "last.pt").is_file()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -224,7 +230,7 @@ def synth_ref(wrapper, tmp_path_factory) -> Path:
 MAX_STEPS = 20
 TRAIN_COMMON = [f"train.max_steps={MAX_STEPS}", "train.checkpoint_every_steps=1", "train.log_every=1", "train.test=false",
                 "train.progress=false", "train.tensorboard=false", "train.device=cpu"]
-TMP_NAME = re.compile(r"^\..+\.tmp$")
+TMP_NAME = re.compile(r"^\..+\.partial-.+$")
 
 
 def _train_args(data: Path, run_root: Path) -> list[str]:
@@ -393,7 +399,7 @@ def test_train_killed_repeatedly_resumes_to_identical_weights(wrapper, synth_ref
         _same_tensors(a["optimizer"], b["optimizer"], f"{name}.optimizer")
         _same_tensors(a["scheduler"], b["scheduler"], f"{name}.scheduler")
         assert a["state"]["step"] == b["state"]["step"] and a["best_metric"] == b["best_metric"]
-    # killed writers' temporaries are gone once a later save ran (paperlib.checkpoints.remove_stale_temporaries)
+    # killed writers' temporaries are gone once a later save ran (paperlib.core.io.remove_stale_partials)
     assert _hidden_files(run_dir / "checkpoints") == []
     digest = _digest(torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"])
     print(f"\ntrain: {kills} kills ({writes_hit} inside a checkpoint write, {fresh_starts - 1} before the first "
@@ -406,7 +412,7 @@ def test_train_killed_repeatedly_resumes_to_identical_weights(wrapper, synth_ref
 
 
 def _decoded(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from paperlib.media import read_audio, read_video
+    from paperlib.core.media import read_audio, read_video
 
     return read_video(path, fps=None), read_audio(path, sample_rate=None)
 
@@ -474,7 +480,7 @@ def test_synth_killed_and_restarted_equals_uninterrupted(wrapper, synth_ref, tmp
                 v, a = _decoded(p)
                 rv, ra = ref_cache[rel]
                 # libx264 through PyAV is not bit-reproducible between the first encode of a process and later ones
-                # (see paperlib.prepare's docstring and test_synthetic.test_determinism_and_seed): a restarted run's
+                # (see paperlib.data.prepare's docstring and test_synthetic.test_determinism_and_seed): a restarted run's
                 # first clip can differ from the uninterrupted run's at coding-noise level. Same frames otherwise.
                 diff = float(np.abs(v.astype(np.int16) - rv).mean()) if v.shape == rv.shape else math.inf
                 assert diff < 3.0 and a.shape == ra.shape and np.abs(a - ra).max() < 0.05, (rel, diff)
@@ -681,14 +687,14 @@ NOTEBOOK_CELLS = [
     ("markdown", "A tiny artefact notebook made by the test: run directory, table, figure, done-marker."),
     ("parameters", 'out_dir = ""\nruns_root = ""\ntag = "v1"\nfail = False'),
     ("code", "from pathlib import Path\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-             "import pandas as pd\nfrom paperlib import experiments as ex, runs\n"
+             "import pandas as pd\nfrom paperlib.paper import reproduce as ex\nfrom paperlib.engine import runs\n"
              "run = runs.new_run_dir(runs_root, 'nb', stamp='fixed')\n(run / 'result.txt').write_text(tag)"),
     ("code", "ex.save_artefact(ex.Artefact(name='tabX', profile='smoke', tables={'T': pd.DataFrame({'tag': [tag]})}),"
              " out_dir=out_dir)"),
     # the failing run breaks while rendering the figure (invalid mathtext raises inside savefig)
     ("code", "fig, ax = plt.subplots()\nax.plot([0, 1], [0, 1 if tag == 'v1' else 2])\n"
              "ax.set_title('$\\\\frac{$' if fail else tag)\nex.save_figure(fig, 'figX', out_dir=out_dir)"),
-    ("code", "ex.atomic_write_text(Path(out_dir) / 'done.txt', tag)"),
+    ("code", "ex.write_text_atomic(Path(out_dir) / 'done.txt', tag)"),
 ]
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import leakage as lk
-from paperlib.media import write_audio, write_video
+from paperlib.studies import leakage as lk
+from paperlib.core.media import write_audio, write_video
 
 FAST = {"epochs": 12, "width": 8, "batch_size": 16, "trims_per_clip": 2, "test_trims_per_clip": 10}
 

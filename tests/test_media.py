@@ -1,4 +1,4 @@
-"""Decoding contract of paperlib.media: windows equal an independent full decode's slice, to the frame and sample."""
+"""Decoding contract of paperlib.core.media: windows equal an independent full decode's slice, to the frame and sample."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torchaudio.functional as AF
 
-from paperlib import media
-from paperlib.media import MediaError, probe, read_audio, read_video, read_window, time_to_index, write_audio
+from paperlib.core import media
+from paperlib.core.media import MediaError, probe, read_audio, read_video, read_window, time_to_index, write_audio
 from paperlib.testing import bigbuckbunny_path, frame_index, known_signal, make_test_clip
 
 

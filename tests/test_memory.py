@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib import memory as M
-from paperlib.model import ModelConfig
+from paperlib.studies import memory as M
+from paperlib.model.sparsesync import ModelConfig
 
 # a small head on the paper geometry (grids (3,7,7) + (9,4) at 1 s): every estimate below takes well under a second
 SMALL = ModelConfig(depth=1, d_model=32, n_head=2, n_selectors=4, num_classes=3, clip_sec=1.0)

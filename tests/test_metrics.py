@@ -1,4 +1,4 @@
-"""Metric maths on hand-made cases (paperlib.evaluate), and evaluate() invariants on a stand-in model."""
+"""Metric maths on hand-made cases (paperlib.engine.evaluate), and evaluate() invariants on a stand-in model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from paperlib import evaluate as ev
+from paperlib.engine import evaluate as ev
 
 
 def _onehot_logits(preds, c):

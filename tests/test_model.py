@@ -1,4 +1,4 @@
-"""Invariants of the model family (paperlib.model, paperlib.backbones): exact parameter counts, geometry, gradients,
+"""Invariants of the model family (paperlib.model.sparsesync, paperlib.model.backbones): exact parameter counts, geometry, gradients,
 batch independence, frozen backbones, the attention-weights path, init, and the model-summary CLI.
 
 Paper-size models are built on the meta device (no memory, no compute); real forwards use the small CPU pair or tiny
@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib import model as M
-from paperlib.backbones import ResNet18Audio, S3DVisual, SmallAudio, SmallVisual
-from paperlib.model import ModelConfig, build_head, build_model, input_shapes, model_summary, token_grid
+from paperlib.model import sparsesync as M
+from paperlib.model.backbones import ResNet18Audio, S3DVisual, SmallAudio, SmallVisual
+from paperlib.model.sparsesync import ModelConfig, build_head, build_model, input_shapes, model_summary, token_grid
 
 # Tiny CPU configs: 1 s clips, small crops, narrow transformer.
 TINY = dict(backbone="small", d_model=32, n_head=4, depth=1, n_selectors=4, crop=32, clip_sec=1.0)
@@ -260,7 +260,7 @@ def test_head_alone_on_long_inputs():
 
 
 def test_config_validation_and_roundtrip():
-    from paperlib.config import apply_overrides, from_dict, to_dict
+    from paperlib.core.config import apply_overrides, from_dict, to_dict
 
     cfg = apply_overrides(ModelConfig(), ["variant=transformer", "depth=6", "visual_weights=/x/s3d.pt"])
     assert from_dict(ModelConfig, to_dict(cfg)) == cfg
@@ -285,7 +285,7 @@ def test_model_summary_flops():
 
 
 def test_model_summary_cli_json(capsys):
-    from paperlib.cli import main
+    from paperlib.commands import main
 
     assert main(["model-summary", "--json", "--no-flops", "--depth", "6"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -63,7 +63,7 @@ def test_notebook_is_thin_and_clean(nb_path):
         assert not c.get("outputs") and c.get("execution_count") is None, "committed with outputs"
         src = "".join(c["source"])
         assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(ast.parse(src))), \
-            "logic belongs in paperlib.experiments, not in notebooks"
+            "logic belongs in paperlib.paper.reproduce, not in notebooks"
         assert "sys.path" not in src
 
 

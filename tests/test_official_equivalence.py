@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from paperlib.checkpoints import convert_official_state_dict
-from paperlib.model import SyncModel, build_model
+from paperlib.model.checkpoints import convert_official_state_dict
+from paperlib.model.sparsesync import SyncModel, build_model
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 TOL = 1e-6

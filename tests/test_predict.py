@@ -1,4 +1,4 @@
-"""paperlib.predict: windowing and sign conventions, the ffmpeg fix, ITU verdicts, clear errors, any input format,
+"""paperlib.studies.predict: windowing and sign conventions, the ffmpeg fix, ITU verdicts, clear errors, any input format,
 the real bigbuckbunny clip, and the CLI outputs."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config as C
-from paperlib import predict as P
-from paperlib.media import MediaError, write_audio, write_video
+from paperlib.core import config as C
+from paperlib.engine import config as RC
+from paperlib.studies import predict as P
+from paperlib.core.media import MediaError, write_audio, write_video
 from paperlib.testing import bigbuckbunny_path
 
 
@@ -51,10 +52,10 @@ def test_itu_window():
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """An untrained smoke-geometry model saved as a paperlib checkpoint with its run config (2 s, 3 classes)."""
-    from paperlib.checkpoints import save_checkpoint
-    from paperlib.model import build_model
+    from paperlib.model.checkpoints import save_checkpoint
+    from paperlib.model.sparsesync import build_model
 
-    cfg = C.resolve("smoke", ["data.resize_short=40"])
+    cfg = RC.resolve("smoke", ["data.resize_short=40"])
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, build_model(cfg.model), cfg.model, run_config=C.to_dict(cfg))
@@ -144,8 +145,8 @@ def test_injected_offset_feeds_the_model_what_the_test_split_would(tiny_checkpoi
     """predict --inject-offset X must give the model exactly the tensors of a test item with fixed offset X (same
     windows to the frame and sample, same decoding, same transforms) and report X's class: with that, a model that
     classifies test items correctly recovers injected offsets through predict, with the right sign."""
-    from paperlib.data import AVSyncDataset, Record, fixed_window
-    from paperlib.synthetic import SynthConfig, generate, video_path
+    from paperlib.data.datasets import AVSyncDataset, Record, fixed_window
+    from paperlib.data.synthetic import SynthConfig, generate, video_path
 
     root = tmp_path_factory.getbasetemp() / "synth-predict"
     if not (root / "synth.json").is_file():
@@ -172,14 +173,14 @@ def test_a_model_trained_here_recovers_injected_offsets_through_predict(tmp_path
     differ only in the audio offset (-1, 0, +1 s), then ask predict with --inject-offset: each injected offset must come
     back as its class. The model memorises (it does not generalise: leaving the chance plateau on held-out clips takes
     CPU-minutes, issue 11), but a wrong sign or a shifted window in predict would return the wrong classes."""
-    from paperlib import train as T
-    from paperlib.data import AVSyncDataset, Record
-    from paperlib.synthetic import SynthConfig, generate, video_path
+    from paperlib.engine import train as T
+    from paperlib.data.datasets import AVSyncDataset, Record
+    from paperlib.data.synthetic import SynthConfig, generate, video_path
 
     root = tmp_path_factory.mktemp("synth-memo")
     generate(SynthConfig(setting="dense-crop", size=32), root, clips=1, progress=False)
     path = str(video_path(root, "pretrain/syn00000/00000"))
-    cfg = C.resolve("smoke", [f"data.root={root}", f"train.run_root={tmp_path}", "train.progress=false",
+    cfg = RC.resolve("smoke", [f"data.root={root}", f"train.run_root={tmp_path}", "train.progress=false",
                               "train.device=cpu", "train.base_lr=1e-3", "train.warmup_steps=0", "train.max_steps=200",
                               "train.overfit_batches=1", "train.batch_size=3", "train.eval_every_steps=50",
                               "train.log_every=50", "data.resize_short=32", "model.embd_pdrop=0", "model.attn_pdrop=0",

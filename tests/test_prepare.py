@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from paperlib import prepare as P
-from paperlib.media import MediaError, probe, read_audio, read_video
+from paperlib.data import prepare as P
+from paperlib.core.media import MediaError, probe, read_audio, read_video
 from paperlib.testing import bigbuckbunny_path, frame_index, make_test_clip
 
 
@@ -90,7 +90,7 @@ def test_cli_on_bigbuckbunny(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     (src / "bbb.mp4").symlink_to(bbb)
-    from paperlib.cli import main
+    from paperlib.commands import main
 
     assert main(["prepare", str(src), str(tmp_path / "dst"), "--dataset", "folder", "--workers", "0",
                  "--no-progress"]) == 0

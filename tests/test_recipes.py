@@ -1,4 +1,4 @@
-"""Tests of paperlib.recipes (issue 11): time codes, the time-anchored initialisation, the auxiliary losses, and a fast
+"""Tests of paperlib.engine.recipes (issue 11): time codes, the time-anchored initialisation, the auxiliary losses, and a fast
 end-to-end check that the paper's head leaves the chance plateau on a trivially easy synthetic task within seconds.
 
 The easy task ("ideal tokens"): the bridge outputs are given directly; every visual cell carries a smooth random
@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from paperlib import recipes
-from paperlib.model import ModelConfig, build_head
+from paperlib.engine import recipes
+from paperlib.model.sparsesync import ModelConfig, build_head
 
 CLIP = 5.0
 
@@ -185,7 +185,7 @@ def test_aux_weight_schedule():
 
 
 def test_aux_loss_model_keeps_the_paper_logits_and_follows_its_schedule():
-    from paperlib.model import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes
 
     cfg = ModelConfig(backbone="small", d_model=32, n_head=4, depth=2, n_selectors=4, crop=32, clip_sec=1.0,
                       embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)

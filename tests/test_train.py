@@ -1,4 +1,4 @@
-"""Training engine (paperlib.train, paperlib.runs, RunConfig presets): pure pieces, run directories, resume equality,
+"""Training engine (paperlib.engine.train, paperlib.engine.runs, RunConfig presets): pure pieces, run directories, resume equality,
 fine-tuning, sanity tools, and a smoke training on generated clips through train -> valid -> test."""
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from paperlib import config as C
-from paperlib import runs
-from paperlib import train as T
+from paperlib.core import config as C
+from paperlib.engine import config as RC
+from paperlib.engine import runs
+from paperlib.engine import train as T
 
 # ---------------------------------------------------------------------------------------------------------------------
 # pure pieces
@@ -125,21 +126,21 @@ def test_metrics_logger_and_torn_lines(tmp_path):
 
 
 def test_presets_and_overrides():
-    cfg = C.resolve("paper-lrs3")
+    cfg = RC.resolve("paper-lrs3")
     assert cfg.model.num_classes == 21 and cfg.train.base_lr == 5e-6 and cfg.data.dataset == "lrs3"
-    ft = C.resolve("paper-vggsound-sparse-finetune-3cls", ["train.init_from=/x.pt", "train.patience=70"])
+    ft = RC.resolve("paper-vggsound-sparse-finetune-3cls", ["train.init_from=/x.pt", "train.patience=70"])
     assert ft.model.num_classes == 3 and ft.data.num_classes == 3 and ft.data.max_off_sec == 1.0
     assert ft.data.p_audio_aug == 0.2 and ft.data.iter_times == 25 and ft.train.init_from == "/x.pt"
     assert ft.train.patience == 70
     with pytest.raises(KeyError, match="unknown config key"):
-        C.resolve("smoke", ["train.learning_rate=1"])
+        RC.resolve("smoke", ["train.learning_rate=1"])
     with pytest.raises(ValueError, match="disagree"):
-        C.resolve("smoke", ["model.num_classes=21"])
+        RC.resolve("smoke", ["model.num_classes=21"])
     with pytest.raises(KeyError, match="unknown preset"):
-        C.resolve("nope")
-    for name in C.PRESETS:  # every preset resolves to a consistent config
-        C.resolve(name)
-    back = C.from_dict(C.RunConfig, C.to_dict(cfg))
+        RC.resolve("nope")
+    for name in RC.PRESETS:  # every preset resolves to a consistent config
+        RC.resolve(name)
+    back = C.from_dict(RC.RunConfig, C.to_dict(cfg))
     assert back == cfg
 
 
@@ -189,7 +190,7 @@ class _M(nn.Module):
 def _cfg(root, **kw):
     tc = dict(num_workers=0, batch_size=8, base_lr=0.05, warmup_steps=5, progress=False, run_root=str(root),
               log_every=2, tensorboard=False)
-    return C.RunConfig(model=_MC(), data=_DC(), train=T.TrainConfig(**{**tc, **kw}))
+    return RC.RunConfig(model=_MC(), data=_DC(), train=T.TrainConfig(**{**tc, **kw}))
 
 
 def _fit(cfg, fail_at=None, nan=False):
@@ -256,7 +257,7 @@ def test_early_stopping_and_eval_every(tmp_path):
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from paperlib.synthetic import SynthConfig, generate
+    from paperlib.data.synthetic import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synth-dense32")
     generate(SynthConfig(setting="dense-crop", size=32), root, clips=24, progress=False)
@@ -264,7 +265,7 @@ def synth_root(tmp_path_factory):
 
 
 def _smoke(root, run_root, *overrides, device="cpu"):
-    return C.resolve("smoke", [f"data.root={root}", f"train.run_root={run_root}", "train.progress=false",
+    return RC.resolve("smoke", [f"data.root={root}", f"train.run_root={run_root}", "train.progress=false",
                                f"train.device={device}", *overrides])
 
 
@@ -274,7 +275,7 @@ def test_smoke_training_train_valid_test_all_metrics(synth_root, tmp_path):
     files = {p.name for p in run.iterdir()}
     assert {"config.json", "env.json", "metrics.jsonl", "results.json", "checkpoints"} <= files
     assert any(f.startswith("events.out.tfevents") for f in files)
-    assert C.from_dict(C.RunConfig, json.loads((run / "config.json").read_text())) == cfg
+    assert C.from_dict(RC.RunConfig, json.loads((run / "config.json").read_text())) == cfg
     env = json.loads((run / "env.json").read_text())
     assert env["device"] == "cpu" and env["precision"] == "fp32" and "libavcodec" in env["ffmpeg"]
     res = json.loads((run / "results.json").read_text())
@@ -289,15 +290,15 @@ def test_smoke_training_train_valid_test_all_metrics(synth_root, tmp_path):
     assert "per_content_class_accuracy" in test
     phases = {r["phase"] for r in runs.read_metrics(run)}
     assert {"train", "valid", "test", "event"} <= phases
-    # checkpoints: weights_only-loadable, and usable as a model by paperlib.checkpoints.load_model
-    from paperlib.checkpoints import load_model
+    # checkpoints: weights_only-loadable, and usable as a model by paperlib.model.checkpoints.load_model
+    from paperlib.model.checkpoints import load_model
 
     ck = _weights(run, "best")
     assert ck["run_config"] == C.to_dict(cfg) and ck["meta"]["kind"] == "train"
     model, mcfg = load_model(run / "checkpoints" / "last.pt")
     assert mcfg == cfg.model
     # `python -m paperlib evaluate` on best.pt reproduces the run's own test numbers (same fixed offsets and weights)
-    from paperlib import evaluate as E
+    from paperlib.engine import evaluate as E
 
     out = tmp_path / "eval.json"
     assert E.cli(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--json", str(out), "--device", "cpu"]) == 0
@@ -402,18 +403,18 @@ def test_time_budget_stops_the_run(tmp_path):
 def test_finetune_preset_on_sparse_clips_reports_mean_and_std_over_passes(tmp_path_factory, tmp_path):
     """smoke-finetune: VGGSound-Sparse layout, the official fine-tuning augmentations, random-offset evaluation
     repeated iter_times=2 times (mean +- std), per-content-class accuracy keyed by the event class."""
-    from paperlib.synthetic import SynthConfig, generate
+    from paperlib.data.synthetic import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synth-sparse32")
     generate(SynthConfig(setting="sparse", size=32), root, clips=20, progress=False)
-    cfg = C.resolve("smoke-finetune", [f"data.root={root}", f"train.run_root={tmp_path}", "train.progress=false",
+    cfg = RC.resolve("smoke-finetune", [f"data.root={root}", f"train.run_root={tmp_path}", "train.progress=false",
                                        "train.device=cpu", "train.max_steps=2"])
     run = T.fit(cfg)
     test = json.loads((run / "results.json").read_text())["test"]
     assert test["iter_times"] == 2 and len(test["passes"]) == 2
     assert "accuracy_1_std" in test and test["accuracy_1"] == pytest.approx(
         np.mean([p["accuracy_1"] for p in test["passes"]]))
-    from paperlib.synthetic import SPARSE_CLASSES
+    from paperlib.data.synthetic import SPARSE_CLASSES
 
     assert test["per_content_class_accuracy"] and set(test["per_content_class_accuracy"]) <= set(
         map(str, range(len(SPARSE_CLASSES))))

@@ -1,5 +1,5 @@
-"""The issue-11 recipe and partial initialisation inside the training engine (paperlib.train.fit), and the decoded-clip
-cache of the dataset (paperlib.data): wiring, what is saved, what is loaded, and that caching changes no sample."""
+"""The issue-11 recipe and partial initialisation inside the training engine (paperlib.engine.train.fit), and the decoded-clip
+cache of the dataset (paperlib.data.datasets): wiring, what is saved, what is loaded, and that caching changes no sample."""
 
 from __future__ import annotations
 
@@ -9,16 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from paperlib import config as C
-from paperlib import runs
-from paperlib import train as T
-from paperlib.data import build_dataset
-from paperlib.model import build_model
+from paperlib.core import config as C
+from paperlib.engine import config as RC
+from paperlib.engine import runs
+from paperlib.engine import train as T
+from paperlib.data.datasets import build_dataset
+from paperlib.model.sparsesync import build_model
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory):
-    from paperlib.synthetic import SynthConfig, generate
+    from paperlib.data.synthetic import SynthConfig, generate
 
     root = tmp_path_factory.mktemp("synth-dense32-recipe")
     generate(SynthConfig(setting="dense-crop", size=32), root, clips=24, progress=False)
@@ -26,7 +27,7 @@ def synth_root(tmp_path_factory):
 
 
 def _smoke(root, run_root, *overrides):
-    return C.resolve("smoke", [f"data.root={root}", f"train.run_root={run_root}", "train.progress=false",
+    return RC.resolve("smoke", [f"data.root={root}", f"train.run_root={run_root}", "train.progress=false",
                                "train.tensorboard=false", *overrides])
 
 
@@ -47,7 +48,7 @@ def test_recipe_is_applied_and_the_saved_model_is_the_papers(synth_root, tmp_pat
     assert train and all(math.isfinite(r["aux_loss"]) and r["aux_loss"] > 0 for r in train)
     # the checkpoint holds the paper's model (no wrapper prefix) and loads into a freshly built one
     saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
-    fresh = build_model(C.resolve("smoke").model)
+    fresh = build_model(RC.resolve("smoke").model)
     assert set(saved) == set(fresh.state_dict())
     fresh.load_state_dict(saved)
 
@@ -56,7 +57,7 @@ def test_sparse_recipe_preset_fine_tunes_the_dense_recipe_model():
     """cpu-recipe-sparse loads a cpu-recipe checkpoint strictly (same model), keeps the recipe's auxiliary losses on
     (without them the measured sparse run stays at chance) and starts a fresh optimiser on VGGSound-Sparse-layout
     data."""
-    dense, sparse = C.resolve("cpu-recipe"), C.resolve("cpu-recipe-sparse", ["train.init_from=/x/best.pt"])
+    dense, sparse = RC.resolve("cpu-recipe"), RC.resolve("cpu-recipe-sparse", ["train.init_from=/x/best.pt"])
     assert sparse.model == dense.model and sparse.data.crop == dense.data.crop
     assert sparse.data.dataset == "vggsound_sparse" and sparse.train.init_from == "/x/best.pt"
     assert sparse.train.aux_xcorr_weight > 0 and sparse.train.aux_match_weight > 0 and sparse.train.recipe_init
@@ -118,7 +119,7 @@ def test_partial_init_keeps_mismatched_and_skipped_keys_fresh(synth_root, tmp_pa
 
 
 def test_cached_decoding_gives_identical_items(synth_root):
-    cfg = C.resolve("smoke", [f"data.root={synth_root}"]).data
+    cfg = RC.resolve("smoke", [f"data.root={synth_root}"]).data
     cached = C.merge(cfg, {"cache_decoded": 1000})
     for split in ("train", "test"):
         plain_ds, cache_ds = build_dataset(cfg, split, seed=3), build_dataset(cached, split, seed=3)
@@ -137,9 +138,9 @@ def test_cached_decoding_gives_identical_items(synth_root):
 
 
 def test_decoded_clips_shared_on_disk_across_datasets(synth_root, tmp_path, monkeypatch, caplog):
-    from paperlib import data as D
+    from paperlib.data import datasets as D
 
-    cfg = C.resolve("smoke", [f"data.root={synth_root}"]).data
+    cfg = RC.resolve("smoke", [f"data.root={synth_root}"]).data
     disk = C.merge(cfg, {"decoded_cache_dir": str(tmp_path / "decoded")})
     plain_ds, first = build_dataset(cfg, "train", seed=5), build_dataset(disk, "train", seed=5)
     want = [plain_ds[i] for i in range(4)]
@@ -161,7 +162,7 @@ def test_decoded_clips_shared_on_disk_across_datasets(synth_root, tmp_path, monk
     # a damaged cache file is decoded again (with a warning) and replaced
     files[0].write_bytes(b"not an npz")
     third = build_dataset(disk, "train", seed=5)
-    with caplog.at_level("WARNING", logger="paperlib.data"):
+    with caplog.at_level("WARNING", logger="paperlib.data.datasets"):
         got = [third[i] for i in range(4)]
     assert all(torch.equal(g["video"], w["video"]) for g, w in zip(got, want))
     assert "unreadable" in caplog.text

@@ -28,7 +28,7 @@ start, as in the clip datasets a sync model reads): 10 s, or, when files are sho
 rounded down to an even number of 0.1-s steps (>= 2 s), with L/2/0.1 classes; shorter or unreadable files are skipped
 and listed with the reason. Clips are split 80/20 by file.
 
-Decoding (``paperlib.media.read_audio``/``read_video``): audio at its native rate, placed by frame pts (the AAC
+Decoding (``paperlib.core.media.read_audio``/``read_video``): audio at its native rate, placed by frame pts (the AAC
 priming removed by the mp4 edit list stays aligned: lag 0) and cut to exactly the clip length; video frames chosen by
 timestamp on the 10-fps grid, the short side scaled to ``video_size`` and the centre square kept (grey: BT.601 luma).
 Every trim must sample its source frames identically, or the sampling itself leaks the start: 10 fps taken from 25-fps
@@ -82,10 +82,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from paperlib import media
-from paperlib.config import config_hash, merge, to_dict
-from paperlib.media import MediaError, atomic_output, write_audio, write_video
-from paperlib.runs import env_info as _run_env_info
+from paperlib.core import media
+from paperlib.core.config import config_hash, merge, to_dict
+from paperlib.core.io import atomic_output
+from paperlib.core.media import MediaError, write_audio, write_video
+from paperlib.core.provenance import env_info as _run_env_info
 
 VERDICT_LEAK = "artefacts leak start time"
 VERDICT_NONE = "no leakage detected at this budget"
@@ -364,7 +365,7 @@ def transcode_audio(src: Path, dst: Path, codec: str = "aac") -> Path:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Decoding (through paperlib.media: seconds in, frames/samples placed by timestamp)
+# Decoding (through paperlib.core.media: seconds in, frames/samples placed by timestamp)
 
 
 def _decode_audio(path: Path, seconds: float | None) -> tuple[np.ndarray, int]:
@@ -817,7 +818,7 @@ def train_probe(clips: ClipSet, cfg: ProbeConfig, metrics_path: Path | None = No
 
 
 def env_info(device: str | None = None) -> dict[str, Any]:
-    """``paperlib.runs.env_info`` (git sha/dirty, torch/PyAV/FFmpeg versions, host) plus the encoders used here."""
+    """``paperlib.core.provenance.env_info`` (git sha/dirty, torch/PyAV/FFmpeg versions, host) plus the encoders used here."""
     info = _run_env_info(device)
     codecs = {}
     for name in ("mpeg4", "libx264", "prores_ks", "aac", "pcm_s16le"):

@@ -8,7 +8,7 @@ indices in one place (:func:`time_to_index`). Paper Sec. 3 ("Training procedure"
 Encoding: ``write_video`` writes a video (and optionally an audio) stream with a chosen codec, pixel format and GOP;
 ``write_audio`` writes audio alone (PCM wav, AAC in .m4a/.mp4/.aac). Outputs are written to a temporary name in the
 same folder and renamed when complete, so an interrupted write never leaves a partial file under the final name
-(a killed writer's hidden temporary is removed by :func:`remove_stale_partials`).
+(:func:`paperlib.core.io.atomic_output`).
 
 Decoding contract (tested in tests/test_media.py against full decodes):
 - Time origin: each stream's own first timestamp (``stream.start_time``), i.e. frame 0 and sample 0 are the first
@@ -40,10 +40,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
-import socket
-import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -51,6 +47,8 @@ from typing import Iterator
 
 import av
 import numpy as np
+
+from paperlib.core.io import atomic_output
 
 # codec -> (pixel format, container options): the combinations the project uses.
 VIDEO_CODECS: dict[str, str] = {
@@ -64,60 +62,6 @@ VIDEO_CODECS: dict[str, str] = {
 
 class MediaError(RuntimeError):
     """A media file could not be read or written; the message names the file and the problem."""
-
-
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-# .<stem>.partial-<host>.<pid>.<id><suffix>: hidden, and it says which process on which host was writing it
-_PARTIAL_RE = re.compile(r"^\..+\.partial-(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}(\.[^.]*)?$")
-
-
-def _writer_gone(name: str) -> bool:
-    m = _PARTIAL_RE.match(name)
-    if not m or m["host"] != _HOST or int(m["pid"]) == os.getpid():
-        return False
-    try:
-        os.kill(int(m["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # exists, owned by someone else
-        return False
-    return False
-
-
-def remove_stale_partials(root: str | os.PathLike) -> list[Path]:
-    """Delete, anywhere under ``root``, the temporary files of :func:`atomic_output` whose writer was killed (written
-    on this host by a process that no longer exists); returns what was removed. Final names, other hosts' files and
-    files of live writers are never touched. ``prepare`` and ``synth`` call it when they (re)start."""
-    removed = []
-    for folder, _, files in os.walk(root):
-        for name in files:
-            if name.startswith(".") and ".partial-" in name and _writer_gone(name):
-                p = Path(folder) / name
-                try:
-                    p.unlink()
-                    removed.append(p)
-                except OSError:
-                    pass
-    return removed
-
-
-@contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path with the same suffix; rename it to ``path`` only on success.
-
-    The temporary name is hidden and carries host and pid, so that :func:`remove_stale_partials` can tell the leftover
-    of a killed writer (SIGKILL, pre-emption) from a file being written right now."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _as_planar_audio(audio: np.ndarray) -> np.ndarray:

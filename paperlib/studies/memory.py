@@ -5,7 +5,7 @@ its footprint grows quadratically with the clip length, while the selectors cros
 and grow linearly. Fig. 4 plots the peak training memory of both, *feature extractors excluded*. The authors released no
 code for it (official_implementation.md Sec. 6), so this module defines the measurement:
 
-- **What is measured**: one training step of the part after the bridge (``paperlib.model.build_head``) on random
+- **What is measured**: one training step of the part after the bridge (``paperlib.model.sparsesync.build_head``) on random
   features of the token grids that an ``s``-second clip gives at the paper's geometry (``token_grid``), batch 10, paper
   width/depth: ``zero_grad(set_to_none) -> forward -> cross-entropy -> backward -> clip_grad_norm_(1) -> Adam.step
   (foreach)``, as the official loop (official_implementation.md Sec. 4) without the GradScaler (a few scalars; leaving
@@ -299,9 +299,9 @@ def head_and_inputs(cfg: Any, batch: int, device: str | torch.device, seed: int 
     """The head of ``cfg`` (part after the bridge) and random bridge outputs for one batch, on ``device``.
 
     Returns:
-        (head, vis, aud): vis (B, t, h, w, D) and aud (B, f, ta, D) with the grid of ``paperlib.model.token_grid(cfg)``.
+        (head, vis, aud): vis (B, t, h, w, D) and aud (B, f, ta, D) with the grid of ``paperlib.model.sparsesync.token_grid(cfg)``.
     """
-    from paperlib.model import build_head, token_grid
+    from paperlib.model.sparsesync import build_head, token_grid
 
     (t, h, w), (f, ta) = token_grid(cfg)
     torch.manual_seed(seed)
@@ -482,7 +482,7 @@ def _cfg_for(base_cfg: Any, variant: str, seconds: float) -> Any:
 
 
 def _n_tokens(cfg: Any) -> tuple[int, int]:
-    from paperlib.model import token_grid
+    from paperlib.model.sparsesync import token_grid
 
     (t, h, w), (f, ta) = token_grid(cfg)
     return t * h * w, f * ta
@@ -495,7 +495,7 @@ def memory_sweep(base_cfg: Any, seconds: Iterable[float] = PAPER_SECONDS,
     """Peak training memory vs clip duration for each (variant, attention) curve.
 
     Args:
-        base_cfg: a ``paperlib.model.ModelConfig`` (paper width/depth/geometry); ``variant``/``clip_sec`` are replaced.
+        base_cfg: a ``paperlib.model.sparsesync.ModelConfig`` (paper width/depth/geometry); ``variant``/``clip_sec`` are replaced.
         method: "estimate" (meta device + StorageTracker) or "cuda" (``torch.cuda.max_memory_allocated``; OOM -> NaN).
         overhead_bytes: constant added to each estimate (default: the cuBLAS workspaces, ``CUDA_OVERHEAD_BYTES``).
 

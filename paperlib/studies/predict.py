@@ -47,7 +47,7 @@ class Predictor:
     """A loaded model plus what the data pipeline needs to feed it."""
 
     model: nn.Module
-    data_cfg: Any  # paperlib.data.DataConfig (geometry + class grid)
+    data_cfg: Any  # paperlib.data.datasets.DataConfig (geometry + class grid)
     grid: np.ndarray  # offset (s) of each class
     device: torch.device
     short_side: int  # px: frames are rescaled so that the short side has this size before the centre crop
@@ -56,23 +56,23 @@ class Predictor:
 
 def _data_config_for(path: Path, model_cfg: Any) -> Any:
     """The checkpoint's own DataConfig (paperlib training checkpoints) or one derived from the model's geometry."""
-    from paperlib import checkpoints
-    from paperlib.config import from_dict
-    from paperlib.data import DataConfig, data_config_for_model
+    from paperlib.model import weights
+    from paperlib.core.config import from_dict
+    from paperlib.data.datasets import DataConfig, data_config_for_model
 
     try:
-        raw = checkpoints.load_checkpoint(path)
+        raw = weights.load_checkpoint(path)
         if isinstance(raw.get("run_config"), dict) and "data" in raw["run_config"]:
             return from_dict(DataConfig, raw["run_config"]["data"], strict=False)
-    except checkpoints.CheckpointError:
+    except weights.CheckpointError:
         pass  # an official checkpoint: geometry from the model
     return data_config_for_model(model_cfg)
 
 
 def load_predictor(checkpoint: str | Path, device: str = "auto", short_side: int | None = None) -> Predictor:
     """Load a paperlib or official checkpoint for prediction (eval mode, on ``device``)."""
-    from paperlib.checkpoints import load_model
-    from paperlib.data import class_grid
+    from paperlib.model.checkpoints import load_model
+    from paperlib.data.datasets import class_grid
 
     path = Path(checkpoint)
     model, mcfg = load_model(path)
@@ -142,10 +142,10 @@ def window_inputs(pred: Predictor, path: str | Path, v_start_sec: float, a_start
     """The model inputs of one window: decode (resampled in memory), then the test transforms.
 
     Returns ``{"video": (T, 3, crop, crop) float32, "audio": (1, F, Ta) float32}`` -- the same tensors the test split of
-    :mod:`paperlib.data` builds for a clip with a fixed offset ``a_start - v_start`` (tested).
+    :mod:`paperlib.data.datasets` builds for a clip with a fixed offset ``a_start - v_start`` (tested).
     """
-    from paperlib.media import read_audio, read_video
-    from paperlib.transforms import eval_transforms
+    from paperlib.core.media import read_audio, read_video
+    from paperlib.data.transforms import eval_transforms
 
     d = pred.data_cfg
     tf = transforms if transforms is not None else eval_transforms(d)
@@ -159,11 +159,11 @@ def predict_video(pred: Predictor, path: str | Path, window_sec: float | None = 
                   batch_size: int = 8) -> dict[str, Any]:
     """Predict the offset of one video. Returns a dict with ``windows`` (per window) and the aggregate.
 
-    Raises ``paperlib.media.MediaError`` naming the file for unreadable input, a missing stream or a clip too short for
+    Raises ``paperlib.core.media.MediaError`` naming the file for unreadable input, a missing stream or a clip too short for
     one window.
     """
-    from paperlib.media import MediaError, probe
-    from paperlib.transforms import eval_transforms
+    from paperlib.core.media import MediaError, probe
+    from paperlib.data.transforms import eval_transforms
 
     d = pred.data_cfg
     path = Path(path)
@@ -224,7 +224,7 @@ def predict_video(pred: Predictor, path: str | Path, window_sec: float | None = 
         "ffmpeg_fix": itsoffset_command(path, own), "windows": windows,
     }
     if inject_offset_sec:
-        from paperlib.data import offset_to_target
+        from paperlib.data.datasets import offset_to_target
 
         res["injected_class"] = offset_to_target(inject_offset_sec, d.num_classes, d.max_off_sec)
     res["summary"] = summary_line(res)
@@ -292,7 +292,7 @@ def cli(argv: list[str]) -> int:
     out.add_argument("--json", default=None, metavar="OUT", help="write all results as JSON ('-' for stdout)")
     out.add_argument("--csv", default=None, metavar="OUT", help="write per-window and aggregate rows as CSV")
     args = p.parse_args(argv)
-    from paperlib.media import MediaError
+    from paperlib.core.media import MediaError
 
     try:
         pred = load_predictor(args.checkpoint, args.device, args.short_side)

@@ -1,7 +1,7 @@
 """Training recipes that get the SparseSync head off the chance plateau (issue 11): an initialisation, auxiliary losses.
 
 Paper: none of this is in the paper (Sec. 7.3 only reports a long warm-up on LRS3); the model stays the paper's
-(selectors, sync transformer, head of ``paperlib.model``): every component here only changes *initial values* of its
+(selectors, sync transformer, head of ``paperlib.model.sparsesync``): every component here only changes *initial values* of its
 parameters or adds a *training-time* loss term that is dropped later. Measurements: ``bench/plateau.py`` and the
 README section "What to expect and how to get off the plateau".
 
@@ -156,7 +156,7 @@ def time_anchored_init(head: nn.Module, clip_sec: float, code_amplitude: float =
     """Initialise a ``SparseSyncHead`` so that selectors are time-specific from step 0 (see the module docstring).
 
     Args:
-        head: ``paperlib.model.SparseSyncHead`` (the model's ``.head``), freshly built.
+        head: ``paperlib.model.sparsesync.SparseSyncHead`` (the model's ``.head``), freshly built.
         clip_sec: the window length (s) the positional tables cover (``ModelConfig.clip_sec``).
         code_amplitude: RMS per channel of the sinusoidal time codes (LayerNorm'd features have RMS 1).
         selector_peak_logit: how peaked each selector's attention over time is (logit of its own time minus the median).
@@ -335,8 +335,8 @@ class AuxLossModel(nn.Module):
     tensors, or absent; read them with ``float()`` only when logging, which avoids a host sync per step on a GPU).
 
     Args:
-        model: ``paperlib.model.SyncModel``.
-        clip_sec: window length (s); offsets_sec: (C,) class offsets (s) (``paperlib.data.class_grid``).
+        model: ``paperlib.model.sparsesync.SyncModel``.
+        clip_sec: window length (s); offsets_sec: (C,) class offsets (s) (``paperlib.data.datasets.class_grid``).
         xcorr_weight / match_weight: weights of :func:`xcorr_logits` cross-entropy and of :func:`sync_match_loss`
             (the latter needs a SparseSync head with time-anchored selectors).
         hold_steps / decay_steps: both weights follow :func:`aux_weight` (constant, then linear to 0).

@@ -1,14 +1,14 @@
 """Paper artefacts: one function per table/figure, the files they write, and the run-all report.
 
 Each artefact function (defined in the module that owns its science; the training-based ones, Tables 2-7 and Fig. 3,
-in :mod:`paperlib.artefacts`, listed in ``artefacts.TRAINING_ARTEFACTS``) returns an
+in :mod:`paperlib.paper.artefacts`, listed in ``artefacts.TRAINING_ARTEFACTS``) returns an
 :class:`Artefact`: tables as DataFrames (paper | ours | delta), figures already written, and the paper's claims with a verdict
 (``reproduced`` / ``not reproduced`` / ``not testable at this profile``) and the measured numbers behind each. Notebooks are thin:
 a markdown cell with the paper's numbers, a ``parameters`` cell, a call to the artefact function, :func:`save_artefact`.
 
 Writing is atomic (temp name, then rename): a notebook that fails mid-way leaves earlier figures and tables as they were.
 ``make reproduce`` first trains (or reuses) every run the training notebooks need in one campaign
-(:func:`train_campaign`, :mod:`paperlib.campaign`), then executes every notebook with papermill (executed copies under
+(:func:`train_campaign`, :mod:`paperlib.paper.campaign`), then executes every notebook with papermill (executed copies under
 ``runs/notebooks/<profile>/``) and ends with
 :func:`write_report` (``figures/REPORT.md``) with provenance (commit, profile, device, library and codec versions, wall time).
 """
@@ -19,12 +19,12 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from paperlib.core.io import write_bytes_atomic, write_text_atomic
+from paperlib.core.provenance import env_info
 
 PROFILES = ("smoke", "mini", "paper")
 VERDICTS = ("reproduced", "not reproduced", "not testable at this profile")
@@ -69,17 +69,6 @@ class Artefact:
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)  # run dirs, configs, wall time
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    from paperlib.media import atomic_output
-
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    _atomic_write_bytes(Path(path), text.encode())
-
-
 def save_figure(fig, name: str, out_dir: str | os.PathLike | None = None) -> list[str]:
     """Write ``fig`` (matplotlib) as ``<name>.png`` and ``<name>.pdf`` atomically; return the paths."""
     import io
@@ -90,7 +79,7 @@ def save_figure(fig, name: str, out_dir: str | os.PathLike | None = None) -> lis
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, dpi=150 if ext == "png" else None, bbox_inches="tight")
         p = out / f"{name}.{ext}"
-        _atomic_write_bytes(p, buf.getvalue())
+        write_bytes_atomic(p, buf.getvalue())
         paths.append(str(p))
     return paths
 
@@ -117,7 +106,7 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
     for i, (title, df) in enumerate(art.tables.items()):
         suffix = "" if i == 0 else f"_{i}"
         csv_path = out / "tables" / f"{art.name}{suffix}.csv"
-        atomic_write_text(csv_path, df.to_csv(index=False))
+        write_text_atomic(csv_path, df.to_csv(index=False))
         written[f"csv:{title}"] = str(csv_path)
         md_parts += [f"### {title}", "", _df_to_markdown(df), ""]
     if art.claims:
@@ -130,7 +119,7 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
         md_parts += ["### Figures", ""] + [f"![{Path(f).stem}]({_rel_to(f, out)})" for f in art.figures if f.endswith(".png")]
         md_parts.append("")
     md_path = out / "tables" / f"{art.name}.md"
-    atomic_write_text(md_path, "\n".join(md_parts))
+    write_text_atomic(md_path, "\n".join(md_parts))
     written["md"] = str(md_path)
     claims_path = out / "tables" / f"{art.name}.json"
     payload = {
@@ -142,7 +131,7 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
         "tables": {t: json.loads(df.to_json(orient="records")) for t, df in art.tables.items()},
         "provenance": art.provenance,
     }
-    atomic_write_text(claims_path, json.dumps(payload, indent=2, default=str))
+    write_text_atomic(claims_path, json.dumps(payload, indent=2, default=str))
     written["json"] = str(claims_path)
     return written
 
@@ -155,36 +144,10 @@ def _rel_to(path: str, base: Path) -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Provenance: commit, dirty flag, library and codec versions, device."""
-    info: dict[str, Any] = {"python": sys.version.split()[0], "platform": platform.platform()}
-    root = repo_root()
-    try:
-        info["git_sha"] = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                         check=True).stdout.strip()
-        info["git_dirty"] = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                                capture_output=True, text=True).stdout.strip())
-    except (OSError, subprocess.CalledProcessError):
-        info["git_sha"], info["git_dirty"] = None, None
-    try:
-        import torch
+    """Provenance of an artefact (:func:`paperlib.core.provenance.env_info`)."""
+    import torch
 
-        info["torch"] = torch.__version__
-        info["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-        info["cpu_threads"] = torch.get_num_threads()
-    except ImportError:
-        pass
-    for mod in ("torchvision", "torchaudio", "numpy", "av"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except (ImportError, AttributeError):
-            info[mod] = None
-    try:
-        import av
-
-        info["ffmpeg"] = {k: ".".join(map(str, v)) for k, v in av.library_versions.items()}
-    except (ImportError, AttributeError):
-        pass
-    return info
+    return env_info("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -217,7 +180,7 @@ def write_report(profile: str, results: list[dict[str, Any]], out: Path | None =
     lines = [
         "# paperlib: the paper's artefacts, reproduced",
         "",
-        f"Profile `{profile}`; commit `{env.get('git_sha')}`{' (dirty)' if env.get('git_dirty') else ''}; "
+        f"Profile `{profile}`; commit `{env['git'].get('sha')}`{' (dirty)' if env['git'].get('dirty') else ''}; "
         f"device {env.get('device')}; torch {env.get('torch')}, torchvision {env.get('torchvision')}, "
         f"torchaudio {env.get('torchaudio')}, PyAV {env.get('av')}, FFmpeg {env.get('ffmpeg', {}).get('libavcodec')} "
         f"(libavcodec); generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
@@ -247,7 +210,7 @@ def write_report(profile: str, results: list[dict[str, Any]], out: Path | None =
     failed = [r for r in results if r["status"] != "ok"]
     if failed:
         lines += ["## Failures", ""] + [f"- {r['notebook']}: {r['error']}" for r in failed] + [""]
-    atomic_write_text(out, "\n".join(lines))
+    write_text_atomic(out, "\n".join(lines))
     return out
 
 
@@ -255,12 +218,12 @@ def train_campaign(profile: str, names: list[str], data_root: str | None = None)
     """Train (or reuse) every run the training notebooks ``names`` need, once, before they execute: the campaign
     schedules all of them together (dependencies first, in parallel where the profile allows), and each notebook then
     finds its runs cached. Returns a result row like :func:`run_notebook`'s (None when no training notebook is run)."""
-    from paperlib import artefacts
+    from paperlib.paper import artefacts
 
     names = [n for n in names if n in artefacts.TRAINING_ARTEFACTS]
     if not names:
         return None
-    from paperlib import campaign
+    from paperlib.paper import campaign
 
     t0 = time.time()
     status, error = "ok", None
@@ -294,7 +257,7 @@ def reproduce(profile: str = "mini", only: list[str] | None = None,
         r = run_notebook(nb, profile, out_dir, params)
         print(f"[reproduce] {nb.name}: {r['status']} in {r['wall_s']} s", flush=True)
         results.append(r)
-    atomic_write_text(out_dir / "results.json", json.dumps(results, indent=2))
+    write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2))
     report = write_report(profile, results)
     return report, results
 
@@ -320,7 +283,7 @@ def _publish(src: Path, name: str, figures_root: str | None = None) -> list[str]
         s = src.with_suffix(ext)
         if s.exists():
             dst = Path(figures_root or figures_dir()) / f"{name}{ext}"
-            _atomic_write_bytes(dst, s.read_bytes())
+            write_bytes_atomic(dst, s.read_bytes())
             out.append(_rel_to(str(dst), repo_root()))
     return out
 
@@ -332,10 +295,10 @@ def _roots(figures_root: str | None, runs_root: str | None) -> tuple[str | None,
 
 def table1_codec_leakage(profile: str = "mini", seed: int = 0, device: str = "cpu", figures_root: str | None = None,
                          runs_root: str | None = None) -> Artefact:
-    """Table 1 + Figs 6-7 (paper Sec. 4, 7.1) through :mod:`paperlib.leakage`; rows cached under runs/leakage/."""
+    """Table 1 + Figs 6-7 (paper Sec. 4, 7.1) through :mod:`paperlib.studies.leakage`; rows cached under runs/leakage/."""
     import math
 
-    from paperlib import leakage
+    from paperlib.studies import leakage
 
     t0 = time.time()
     figs, runs = _roots(figures_root, runs_root)
@@ -394,8 +357,8 @@ _FIG4_SECONDS = {"smoke": (2, 4, 6, 8, 10, 12, 16), "mini": tuple(range(2, 31, 2
 def fig4_memory(profile: str = "mini", device: str = "cpu", figures_root: str | None = None,
                 runs_root: str | None = None) -> Artefact:
     """Fig. 4 (Sec. 5.2): peak training memory of the head vs input length, selectors vs no selectors."""
-    from paperlib import memory
-    from paperlib.model import ModelConfig
+    from paperlib.studies import memory
+    from paperlib.model.sparsesync import ModelConfig
 
     t0 = time.time()
     figs, runs = _roots(figures_root, runs_root)
@@ -411,7 +374,7 @@ def fig4_memory(profile: str = "mini", device: str = "cpu", figures_root: str | 
     bps.to_csv(out / "break_points.csv", index=False)
     memory.plot_memory(df, out / "fig4_memory", title=f"Fig. 4 ({method}, batch 10, paper width/depth)")
     figures = _publish(out / "fig4_memory.png", "fig4_memory", figs)
-    atomic_write_text(out / "env.json", json.dumps(environment(), indent=2))
+    write_text_atomic(out / "env.json", json.dumps(environment(), indent=2))
 
     def k(model: str, attention: str) -> float:
         row = exps[(exps["model"] == model) & (exps["attention"] == attention)]
@@ -437,7 +400,7 @@ def fig4_memory(profile: str = "mini", device: str = "cpu", figures_root: str | 
                     provenance={"run_dir": _rel_to(str(out), repo_root()), "wall_s": round(time.time() - t0, 1)})
 
 
-FIG5_RUN = "sparsesync/dense-wide/c21"  # the trained model of Figs 5/8 at smoke/mini (paperlib.campaign key)
+FIG5_RUN = "sparsesync/dense-wide/c21"  # the trained model of Figs 5/8 at smoke/mini (paperlib.paper.campaign key)
 _FIG5 = {  # preset for the model/data geometry, synthetic frame size, clips per setting
     "smoke": ("smoke", 32, 2),
     "mini": ("cpu-recipe", 64, 8),
@@ -451,10 +414,11 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
     import numpy as np
     import torch
 
-    from paperlib import attention, synthetic
-    from paperlib.checkpoints import load_model
-    from paperlib.config import resolve
-    from paperlib.model import build_model
+    from paperlib.studies import attention
+    from paperlib.data import synthetic
+    from paperlib.model.checkpoints import load_model
+    from paperlib.engine.config import resolve
+    from paperlib.model.sparsesync import build_model
 
     t0 = time.time()
     preset, size, n_clips = _FIG5[profile]
@@ -465,7 +429,7 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
     if not checkpoint and profile in ("smoke", "mini"):
         # the campaign's SparseSync trained on dense-wide (the analogue of LRS3 'No face crop', Figs 5/8), shared
         # with Table 2 (trained here only when missing)
-        from paperlib import campaign
+        from paperlib.paper import campaign
 
         rec = campaign.ensure_runs([FIG5_RUN], profile, runs_root=runs_root or None, device=device, seed=seed,
                                    progress=False)[FIG5_RUN]
@@ -503,8 +467,8 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
                                  events=rec["events"], clip_sec=cfg.data.clip_sec,
                                  title=f"{setting}, {best} model, layer {layer} head {head} (best localisation score)")
         figures += _publish(stem.with_suffix(".png"), f"fig5_attention_{setting}", figs)
-    atomic_write_text(out / "env.json", json.dumps(environment(), indent=2))
-    atomic_write_text(out / "config.json", json.dumps({"preset": preset, "size": size, "clips": n_clips,
+    write_text_atomic(out / "env.json", json.dumps(environment(), indent=2))
+    write_text_atomic(out / "config.json", json.dumps({"preset": preset, "size": size, "clips": n_clips,
                                                        "checkpoint": checkpoint, "trained_model": trained_from,
                                                        "seed": seed}, indent=2))
     best_by = {}  # (setting, model) -> best head's mean score

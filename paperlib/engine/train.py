@@ -1,4 +1,4 @@
-"""Training engine: ``fit(cfg) -> run_dir`` around ``train_one_epoch`` and :func:`paperlib.evaluate.evaluate`.
+"""Training engine: ``fit(cfg) -> run_dir`` around ``train_one_epoch`` and :func:`paperlib.engine.evaluate.evaluate`.
 
 Paper Sec. 7.3 and official_implementation.md section 4. Defaults are the official settings: Adam,
 lr = 5e-6 x world size, betas (0.9, 0.999), eps 1e-7 under mixed precision (1e-8 in fp32), weight decay 0, linear
@@ -13,11 +13,11 @@ Deviations (each is a config switch where it matters):
 - Patience counts evaluations (``eval_every_steps=0`` evaluates once per epoch, as the official code, so it counts
   epochs); ``max_steps`` and ``time_budget_min`` stop short runs (the ``mini`` profile trains by minutes).
 - Checkpoints: ``last.pt`` and ``best.pt`` (the official code keeps the best only), written atomically (temporary
-  file, fsync, rename) in paperlib's checkpoint format (:mod:`paperlib.checkpoints`), loadable with
+  file, fsync, rename) in paperlib's checkpoint format (:mod:`paperlib.model.checkpoints`), loadable with
   ``torch.load(weights_only=True)``: RNG states are stored as tensors and lists, the config as plain data. Resume
   restores model, optimiser, scaler, scheduler, step/epoch/position in the epoch, best metric, early-stopping counter,
   time spent, and every rank's python/numpy/torch/CUDA RNG states; evaluation runs under
-  :func:`paperlib.evaluate.preserved_rng`, so evaluating never changes the training trajectory. On CPU a resumed run
+  :func:`paperlib.engine.evaluate.preserved_rng`, so evaluating never changes the training trajectory. On CPU a resumed run
   ends with weights identical to an uninterrupted one (tested): the sampler is seeded by (seed, epoch), the datasets
   seed each item by (seed, epoch, index), and dropout draws from the restored global RNG.
 - Fine-tuning (``init_from``): weights from a paperlib or official checkpoint; ``init_carry_optimizer=true`` carries
@@ -34,9 +34,9 @@ Deviations (each is a config switch where it matters):
 - Sanity tools: ``overfit_batches=N`` trains (and validates) on the same first N batches; a plateau detector warns
   when the loss stays near ln(C) (chance) for long, with the steps and minutes spent there (issue 11).
 - The issue-11 recipe (not in the paper or the official code; preset ``cpu-recipe``): ``recipe_init`` applies
-  :func:`paperlib.recipes.time_anchored_init` to a fresh SparseSync head before any ``init_from`` weights are loaded,
+  :func:`paperlib.engine.recipes.time_anchored_init` to a fresh SparseSync head before any ``init_from`` weights are loaded,
   and ``aux_xcorr_weight`` / ``aux_match_weight`` add training-time losses through
-  :class:`paperlib.recipes.AuxLossModel` (the step's view: its logits are the model's, so the logged ``loss``, the
+  :class:`paperlib.engine.recipes.AuxLossModel` (the step's view: its logits are the model's, so the logged ``loss``, the
   plateau detector, validation and checkpoints all see the paper's model; the weighted aux sum is logged as
   ``aux_loss``). Parts that need selectors are skipped, with a log event, for the other variants. The aux terms are
   read with ``float()`` every step (a host sync on CUDA): the recipe is meant for the CPU-sized runs.
@@ -79,62 +79,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from paperlib import runs
-from paperlib.evaluate import (autocast_context, evaluate, evaluate_dataset, preserved_rng, shard_indices,
+from paperlib.core.io import write_json_atomic
+from paperlib.core.provenance import env_info
+from paperlib.engine import runs
+from paperlib.engine.config import TrainConfig
+from paperlib.engine.evaluate import (autocast_context, evaluate, evaluate_dataset, preserved_rng, shard_indices,
                                unwrap)
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation, schedule, precision, stopping, logging and run management (official values as defaults)."""
-
-    base_lr: float = 5e-6  # per process; the optimiser gets base_lr x world size (paper Sec. 7.3)
-    scale_lr_by_world_size: bool = True
-    betas: tuple[float, float] = (0.9, 0.999)  # official configs; the paper prints beta_1 = 0.99
-    eps: float | None = None  # None: 1e-7 under fp16/bf16 autocast, 1e-8 in fp32 (official)
-    weight_decay: float = 0.0
-    warmup_steps: int = 1000  # linear warm-up length in iterations (official `warmup: 1000`)
-    warmup_start_factor: float = 0.01  # the warm-up starts at 1% of the lr ("100-times lower", Sec. 7.3)
-    clip_grad_norm: float = 1.0  # max global gradient norm; 0 disables
-    batch_size: int = 10  # clips per process and step (Sec. 7.3)
-    eval_batch_size: int | None = None  # None: batch_size
-    epochs: int = 10000  # official num_epochs (early stopping ends runs)
-    max_steps: int | None = None  # stop after this many optimiser steps
-    time_budget_min: float | None = None  # stop after this many minutes of training + evaluation (across resumes)
-    eval_every_steps: int = 0  # 0: evaluate valid at the end of every epoch (official)
-    patience: int = 140  # evaluations without a new best early_stop_metric before stopping (official: 140 epochs)
-    early_stop_metric: str = "accuracy_1"  # valid metric to maximise (official: top-1 without tolerance)
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    num_workers: int = 8  # DataLoader workers per process (official 8)
-    seed: int = 1337  # global seeds are seed + rank; the sampler uses seed and the epoch
-    log_every: int = 50  # steps between loss logs (official: 200); .item() happens only here (and every step on CPU)
-    checkpoint_every_steps: int = 0  # extra last.pt writes between evaluations; 0: only at evaluations and the end
-    run_root: str = "runs"  # run directories go to run_root/<name>-<timestamp>
-    name: str = "train"
-    resume: str | None = None  # run directory or checkpoint to resume (restores everything)
-    init_from: str | None = None  # fine-tune from this paperlib or official checkpoint
-    init_carry_optimizer: bool = True  # with init_from: carry optimiser/scaler/scheduler state (official), or not
-    init_strict: bool = True  # with init_from: every key and shape must match; False: mismatches keep their fresh init
-    init_skip: list[str] = dataclasses.field(default_factory=list)  # key prefixes never loaded from init_from
-    overfit_batches: int = 0  # >0: sanity mode, train and validate on the same first N batches
-    test: bool = True  # evaluate the best checkpoint on the test split at the end
-    sync_batchnorm: bool = True  # convert BatchNorm to SyncBatchNorm under DDP on CUDA
-    ddp_timeout_s: float = 600.0  # collective timeout (official 600 s): a dead rank ends the others within this bound
-    plateau_rel_tol: float = 0.05  # "at chance": loss >= (1 - tol) * ln(C)
-    plateau_warn_steps: int = 1000  # warn after this many steps at chance ...
-    plateau_warn_minutes: float = 5.0  # ... or this many minutes, whichever comes first
-    tensorboard: bool = True
-    progress: bool = True  # tqdm bars (rank 0)
-    # --- issue-11 recipe (paperlib.recipes; not in the paper or the official code: the model stays the paper's) -----
-    recipe_init: bool = False  # time-anchored selector/positional init of a fresh SparseSync head (others: no-op)
-    recipe_modality_flag: float = 8.0  # cross-modal logit bonus in the first sync block (0: off)
-    recipe_sync_identity_qk: float = 1.0  # identity query/key in the first sync block (0: off)
-    recipe_sync_code_gain: float = 0.5  # gain of the time-code channels at the sync input
-    aux_xcorr_weight: float = 0.0  # auxiliary cross-correlation loss on the bridge features (any variant; 0: off)
-    aux_match_weight: float = 0.0  # auxiliary first-sync-block matching loss (SparseSync with recipe_init; 0: off)
-    aux_hold_steps: int = 10**9  # the aux weights stay constant for this many steps ...
-    aux_decay_steps: int = 300  # ... then fall linearly to 0 over this many
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -345,8 +295,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a paperlib training checkpoint (a run directory means its ``checkpoints/last.pt``) with
-    ``weights_only=True`` through :func:`paperlib.checkpoints.load_checkpoint` (no code from the file ever runs)."""
-    from paperlib import checkpoints
+    ``weights_only=True`` through :func:`paperlib.model.weights.load_checkpoint` (no code from the file ever runs)."""
+    from paperlib.model import weights
 
     path = Path(path)
     if path.is_dir():
@@ -356,7 +306,7 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         path = cand
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    ckpt = checkpoints.load_checkpoint(path)
+    ckpt = weights.load_checkpoint(path)
     missing = [k for k in ("run_config", "optimizer", "scheduler", "state", "rng") if k not in ckpt]
     if missing:
         raise RuntimeError(f"{path}: a weights-only checkpoint (no {missing}); it can initialise a run "
@@ -465,7 +415,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Mapping[str, Any]], opti
     checked every step, so a non-finite loss raises at the step that produced it. Returns
     ``{"loss": mean loss, "steps": steps done, "exhausted": batches ran out}``.
     """
-    from paperlib.recipes import AuxLossModel
+    from paperlib.engine.recipes import AuxLossModel
 
     set_train_mode(model)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -536,8 +486,8 @@ def train_one_epoch(model: nn.Module, batches: Iterable[Mapping[str, Any]], opti
 
 
 def _build_parts(cfg: Any) -> tuple[nn.Module, Callable[..., Dataset]]:
-    from paperlib.data import build_dataset
-    from paperlib.model import build_model
+    from paperlib.data.datasets import build_dataset
+    from paperlib.model.sparsesync import build_model
 
     return build_model(cfg.model), build_dataset
 
@@ -554,7 +504,7 @@ def _load_init_weights(model: nn.Module, path: str, strict: bool = True,
     trainable parameters (official files: by parameter name through the key map), and ``"kept_fresh"``: the keys
     left at their fresh values.
     """
-    from paperlib import checkpoints
+    from paperlib.model import checkpoints, weights
 
     src_model, _ = checkpoints.load_model(path)
     src = src_model.state_dict()
@@ -576,12 +526,12 @@ def _load_init_weights(model: nn.Module, path: str, strict: bool = True,
     if kept or extra:
         return {"kept_fresh": kept, "ignored": extra}
     try:
-        raw = checkpoints.load_checkpoint(path)
+        raw = weights.load_checkpoint(path)
         names = raw.get("param_names")
-    except checkpoints.CheckpointError:
-        raw = checkpoints.load_official_checkpoint(path)
+    except weights.CheckpointError:
+        raw = weights.load_official_checkpoint(path)
         buffers = ("running_mean", "running_var", "num_batches_tracked")
-        names = [checkpoints.official_key_to_paperlib(k) for k in raw["model"] if not k.endswith(buffers)]
+        names = [weights.official_key_to_paperlib(k) for k in raw["model"] if not k.endswith(buffers)]
     out: dict[str, Any] = {}
     if isinstance(raw.get("optimizer"), Mapping):
         out["optimizer"] = _reindex_optimizer_state(raw["optimizer"], names, model, path)
@@ -635,14 +585,14 @@ def _has_selectors(model: nn.Module) -> bool:
 
 
 def apply_recipe_init(model: nn.Module, cfg: Any) -> dict[str, Any] | None:
-    """The issue-11 initialisation (``paperlib.recipes.time_anchored_init``) of a fresh model when
+    """The issue-11 initialisation (``paperlib.engine.recipes.time_anchored_init``) of a fresh model when
     ``train.recipe_init``; returns what was applied (None: nothing; variants without selectors get nothing)."""
     tc = cfg.train
     if not tc.recipe_init:
         return None
     if not _has_selectors(model):
         return {"time_anchored_init": False, "reason": f"variant {cfg.model.variant!r} has no selectors"}
-    from paperlib import recipes
+    from paperlib.engine import recipes
 
     recipes.time_anchored_init(model.head, cfg.model.clip_sec, sync_passthrough=True,
                                modality_flag=tc.recipe_modality_flag, sync_identity_qk=tc.recipe_sync_identity_qk,
@@ -652,14 +602,14 @@ def apply_recipe_init(model: nn.Module, cfg: Any) -> dict[str, Any] | None:
 
 
 def aux_loss_model(model: nn.Module, cfg: Any) -> nn.Module:
-    """``model`` wrapped with the auxiliary training losses of ``paperlib.recipes`` when their weights are set
+    """``model`` wrapped with the auxiliary training losses of ``paperlib.engine.recipes`` when their weights are set
     (the matching loss only for a SparseSync head with ``recipe_init``); ``model`` itself otherwise."""
     tc = cfg.train
     match = tc.aux_match_weight if (tc.recipe_init and _has_selectors(model)) else 0.0
     if tc.aux_xcorr_weight <= 0 and match <= 0:
         return model
-    from paperlib import recipes
-    from paperlib.data import class_grid
+    from paperlib.engine import recipes
+    from paperlib.data.datasets import class_grid
 
     grid = torch.as_tensor(class_grid(cfg.model.num_classes, cfg.data.max_off_sec), dtype=torch.float32)
     return recipes.AuxLossModel(model, cfg.model.clip_sec, grid, xcorr_weight=tc.aux_xcorr_weight,
@@ -675,13 +625,14 @@ def _rank_rng(ckpt: Mapping[str, Any], rank: int) -> Mapping[str, Any] | None:
 
 def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Dataset] | None = None,
         run_dir: str | os.PathLike | None = None) -> Path:
-    """Train ``cfg`` (a :class:`paperlib.config.RunConfig`) and return its run directory.
+    """Train ``cfg`` (a :class:`paperlib.core.config.RunConfig`) and return its run directory.
 
     ``model`` / ``datasets`` ({"train", "valid", "test"}) replace ``build_model(cfg.model)`` / ``build_dataset`` (tests,
     custom data). ``cfg.train.resume`` continues a run in its own directory; otherwise a new directory is created under
     ``cfg.train.run_root`` (or ``run_dir``, which must not exist yet).
     """
-    from paperlib.config import check_run_config, config_hash, to_dict
+    from paperlib.core.config import config_hash, to_dict
+    from paperlib.engine.config import check_run_config
 
     check_run_config(cfg)
     tc: TrainConfig = cfg.train
@@ -719,8 +670,8 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
     out_dir = Path(_broadcast_object(str(out_dir) if out_dir is not None else None, dinfo))
     main = dinfo.is_main
     if main and ckpt is None:
-        runs.write_json_atomic(out_dir / runs.CONFIG_FILE, to_dict(cfg))
-        runs.write_json_atomic(out_dir / runs.ENV_FILE, runs.env_info(str(device)) | {
+        write_json_atomic(out_dir / runs.CONFIG_FILE, to_dict(cfg))
+        write_json_atomic(out_dir / runs.ENV_FILE, env_info(str(device)) | {
             "world_size": dinfo.world_size, "precision": precision})
     logger = runs.MetricsLogger(out_dir if main else None, tensorboard=tc.tensorboard)
 
@@ -817,7 +768,7 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
     def save(name: str, metrics: Mapping[str, Any] | None = None) -> None:
         """last.pt / best.pt: model + everything a resume needs (collective: every rank calls it, rank 0 writes)."""
         nonlocal t_start
-        from paperlib.checkpoints import save_checkpoint
+        from paperlib.model.checkpoints import save_checkpoint
 
         state.elapsed_s, t_start = elapsed(), time.monotonic()  # fold the time spent into the saved state
         sync_buffers()
@@ -973,7 +924,7 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
                 dist.barrier()
             best = ckpt_dir / "best.pt"
             if best.is_file():
-                from paperlib.checkpoints import load_checkpoint
+                from paperlib.model.weights import load_checkpoint
 
                 unwrap(model).load_state_dict(load_checkpoint(best)["model"])
             test_res = evaluate_split(unwrap(model), cfg, "test", dinfo, device, precision, datasets, num_classes)
@@ -983,7 +934,7 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
         if bad:  # files skipped in this process (DataLoader workers keep their own counts and log them)
             results["bad_files"] = bad
         if main:
-            runs.write_json_atomic(out_dir / runs.RESULTS_FILE, results)
+            write_json_atomic(out_dir / runs.RESULTS_FILE, results)
     finally:
         if pbar is not None:
             pbar.close()
@@ -998,7 +949,7 @@ def evaluate_split(model: nn.Module, cfg: Any, split: str, dinfo: DistInfo, devi
     tc = cfg.train
     ds = datasets[split] if datasets is not None and split in datasets else None
     if ds is None:
-        from paperlib.data import build_dataset
+        from paperlib.data.datasets import build_dataset
 
         ds = build_dataset(cfg.data, split, seed=tc.seed)
     passes = int(getattr(cfg.data, "iter_times", 1) or 1)
@@ -1014,13 +965,14 @@ def evaluate_split(model: nn.Module, cfg: Any, split: str, dinfo: DistInfo, devi
 
 def cli(argv: list[str]) -> int:
     """``python -m paperlib train --preset NAME [key=value ...]`` (torchrun-compatible)."""
-    from paperlib import config as C
+    from paperlib.core import config as C
+    from paperlib.engine import config as RC
 
     p = argparse.ArgumentParser(prog="python -m paperlib train", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Presets: " + ", ".join(sorted(C.PRESETS)))
+                                epilog="Presets: " + ", ".join(sorted(RC.PRESETS)))
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 model.num_classes=3")
-    p.add_argument("--preset", default=None, help="named preset (see paperlib.config.PRESETS)")
+    p.add_argument("--preset", default=None, help="named preset (see paperlib.core.config.PRESETS)")
     p.add_argument("--resume", default=None, help="run directory or checkpoint to resume (its config is used)")
     p.add_argument("--init-from", default=None, help="fine-tune from a paperlib or official checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -1028,12 +980,12 @@ def cli(argv: list[str]) -> int:
     try:
         if args.resume:
             ck = load_training_checkpoint(args.resume)
-            cfg = C.from_dict(C.RunConfig, ck["run_config"])
+            cfg = C.from_dict(RC.RunConfig, ck["run_config"])
             if args.preset:
                 raise ValueError("--resume uses the run's own config; give overrides only (e.g. train.max_steps=...)")
             cfg = C.apply_overrides(cfg, [f"train.resume={ck['_path']}", *args.overrides])
         else:
-            cfg = C.resolve(args.preset, args.overrides)
+            cfg = RC.resolve(args.preset, args.overrides)
             if args.init_from:
                 cfg = C.apply_overrides(cfg, [f"train.init_from={args.init_from}"])
     except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError) as e:

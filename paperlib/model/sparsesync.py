@@ -53,7 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperlib.backbones import BACKBONES
+from paperlib.model.backbones import BACKBONES
+from paperlib.model.weights import load_backbone_weights
 
 VARIANTS = ("sparsesync", "transformer", "avst_dec")
 
@@ -531,8 +532,6 @@ def build_backbones(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     vis_cls, aud_cls = BACKBONES[cfg.backbone]
     visual, audio = vis_cls(), aud_cls()
     if cfg.visual_weights or cfg.audio_weights:
-        from paperlib.checkpoints import load_backbone_weights  # lazy: checkpoints imports this module
-
         if cfg.visual_weights:
             load_backbone_weights(visual, cfg.visual_weights, "visual")
         if cfg.audio_weights:
@@ -638,7 +637,7 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--no-flops", action="store_true", help="parameters only")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
-    from paperlib.config import apply_overrides
+    from paperlib.core.config import apply_overrides
 
     cfg = ModelConfig(variant=args.variant, depth=args.depth, backbone=args.backbone, num_classes=args.classes)
     cfg = apply_overrides(cfg, args.set)

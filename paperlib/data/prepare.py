@@ -6,7 +6,7 @@ Official_implementation.md section 3.1: ``scripts/reencode_videos.py`` runs
 graph (no ffmpeg binary needed), audio is downmixed and resampled by swresample (as ``-ac 1 -ar 16000``) and encoded
 with FFmpeg's native AAC encoder. Run once; training reads only what this wrote (nanoGPT's ``prepare.py``).
 
-Layouts written (what paperlib.data reads): lrs3 ``DST/pretrain/<vid>/<clip>.mp4`` (from
+Layouts written (what paperlib.data.datasets reads): lrs3 ``DST/pretrain/<vid>/<clip>.mp4`` (from
 ``SRC/pretrain/<vid>/<clip>.*``);
 vggsound ``DST/video/<ytid>_<startms>_<endms>.mp4`` (from any file with such a stem under SRC); folder: SRC's relative
 paths with an .mp4 suffix. Top-level protocol files of SRC (*.txt, *.csv) are copied when DST lacks them.
@@ -45,9 +45,10 @@ from pathlib import Path
 import av
 import av.filter
 
-from paperlib.media import MediaError, _open, atomic_output, probe, remove_stale_partials
+from paperlib.core.io import atomic_output, remove_stale_partials
+from paperlib.core.media import MediaError, _open, probe
 
-log = logging.getLogger("paperlib.prepare")
+log = logging.getLogger("paperlib.data.prepare")
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".flv", ".mpg", ".mpeg")
 VGGSOUND_STEM = re.compile(r"^.{11}_\d+_\d+$")  # <ytid (11 chars)>_<startms>_<endms>

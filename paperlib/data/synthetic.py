@@ -16,9 +16,9 @@ Settings (Table 2 of the paper):
                     stationary hum and ambient noise.
 
 Every clip is 10 s, 25 fps, 16 kHz mono, H.264 yuv420p (CRF 10, as the official re-encoding) + AAC in mp4, written
-with ``paperlib.media.write_video``; square frames of ``size`` px (256 is the paper geometry; 64-128 for CPU runs).
+with ``paperlib.core.media.write_video``; square frames of ``size`` px (256 is the paper geometry; 64-128 for CPU runs).
 
-Layouts are the real datasets' (what ``paperlib.data``'s adapters read):
+Layouts are the real datasets' (what ``paperlib.data.datasets``'s adapters read):
     dense   ``<root>/pretrain/<vid>/<clip>.mp4`` + ``<root>/lrs3_{train,valid,test}.txt`` (ids
             ``pretrain/<vid>/<clip>``), split 80/10/10 by "video" (one talker per video, ``clips_per_video`` clips),
             as LRS3 is split by YouTube id.
@@ -59,7 +59,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from paperlib.config import apply_overrides, to_dict
+from paperlib.core.config import apply_overrides, to_dict
 
 SETTINGS = ("dense-crop", "dense-wide", "sparse")
 SPARSE_CLASSES = ("bounce", "hammer", "chop", "clap", "bark", "door", "crack", "strike")
@@ -712,7 +712,8 @@ def generate_clip(cfg: SynthConfig, index: int) -> dict[str, Any]:
 
 def write_clip(cfg: SynthConfig, root: str | os.PathLike, index: int) -> str:
     """Generate clip ``index`` and write its mp4 and then its sidecar (the sidecar marks the clip as finished)."""
-    from paperlib.media import atomic_output, write_video
+    from paperlib.core.io import atomic_output
+    from paperlib.core.media import write_video
 
     clip = generate_clip(cfg, index)
     cid = clip["id"]
@@ -754,7 +755,7 @@ def _splits(cfg: SynthConfig, n: int) -> dict[str, list[int]]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    from paperlib.media import atomic_output
+    from paperlib.core.io import atomic_output
 
     with atomic_output(path) as tmp:
         tmp.write_text(text)
@@ -802,7 +803,7 @@ def generate(cfg: SynthConfig, root: str | os.PathLike, clips: int, workers: int
     and ``synth.json``. Workers run in a spawn pool; the content does not depend on their number or order."""
     from tqdm import tqdm
 
-    from paperlib.media import remove_stale_partials
+    from paperlib.core.io import remove_stale_partials
 
     cfg.validate()
     if clips < 1:
@@ -983,7 +984,7 @@ def xcorr_baseline(root: str | os.PathLike, items: Any, num_classes: int = 21, m
     """
     from tqdm import tqdm
 
-    from paperlib.media import read_audio, read_video
+    from paperlib.core.media import read_audio, read_video
 
     df = _items_frame(items)
     grid = np.linspace(-max_off_sec, max_off_sec, num_classes)

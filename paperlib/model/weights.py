@@ -1,38 +1,16 @@
-"""Checkpoints: paperlib's own (plain data, ``weights_only`` loadable) and the official SparseSync ones (safe loader +
-converter), plus pretrained backbone weights from user paths.
+"""Reading weight files safely: paperlib checkpoints (``weights_only``), the official SparseSync pickles (restricted
+unpickler with an explicit allow-list), official key names, and pretrained backbone weights from user paths.
 
-Paper: none (engineering). official_implementation.md sections 1.1-1.4 (state_dict layout), 4 ("Checkpointing") and 7
-(released checkpoints: a pickled dict with ``model``, ``args`` = an OmegaConf DictConfig, ``optimizer``, ``scaler``,
-``lr_scheduler``, ``metrics``, ``epoch``, ``loss``, ``model_type``).
-
-- paperlib checkpoints hold only tensors and plain data: ``{"model": state_dict, "config": ModelConfig as a dict,
-  "meta": {...}, **extra}`` (e.g. optimizer state), written atomically (temp file in the same folder, fsync,
-  ``os.replace``) and read with ``torch.load(weights_only=True)``. The temporary name carries host and pid; a
-  writer killed mid-write (SIGKILL, pre-emption) leaves only that hidden file, which the next save in the folder
-  removes once its process is gone (:func:`remove_stale_temporaries`).
-- Official checkpoints are read with torch's restricted ``weights_only`` unpickler, extended by an explicit allow-list:
-  OmegaConf's DictConfig/ListConfig and their node/metadata classes, ``typing.Any``, plain builtins and numpy scalars
-  and arrays. Everything else is refused before any object is built (the pickle is disassembled first), with an error
-  naming the file and the forbidden globals. Never ``weights_only=False``. When omegaconf is not installed, inert
-  stand-in classes receive the pickled config state, which is then converted to plain dicts and lists.
-- ``convert_official_state_dict`` maps every official key (backbones included) to paperlib's layout, infers the
-  variant (selectors or not), depth, classes, width and number of selectors, and checks keys and shapes against a
-  freshly built model (on the meta device), naming every missing/unexpected/mis-shaped key.
-
-Deviation: the official code loads checkpoints with a plain ``torch.load`` (arbitrary code execution on a malicious
-file); here that is impossible by construction.
+This module knows no model configuration, so the model can load backbone weights through it;
+:mod:`paperlib.model.checkpoints` builds models from files on top of it. The safety rules are described there.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import os
 import pickle
 import re
-import socket
 import typing
-import uuid
 import zipfile
 from collections import OrderedDict, defaultdict
 from pathlib import Path
@@ -41,7 +19,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from paperlib.model import ModelConfig, build_model
 
 FORMAT = "paperlib-checkpoint/1"
 
@@ -74,86 +51,6 @@ def _check_plain(obj: Any, where: str) -> None:
     raise TypeError(f"{where}: {type(obj).__module__}.{type(obj).__qualname__} is not plain data; convert it "
                     "(e.g. float(x), x.tolist(), dataclasses.asdict(x)) before saving")
 
-
-_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. EPERM: it exists but belongs to someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the hidden temporary files that killed writers left in ``folder`` (``.<name>.<host>.<pid>.<id>.tmp``,
-    written on this host by a process that no longer exists); returns what was removed. Never touches final names,
-    other hosts' files or files of live processes."""
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return removed
-    for e in entries:
-        m = _TMP_RE.match(e.name)
-        if not m or m["host"] != _HOST or int(m["pid"]) == os.getpid() or _pid_alive(int(m["pid"])):
-            continue
-        try:
-            os.unlink(e.path)
-            removed.append(Path(e.path))
-        except OSError:
-            pass
-    return removed
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # the temp name carries host and pid, so a later writer can tell a killed writer's leftover from a live one's
-    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    remove_stale_temporaries(path.parent)  # leftovers of writers killed mid-write (each one a full checkpoint)
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, model_cfg: ModelConfig, **extra: Any) -> Path:
-    """Write ``{"model": state_dict, "config": dict, "meta": dict, **extra}`` atomically; returns the path.
-
-    ``extra`` entries (optimizer/scheduler state, epoch, metrics, ...) must be tensors or plain data; a ``meta=dict``
-    entry is merged into the metadata (format, versions, UTC time).
-    """
-    from paperlib import __version__
-    from paperlib.config import to_dict
-
-    path = Path(path)
-    meta = {"format": FORMAT, "paperlib_version": __version__, "torch_version": str(torch.__version__),
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    meta.update(extra.pop("meta", None) or {})
-    for key in ("model", "config"):
-        if key in extra:
-            raise ValueError(f"save_checkpoint: {key!r} is reserved")
-    ckpt = {"model": model.state_dict(), "config": to_dict(model_cfg), "meta": meta, **extra}
-    _check_plain({k: v for k, v in ckpt.items() if k != "model"}, f"checkpoint {path}")
-    _atomic_torch_save(ckpt, path)
-    return path
 
 
 def _torch_load(path: Path, map_location: Any) -> Any:
@@ -191,7 +88,7 @@ def _checked_load(path: Path, map_location: Any) -> Any:
         official = {name for _, name in _allowed_globals(False)}
         if all(u in official for u in unsafe):
             raise CheckpointError(f"{path}: holds OmegaConf/numpy objects ({', '.join(unsafe)}): this looks like an "
-                                  "official SparseSync checkpoint; load it with paperlib.checkpoints.load_model or "
+                                  "official SparseSync checkpoint; load it with paperlib.model.checkpoints.load_model or "
                                   "load_official_checkpoint")
         raise CheckpointError(f"{path}: refused to unpickle: the file asks for {', '.join(unsafe)}, which is not on "
                               "paperlib's allow-list (tensors, plain containers, OmegaConf configs); the file may be "
@@ -205,7 +102,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     ckpt = _checked_load(path, map_location)
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT):
         raise CheckpointError(f"{path}: not a paperlib checkpoint (no meta.format == {FORMAT!r}); official SparseSync "
-                              "files load with paperlib.checkpoints.load_model or load_official_checkpoint")
+                              "files load with paperlib.model.checkpoints.load_model or load_official_checkpoint")
     return ckpt
 
 
@@ -374,114 +271,6 @@ def official_key_to_paperlib(key: str) -> str:
     raise CheckpointError(f"official key {key!r} has no paperlib counterpart")
 
 
-def _shape(t: Any) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def convert_official_state_dict(sd: Mapping[str, torch.Tensor], n_head: int = 8,
-                                base: ModelConfig | None = None) -> tuple[dict[str, torch.Tensor], ModelConfig]:
-    """Map an official ``AVSyncModel`` state_dict to paperlib's layout and infer its ``ModelConfig``.
-
-    Infers variant (selectors present or not), depth, classes, width and number of selectors from the tensors;
-    ``n_head`` cannot be inferred (8 in every released model; read it from the checkpoint's ``args`` when present);
-    geometry comes from ``base`` (default: the paper's) and must give the checkpoint's positional-table sizes.
-    Raises CheckpointError naming the keys and shapes on any mismatch.
-    """
-    sd = {k.removeprefix("module."): v for k, v in sd.items()}
-    if "transformer.off_head.weight" not in sd:
-        raise CheckpointError("official state_dict has no 'transformer.off_head.weight': not a SparseSync model")
-    num_classes, d_model = _shape(sd["transformer.off_head.weight"])
-    if any(k.startswith("transformer.v_selector.") for k in sd):
-        variant = "sparsesync"
-        depth_keys = [k for k in sd if k.startswith("transformer.v_selector.blocks.")]
-        n_selectors = _shape(sd["transformer.v_selector.selectors"])[0]
-    elif any(k.startswith("transformer.blocks.") for k in sd):
-        variant, n_selectors = "transformer", (base or ModelConfig()).n_selectors
-        depth_keys = [k for k in sd if k.startswith("transformer.blocks.")]
-    else:
-        raise CheckpointError("official state_dict has neither selectors nor transformer blocks")
-    depth = 1 + max(int(k.split(".blocks.")[1].split(".")[0]) for k in depth_keys)
-    cfg = dataclasses.replace(base or ModelConfig(), variant=variant, backbone="paper", num_classes=num_classes,
-                              depth=depth, d_model=d_model, n_head=n_head, n_selectors=n_selectors,
-                              visual_weights=None, audio_weights=None)
-    out: dict[str, torch.Tensor] = {}
-    origin: dict[str, str] = {}  # paperlib key -> official key, for error messages
-    for k, v in sd.items():
-        if k.startswith("vfeat_extractor.fc.") or k.startswith("afeat_extractor.fc."):
-            continue  # classifier of a backbone's pre-training (Identity in the official model, kept by some files)
-        new = official_key_to_paperlib(k)
-        if new in out:
-            raise CheckpointError(f"official keys {origin[new]!r} and {k!r} both map to {new!r}")
-        out[new], origin[new] = v, k
-    with torch.device("meta"):
-        ref = build_model(cfg).state_dict()
-    problems = []
-    missing = [k for k in ref if k not in out]
-    extra = [f"{origin[k]} (-> {k})" for k in out if k not in ref]
-    if missing:
-        problems.append(f"missing keys {missing[:8]}{' ...' if len(missing) > 8 else ''} ({len(missing)} in all)")
-    if extra:
-        problems.append(f"unexpected keys {extra[:8]}{' ...' if len(extra) > 8 else ''} ({len(extra)} in all)")
-    bad = [f"{origin[k]} (-> {k}): checkpoint {_shape(out[k])} vs model {_shape(ref[k])}" for k in ref
-           if k in out and _shape(out[k]) != _shape(ref[k])]
-    if bad:
-        problems.append("shape mismatches: " + "; ".join(bad[:8]))
-    if problems:
-        raise CheckpointError(f"official state_dict does not fit paperlib's {variant} (depth {depth}, {num_classes} "
-                              f"classes, geometry clip {cfg.clip_sec} s / crop {cfg.crop}): " + " | ".join(problems))
-    return out, cfg
-
-
-def _n_head_from_args(args: Any) -> int:
-    try:
-        return int(args["model"]["params"]["transformer"]["params"]["n_head"])
-    except (KeyError, TypeError, ValueError):
-        return 8
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Loading a model from either kind of file
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], path: Path) -> None:
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the model: {e}") from None
-
-
-def load_model(path: str | os.PathLike, map_location: Any = "cpu",
-               num_classes: int | None = None) -> tuple[nn.Module, ModelConfig]:
-    """Build the model stored in a paperlib or official checkpoint (auto-detected) and load its weights strictly.
-
-    Returns (model in train mode, ModelConfig). ``num_classes``, when given, must match the file's classifier.
-    The returned config has ``visual_weights``/``audio_weights`` cleared (the backbones come from the file).
-    """
-    from paperlib.config import from_dict
-
-    path = Path(path)
-    ckpt = _restricted_load(path, map_location)
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT:
-        cfg = from_dict(ModelConfig, ckpt["config"])
-        cfg = dataclasses.replace(cfg, visual_weights=None, audio_weights=None)
-        sd = ckpt["model"]
-    elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), Mapping) and any(
-            k.removeprefix("module.").startswith("transformer.") for k in ckpt["model"]):
-        args = _config_to_plain(ckpt.get("args"))
-        try:
-            sd, cfg = convert_official_state_dict(ckpt["model"], n_head=_n_head_from_args(args))
-        except CheckpointError as e:
-            raise CheckpointError(f"{path}: {e}") from None
-    else:
-        raise CheckpointError(f"{path}: neither a paperlib nor an official SparseSync checkpoint")
-    if num_classes is not None and num_classes != cfg.num_classes:
-        raise CheckpointError(f"{path}: the classifier has {cfg.num_classes} classes (head.classifier.weight "
-                              f"{(cfg.num_classes, cfg.d_model)}) but {num_classes} were requested")
-    model = build_model(cfg)
-    _load_strict(model, sd, path)
-    return model, cfg
-
 
 def load_backbone_weights(module: nn.Module, path: str | os.PathLike, which: str) -> None:
     """Load pretrained weights into a backbone from a user path (never downloaded).
@@ -514,8 +303,3 @@ def load_backbone_weights(module: nn.Module, path: str | os.PathLike, which: str
         module.load_state_dict(out, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the {which} backbone: {e}") from None
-
-
-__all__ = ["CheckpointError", "FORMAT", "save_checkpoint", "remove_stale_temporaries", "load_checkpoint",
-           "load_official_checkpoint", "load_model", "convert_official_state_dict", "official_key_to_paperlib",
-           "load_backbone_weights"]

@@ -19,15 +19,13 @@ instead.
 from __future__ import annotations
 
 import json
-import math
 import os
-import platform
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+
+from paperlib.core.io import finite_or_none, json_default
 
 CONFIG_FILE = "config.json"
 ENV_FILE = "env.json"
@@ -55,94 +53,6 @@ def new_run_dir(root: str | os.PathLike, name: str, stamp: str | None = None) ->
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a new run directory under {root} for {base!r}")
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """Write JSON to ``path`` through a temporary sibling, fsync and rename (never a partial file under the name)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True, default=_json_default)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "tolist"):  # numpy / torch scalars and arrays
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf: store them as None so metrics.jsonl stays standard JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _git(args: list[str], cwd: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def git_info(path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """``{"sha", "dirty", "root"}`` of the git checkout holding ``path`` (default: this package); None outside git."""
-    cwd = Path(path) if path is not None else Path(__file__).resolve().parent
-    sha = _git(["rev-parse", "HEAD"], cwd)
-    if sha is None:
-        return {"sha": None, "dirty": None, "root": None}
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    return {"sha": sha, "dirty": bool(status) if status is not None else None,
-            "root": _git(["rev-parse", "--show-toplevel"], cwd)}
-
-
-def env_info(device: str | None = None) -> dict[str, Any]:
-    """Provenance of a result: code version, library and codec versions, hardware."""
-    import torch
-
-    info: dict[str, Any] = {
-        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "argv": list(sys.argv),
-        "git": git_info(),
-        "torch": torch.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "cuda_available": torch.cuda.is_available(),
-        "cuda": torch.version.cuda,
-        "device": device,
-    }
-    for mod in ("torchvision", "torchaudio", "numpy", "av"):
-        try:
-            info[mod] = __import__(mod).__version__
-        except Exception as e:  # noqa: BLE001 - provenance must never break a run
-            info[mod] = f"unavailable ({type(e).__name__})"
-    try:
-        import av
-
-        # FFmpeg libraries bundled with PyAV, e.g. {"libavcodec": (61, 19, 100), ...}
-        info["ffmpeg"] = {k: ".".join(map(str, v)) for k, v in av.library_versions.items()}
-        info["ffmpeg_version"] = getattr(av, "ffmpeg_version_info", None)
-    except Exception as e:  # noqa: BLE001
-        info["ffmpeg"] = f"unavailable ({type(e).__name__})"
-    if torch.cuda.is_available():
-        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        info["cudnn"] = torch.backends.cudnn.version()
-    return info
 
 
 class MetricsLogger:
@@ -181,9 +91,9 @@ class MetricsLogger:
     def log(self, record: Mapping[str, Any]) -> None:
         if self._file is None:
             return
-        rec = _clean(dict(record))
+        rec = finite_or_none(dict(record))
         rec.setdefault("time", time.time())
-        self._file.write(json.dumps(rec, default=_json_default) + "\n")
+        self._file.write(json.dumps(rec, default=json_default) + "\n")
         self._file.flush()
         if self._tb is not None and "step" in rec:
             phase = rec.get("phase", "train")

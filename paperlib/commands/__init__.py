@@ -11,17 +11,17 @@ import sys
 
 # command -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "model-summary": ("paperlib.model", "cli", "parameters per component and FLOPs per clip"),
-    "prepare": ("paperlib.prepare", "prepare_cli", "re-encode a dataset to 25 fps H.264 + AAC 16 kHz mono"),
-    "datasets": ("paperlib.data", "datasets_cli", "dataset utilities (fetch-protocol, ...)"),
-    "synth": ("paperlib.synthetic", "cli", "generate the built-in synthetic benchmark"),
-    "train": ("paperlib.train", "cli", "train a model (torchrun-compatible)"),
-    "evaluate": ("paperlib.evaluate", "cli", "evaluate a checkpoint"),
-    "predict": ("paperlib.predict", "cli", "predict the audio-visual offset of videos"),
-    "leakage": ("paperlib.leakage", "cli", "codec-leakage (start-time) probe"),
-    "attention": ("paperlib.attention", "cli", "selector attention maps for a video"),
-    "campaign": ("paperlib.campaign", "cli", "train or reuse the cached runs behind the training tables"),
-    "reproduce": ("paperlib.experiments", "reproduce_cli", "regenerate the paper's tables and figures"),
+    "model-summary": ("paperlib.model.sparsesync", "cli", "parameters per component and FLOPs per clip"),
+    "prepare": ("paperlib.data.prepare", "prepare_cli", "re-encode a dataset to 25 fps H.264 + AAC 16 kHz mono"),
+    "datasets": ("paperlib.data.datasets", "datasets_cli", "dataset utilities (fetch-protocol, ...)"),
+    "synth": ("paperlib.data.synthetic", "cli", "generate the built-in synthetic benchmark"),
+    "train": ("paperlib.engine.train", "cli", "train a model (torchrun-compatible)"),
+    "evaluate": ("paperlib.engine.evaluate", "cli", "evaluate a checkpoint"),
+    "predict": ("paperlib.studies.predict", "cli", "predict the audio-visual offset of videos"),
+    "leakage": ("paperlib.studies.leakage", "cli", "codec-leakage (start-time) probe"),
+    "attention": ("paperlib.studies.attention", "cli", "selector attention maps for a video"),
+    "campaign": ("paperlib.paper.campaign", "cli", "train or reuse the cached runs behind the training tables"),
+    "reproduce": ("paperlib.paper.reproduce", "reproduce_cli", "regenerate the paper's tables and figures"),
 }
 
 

@@ -1,7 +1,7 @@
 """The training-based paper artefacts: Table 2 (Sec. 5.1), Tables 3 and 5 (Sec. 5.2, 7.2), Table 4 (Sec. 5.2),
 Table 6 (Sec. 7.2), Table 7 (Sec. 7.2) and Fig. 3 (Sec. 5.1), each as paper | ours | delta with a verdict per claim.
 
-Every artefact asks :mod:`paperlib.campaign` for training runs by key (``campaign.ensure_runs``: each distinct
+Every artefact asks :mod:`paperlib.paper.campaign` for training runs by key (``campaign.ensure_runs``: each distinct
 configuration is trained once and shared by all artefacts of a profile) and turns the runs' test metrics into tables,
 a figure and claims. The table/claim logic is pure (``*_from_records`` functions on any objects with the
 ``RunRecord`` attributes ``spec``, ``test``, ``params``), so it is tested on hand-made records.
@@ -60,7 +60,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from paperlib.experiments import Artefact, Claim, _rel_to, atomic_write_text, environment, repo_root, runs_dir, \
+from paperlib.paper.reproduce import Artefact, Claim, _rel_to, write_text_atomic, environment, repo_root, runs_dir, \
     save_figure
 
 Z = 2.0  # s.e. multiple a difference must exceed to count
@@ -477,7 +477,7 @@ def table4_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[
 
 def paper_size_params(depths: Sequence[int] = (1, 2, 3, 6)) -> dict[int, int]:
     """Parameters of the paper-size SparseSync model (S3D + ResNet18, D 512, 21 classes) at each depth (meta device)."""
-    from paperlib.model import ModelConfig, model_summary
+    from paperlib.model.sparsesync import ModelConfig, model_summary
 
     return {d: int(model_summary(ModelConfig(depth=d), flops=False)["params"]["total"]) for d in depths}
 
@@ -745,7 +745,7 @@ def gather_records(keys: Sequence[str], profile: str, *, seed: int = 0, device: 
 
     Returns (records, notes). Keys outside the campaign's plan of this profile are left out and named in a note.
     """
-    from paperlib import campaign
+    from paperlib.paper import campaign
 
     if profile not in campaign.PROFILES:
         raise ValueError(f"profile must be one of {campaign.PROFILES}, got {profile!r}")
@@ -807,8 +807,8 @@ def _finish(name: str, profile: str, tables: dict[str, Any], claims: list[Claim]
                    "steps": getattr(r, "steps", None), "wall_s": getattr(r, "wall_s", None),
                    "left_plateau_at_step": getattr(r, "left_plateau_at_step", None),
                    "reused": getattr(r, "reused", None)} for k, r in records.items()}
-    atomic_write_text(out / "records.json", json.dumps(summary, indent=2, default=str))
-    atomic_write_text(out / "env.json", json.dumps(environment(), indent=2, default=str))
+    write_text_atomic(out / "records.json", json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "env.json", json.dumps(environment(), indent=2, default=str))
     tables = {**tables, "Runs used": runs_table(records)}
     prov = {"run_dir": _rel_to(str(out), repo_root()), "runs": {k: v["run_dir"] for k, v in summary.items()},
             "wall_s": round(time.time() - t0, 1), **(extra or {})}
@@ -817,7 +817,7 @@ def _finish(name: str, profile: str, tables: dict[str, Any], claims: list[Claim]
 
 
 def _plan_keys(profile: str) -> list[str]:
-    from paperlib import campaign
+    from paperlib.paper import campaign
 
     return list(campaign.plan(profile))
 
@@ -902,7 +902,7 @@ def table6_depth(profile: str = "mini", seed: int = 0, device: str = "cpu", data
     df = next(iter(tables.values()))
     fig = plot_paper_vs_ours(df, ("depth", "metric"), f"Table 6 ({profile}): paper vs ours")
     notes = _common_notes(profile) + notes + _ignored(checkpoint) + [
-        "paper-size params: paperlib.model.model_summary of the paper's model (S3D + ResNet18, D 512, 21 classes) at "
+        "paper-size params: paperlib.model.sparsesync.model_summary of the paper's model (S3D + ResNet18, D 512, 21 classes) at "
         "each depth; trained model params: the model this profile trained (much smaller at smoke/mini)",
         "depth is set for both selectors and the sync transformer at once, as in the paper"]
     return _finish("table6_depth", profile, tables, claims, notes, records, fig, figures_root, runs_root, t0,

@@ -4,7 +4,7 @@ Paper Sec. 3 ("Feature extractors") and Sec. 7.3; official_implementation.md sec
 
 - :class:`S3DVisual`: torchvision's S3D ``features`` (BatchNorm eps 1e-3, momentum 1e-3, no classifier), the same
   network as the official ``S3DVisualFeatures`` (kylemin's S3D; only the module nesting differs, see
-  ``paperlib.checkpoints.official_key_to_paperlib``). Input (B, T, 3, H, W) time-first, output (B, 1024, t, h, w):
+  ``paperlib.model.weights.official_key_to_paperlib``). Input (B, T, 3, H, W) time-first, output (B, 1024, t, h, w):
   125x224x224 -> 16x7x7.
 - :class:`ResNet18Audio`: torchvision ResNet18 with a 1-channel ``conv1`` (7x7, stride 2, no bias) and no avgpool/fc,
   as the official ``ResNet18AudioFeatures``. Input (B, 1, F, Ta) spectrogram, output (B, 512, f, ta): 257x626 ->
@@ -19,7 +19,7 @@ Paper Sec. 3 ("Feature extractors") and Sec. 7.3; official_implementation.md sec
   crop 64) forwards one clip in ~50 ms, versus ~25 s for the paper-size model.
 
 No weights are ever downloaded: pretrained weights come only from a user path
-(``paperlib.checkpoints.load_backbone_weights``).
+(``paperlib.model.weights.load_backbone_weights``).
 
 Every backbone exposes ``out_channels`` and a ``grid(...)`` static method computing its output grid from the input
 geometry with the same layer list that builds it (``tests/test_model.py`` checks grid == actual output shape).

@@ -328,7 +328,7 @@ def evaluate_passes(model: nn.Module, make_loader: Callable[[int], Iterable[Mapp
 def evaluate_dataset(model: nn.Module, dataset: Any, passes: int = 1, batch_size: int = 10, num_workers: int = 0,
                      device: torch.device | str = "cpu", num_classes: int | None = None, precision: str = "fp32",
                      progress: bool = False, desc: str = "eval") -> dict[str, Any]:
-    """Evaluate on a dataset whose items are ``passes`` consecutive blocks (``paperlib.data``: with random test offsets,
+    """Evaluate on a dataset whose items are ``passes`` consecutive blocks (``paperlib.data.datasets``: with random test offsets,
     ``len(ds) == clips * iter_times`` and block p holds pass p). Under DDP each rank takes a disjoint shard of
     each pass.
     """
@@ -351,19 +351,20 @@ def evaluate_dataset(model: nn.Module, dataset: Any, passes: int = 1, batch_size
 
 def _data_config_from(path: Path, model_cfg: Any, preset: str | None, overrides: Sequence[str]) -> Any:
     """DataConfig of a checkpoint (its run config), else of ``preset``, else one matching the model's geometry."""
-    from paperlib import checkpoints
-    from paperlib import config as C
-    from paperlib.data import DataConfig, data_config_for_model
+    from paperlib.model import weights
+    from paperlib.core import config as C
+    from paperlib.engine import config as RC
+    from paperlib.data.datasets import DataConfig, data_config_for_model
 
     if preset is not None:
-        dcfg = C.resolve(preset).data
+        dcfg = RC.resolve(preset).data
     else:
         dcfg = None
         try:
-            raw = checkpoints.load_checkpoint(path)
+            raw = weights.load_checkpoint(path)
             if isinstance(raw.get("run_config"), dict):
                 dcfg = C.from_dict(DataConfig, raw["run_config"]["data"], strict=False)
-        except checkpoints.CheckpointError:
+        except weights.CheckpointError:
             pass
         if dcfg is None:
             dcfg = data_config_for_model(model_cfg)
@@ -386,8 +387,9 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--json", default=None, metavar="OUT", help="write the metrics (with per-class detail) as JSON")
     args = p.parse_args(argv)
-    from paperlib.checkpoints import CheckpointError, load_model
-    from paperlib.data import build_dataset
+    from paperlib.model.checkpoints import load_model
+    from paperlib.model.weights import CheckpointError
+    from paperlib.data.datasets import build_dataset
 
     path = Path(args.checkpoint)
     try:
@@ -409,7 +411,8 @@ def cli(argv: list[str]) -> int:
         print(f"{args.split} {k}: {res[k]:.4f}{std}")
     print(f"{args.split} items: {int(res['n'])} x {passes} pass(es)")
     if args.json:
-        from paperlib.runs import env_info, write_json_atomic
+        from paperlib.core.io import write_json_atomic
+        from paperlib.core.provenance import env_info
 
         write_json_atomic(args.json, {"checkpoint": str(path), "split": args.split, "data": json.loads(
             json.dumps(dataclasses_asdict(dcfg))), "metrics": res, "env": env_info(str(device))})

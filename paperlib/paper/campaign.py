@@ -7,7 +7,7 @@ on a larger general set), Table 4 (input length) and Fig. 3 (per offset class an
 The artefact functions ask for runs by *key* (``plan(profile)`` lists every key; the contract is
 ``.notes/CAMPAIGN_CONTRACT.md``) and :func:`ensure_runs` trains what is missing:
 
-- Each :class:`RunSpec` resolves to a run configuration (``paperlib.config.resolve``): at ``smoke`` the ``smoke``
+- Each :class:`RunSpec` resolves to a run configuration (``paperlib.core.config.resolve``): at ``smoke`` the ``smoke``
   preset (seconds, wiring only), at ``mini`` the ``cpu-recipe`` preset (the small CPU model of the paper's architecture
   with the issue-11 recipe) on the synthetic benchmark, at ``paper`` the paper presets on the real datasets under
   ``data_root`` (:data:`PAPER_DATA_DIRS`), stopped by early stopping.
@@ -18,20 +18,20 @@ The artefact functions ask for runs by *key* (``plan(profile)`` lists every key;
   Table 4); the hidden keys ``.../dense-crop/c21/depth{d}`` etc. hold their parents.
 - Runs are cached by a *campaign hash*: the resolved config with machine-specific paths replaced by identities (the
   data set's recipe instead of its folder, the parent's campaign hash instead of its checkpoint path). Each hash owns a
-  folder ``<runs_root>/campaign/<profile>/<slug>-<hash>/`` holding the run directory (``paperlib.runs`` layout), the
+  folder ``<runs_root>/campaign/<profile>/<slug>-<hash>/`` holding the run directory (``paperlib.engine.runs`` layout), the
   training log and ``campaign.json``. Two keys with the same hash (aliases, e.g. ``len5`` and the full model) share one
   run. A finished run (``results.json``) is reused; an unfinished one is resumed (``--resume RUN_DIR``).
 - Every run is trained by the entry point of ``python -m paperlib train --preset P key=value ...``
-  (``paperlib.train.cli`` with that argv, printed at the top of its ``train.log``) inside a worker subprocess
-  (``python -m paperlib.campaign --worker JOBS.json``, OMP/MKL one thread), which then evaluates the best checkpoint
+  (``paperlib.engine.train.cli`` with that argv, printed at the top of its ``train.log``) inside a worker subprocess
+  (``python -m paperlib.paper.campaign --worker JOBS.json``, OMP/MKL one thread), which then evaluates the best checkpoint
   on the test split once and writes ``test_detail.json`` (metrics with per-offset-class / per-content-class accuracy,
   confusion matrix, per-item predictions and, on synthetic data, the oracle: accuracy on the items whose window holds
-  a sync cue, ``paperlib.synthetic.has_cue``). With
+  a sync cue, ``paperlib.data.synthetic.has_cue``). With
   ``parallel == 1`` one worker trains all missing runs in dependency order (one interpreter start for all: this keeps
   the smoke plan within seconds); with ``parallel > 1`` each run is its own worker, at most ``parallel`` at a time.
 
 Synthetic data (smoke, mini), generated once under ``<runs_root>/data/<profile>/<setting>/`` by
-``paperlib.synthetic.generate`` (it skips finished clips and refuses a folder holding another data set):
+``paperlib.data.synthetic.generate`` (it skips finished clips and refuses a folder holding another data set):
 ``dense-crop`` / ``dense-wide`` (LRS3 layout, the same seed: the two share talkers and audio as LRS3's two variants
 share videos) and ``sparse`` (VGGSound-Sparse layout), each split 70/10/20 (a larger test split than the official
 80/10/10, for less noisy test numbers on small sets). ``general`` (the analogue of VGGSound, "larger and more varied")
@@ -71,7 +71,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from paperlib import runs
+from paperlib.core.io import write_json_atomic
+from paperlib.engine import runs
 
 PROFILES = ("smoke", "mini", "paper")
 VARIANTS = ("sparsesync", "transformer", "avst_dec")
@@ -125,7 +126,7 @@ GENERAL_PARTS = {
     "smoke": (("sparse", 1, 12), ("dense-wide", 1, 8)),
     "mini": (("sparse", 1, 200), ("dense-wide", 1, 120)),
 }
-# paper: sub-folders of data_root (prepared with `python -m paperlib prepare`, layouts of paperlib.data).
+# paper: sub-folders of data_root (prepared with `python -m paperlib prepare`, layouts of paperlib.data.datasets).
 PAPER_DATA_DIRS = {"dense-crop": "lrs3", "dense-wide": "lrs3_no_face_crop", "sparse": "vggsound_sparse",
                    "general": "vggsound"}
 PAPER_PRESETS = {("dense", 21): "paper-lrs3", ("dense", 3): "paper-lrs3-3cls",
@@ -311,14 +312,14 @@ def mini_budget(specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -
 def _runs_root(runs_root: str | os.PathLike | None) -> Path:
     if runs_root is not None:
         return Path(runs_root).resolve()
-    from paperlib.experiments import runs_dir
+    from paperlib.paper.reproduce import runs_dir
 
     return runs_dir()
 
 
 def synth_config(profile: str, setting: str, seed: int = 0):
     """The SynthConfig of a synthetic setting at ``profile`` (smoke / mini)."""
-    from paperlib.synthetic import SynthConfig
+    from paperlib.data.synthetic import SynthConfig
 
     p = SYNTH[profile]
     return SynthConfig(setting=setting, size=p["size"], seed=seed, clips_per_video=p["clips_per_video"],
@@ -327,7 +328,7 @@ def synth_config(profile: str, setting: str, seed: int = 0):
 
 def data_identity(profile: str, setting: str, data_root: str | os.PathLike | None = None) -> str:
     """What the data of a setting *is* (for the campaign hash): the synthetic recipe, or the real folder's path."""
-    from paperlib.config import config_hash, to_dict
+    from paperlib.core.config import config_hash, to_dict
 
     if profile == "paper":
         return f"paper:{_paper_root(setting, data_root)}"
@@ -371,8 +372,8 @@ def ensure_data(profile: str, settings: Iterable[str], runs_root: str | os.PathL
 
 
 def _generate_checked(cfg: Any, root: Path, clips: int, progress: bool, workers: int) -> Path:
-    from paperlib import synthetic
-    from paperlib.config import to_dict
+    from paperlib.data import synthetic
+    from paperlib.core.config import to_dict
 
     manifest = root / "synth.json"
     if manifest.is_file():
@@ -387,7 +388,7 @@ def _generate_checked(cfg: Any, root: Path, clips: int, progress: bool, workers:
 
 
 def _clips_done(cfg: Any, root: Path, clips: int) -> bool:
-    from paperlib import synthetic
+    from paperlib.data import synthetic
 
     for i in (0, clips - 1):
         cid = synthetic.clip_id(cfg, i)
@@ -399,7 +400,7 @@ def _clips_done(cfg: Any, root: Path, clips: int) -> bool:
 def _ensure_general(profile: str, runs_root: str | os.PathLike | None, progress: bool, workers: int) -> Path:
     """The "general" set: a VGGSound-layout folder (``vggsound.csv``, ``vggsound_{split}.txt``, ``video/``,
     ``sidecar/``) of relative links to the clips of GENERAL_PARTS (generated under ``general-parts/``)."""
-    from paperlib import synthetic
+    from paperlib.data import synthetic
 
     root = data_dir(profile, "general", runs_root)
     ident = data_identity(profile, "general")
@@ -439,7 +440,7 @@ def _ensure_general(profile: str, runs_root: str | os.PathLike | None, progress:
     (tmp / "vggsound.csv").write_text("".join(r + "\n" for r in sorted(rows)))
     for split, ids in lists.items():
         (tmp / f"vggsound_{split}.txt").write_text("".join(i + "\n" for i in sorted(ids)))
-    runs.write_json_atomic(tmp / "general.json", {"identity": ident, "parts": [list(p) for p in GENERAL_PARTS[profile]],
+    write_json_atomic(tmp / "general.json", {"identity": ident, "parts": [list(p) for p in GENERAL_PARTS[profile]],
                                                   "clips": {k: len(v) for k, v in lists.items()}})
     os.replace(tmp, root)
     return root
@@ -483,9 +484,9 @@ def data_overrides(profile: str, setting: str, num_classes: int, clip_sec: float
 
 @functools.lru_cache(maxsize=None)
 def _preset_crop(preset: str) -> int:
-    from paperlib import config as C
+    from paperlib.engine import config as RC
 
-    return C.resolve(preset).model.crop
+    return RC.resolve(preset).model.crop
 
 
 def spec_overrides(spec: RunSpec, profile: str, *, data_root_str: str, seed: int = 0, device: str = "cpu",
@@ -526,10 +527,10 @@ def _normalised(cfg_dict: dict[str, Any], data_id: str, parent_hash: str | None)
 def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | None = None,
                  runs_root: str | os.PathLike | None = None, seed: int = 0, device: str = "cpu") -> Any:
     """The resolved RunConfig of ``spec`` (``train.init_from`` left unset: it is a run's checkpoint, found later)."""
-    from paperlib import config as C
+    from paperlib.engine import config as RC
 
     root = data_dir(profile, spec.setting, runs_root, data_root)
-    return C.resolve(_preset(profile, spec), spec_overrides(spec, profile, data_root_str=str(root), seed=seed,
+    return RC.resolve(_preset(profile, spec), spec_overrides(spec, profile, data_root_str=str(root), seed=seed,
                                                             device=device))
 
 
@@ -537,7 +538,7 @@ def spec_hash(spec: RunSpec, profile: str, specs: Mapping[str, RunSpec] | None =
               device: str = "cpu", data_root: str | os.PathLike | None = None, _memo: dict | None = None) -> str:
     """The campaign hash of ``spec``: its resolved config with the data folder replaced by the data's identity and
     the init checkpoint by the parent's campaign hash (recursively); run-location fields blanked."""
-    from paperlib.config import config_hash, to_dict
+    from paperlib.core.config import config_hash, to_dict
 
     specs = plan(profile) if specs is None else specs
     memo = {} if _memo is None else _memo
@@ -603,7 +604,7 @@ def cue_metrics(preds: Sequence[int], targets: Sequence[int], cues: Sequence[boo
 def _class_names(data_cfg: Any) -> list[str] | None:
     if data_cfg.dataset not in ("vggsound", "vggsound_sparse"):
         return None
-    from paperlib.data import read_vggsound_csv, sparse_classes
+    from paperlib.data.datasets import read_vggsound_csv, sparse_classes
 
     root = Path(data_cfg.root)
     if data_cfg.dataset == "vggsound_sparse":
@@ -632,8 +633,8 @@ def evaluate_model(model: Any, data_cfg: Any, *, num_classes: int, batch_size: i
     import torch
     from torch.utils.data import DataLoader
 
-    from paperlib.data import build_dataset
-    from paperlib.evaluate import preserved_rng, summarise
+    from paperlib.data.datasets import build_dataset
+    from paperlib.engine.evaluate import preserved_rng, summarise
 
     ds = build_dataset(data_cfg, "test", seed=seed)
     passes = 1 if data_cfg.fixed_offsets else int(data_cfg.iter_times)
@@ -670,7 +671,7 @@ def evaluate_model(model: Any, data_cfg: Any, *, num_classes: int, batch_size: i
              for i, o, v, t, p, g in zip(ids, offs, vstarts, tg.tolist(), preds, groups)]
     sidecars = Path(data_cfg.root) / "sidecar"
     if sidecars.is_dir():
-        from paperlib.synthetic import has_cue, load_sidecar
+        from paperlib.data.synthetic import has_cue, load_sidecar
 
         cache: dict[str, dict] = {}
         for it in items:
@@ -696,7 +697,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, key: str, profile: str = 
                         device: str = "cpu", seed: int = 0, batch_size: int = 8, progress: bool = True) -> dict:
     """The test metrics of ``key`` (its test split and protocol at ``profile``) for a user-given paperlib or official
     checkpoint instead of a trained run. The checkpoint's classes must match the key's."""
-    from paperlib.checkpoints import load_model
+    from paperlib.model.checkpoints import load_model
 
     specs = plan(profile)
     if key not in specs:
@@ -781,10 +782,11 @@ def _run_job(job: Mapping[str, Any]) -> None:
     """Train (or resume) one run and write its test_detail.json (called in the worker process)."""
     import torch
 
-    from paperlib import config as C
-    from paperlib import train
-    from paperlib.checkpoints import load_model
-    from paperlib.model import build_model
+    from paperlib.core import config as C
+    from paperlib.engine import config as RC
+    from paperlib.engine import train
+    from paperlib.model.checkpoints import load_model
+    from paperlib.model.sparsesync import build_model
 
     hroot = Path(job["hash_root"])
     log = hroot / LOG_FILE
@@ -813,7 +815,7 @@ def _run_job(job: Mapping[str, Any]) -> None:
         if not trained:
             raise RuntimeError(f"{hroot}: training ended without results.json")
         run_dir = trained[-1]
-        cfg = C.from_dict(C.RunConfig, json.loads((run_dir / runs.CONFIG_FILE).read_text()))
+        cfg = C.from_dict(RC.RunConfig, json.loads((run_dir / runs.CONFIG_FILE).read_text()))
         best = run_dir / runs.CHECKPOINT_DIR / "best.pt"
         ckpt = best if best.is_file() else run_dir / runs.CHECKPOINT_DIR / "last.pt"
         model, _ = load_model(ckpt)
@@ -825,7 +827,7 @@ def _run_job(job: Mapping[str, Any]) -> None:
                               seed=cfg.train.seed)
         results = json.loads((run_dir / runs.RESULTS_FILE).read_text())
         wall = float(results.get("elapsed_s") or 0.0) + (time.time() - t1)
-        runs.write_json_atomic(run_dir / TEST_DETAIL, {
+        write_json_atomic(run_dir / TEST_DETAIL, {
             "key": job["key"], "hash": job["hash"], "checkpoint": str(ckpt), "test": test, "params": params,
             "wall_s": round(wall, 2), "eval_s": round(time.time() - t1, 2), "job_s": round(time.time() - t0, 2),
             "torch_threads": torch.get_num_threads()})
@@ -835,7 +837,7 @@ def _run_job(job: Mapping[str, Any]) -> None:
 
 
 def _worker_main(argv: Sequence[str]) -> int:
-    """``python -m paperlib.campaign --worker JOBS.json``: run the jobs in order; stop at the first failure."""
+    """``python -m paperlib.paper.campaign --worker JOBS.json``: run the jobs in order; stop at the first failure."""
     jobs = json.loads(Path(argv[-1]).read_text())
     for job in jobs:
         try:
@@ -918,7 +920,7 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
 def _check_run_config(run_dir: Path, h: str, spec: RunSpec, profile: str, memo: Mapping[str, str],
                       data_root: str | os.PathLike | None) -> None:
     """The run's own config.json must hash to its folder's campaign hash (a moved or edited folder is refused)."""
-    from paperlib.config import config_hash
+    from paperlib.core.config import config_hash
 
     cfg = json.loads((run_dir / runs.CONFIG_FILE).read_text())
     parent = memo[spec.init_from] if spec.init_from else None
@@ -931,7 +933,7 @@ def _check_run_config(run_dir: Path, h: str, spec: RunSpec, profile: str, memo: 
 
 def _job(spec: RunSpec, h: str, hroot: Mapping[str, Path], hashes: Mapping[str, str], profile: str, root: Path,
          data_root: str | os.PathLike | None, seed: int, device: str) -> dict[str, Any]:
-    from paperlib.config import to_dict
+    from paperlib.core.config import to_dict
 
     path = hroot[h]
     path.mkdir(parents=True, exist_ok=True)
@@ -942,7 +944,7 @@ def _job(spec: RunSpec, h: str, hroot: Mapping[str, Path], hashes: Mapping[str, 
            "preset": _preset(profile, spec), "overrides": overrides, "device": device,
            "parent_root": str(hroot[hashes[spec.init_from]]) if spec.init_from else None,
            "test_data": to_dict(test_cfg), "spec": dataclasses.asdict(spec), "profile": profile}
-    runs.write_json_atomic(path / SPEC_FILE, job)
+    write_json_atomic(path / SPEC_FILE, job)
     return job
 
 
@@ -950,12 +952,13 @@ def _prepare_fixed_offsets(jobs: Iterable[Mapping[str, Any]], profile: str, spec
                            owner: Mapping[str, str], root: Path, data_root: Any, seed: int) -> None:
     """Write the fixed-offset CSVs of every valid/test configuration before runs start in parallel (two processes
     generating the same CSV would race)."""
-    from paperlib import config as C
-    from paperlib.data import build_dataset
+    from paperlib.core import config as C
+    from paperlib.engine import config as RC
+    from paperlib.data.datasets import build_dataset
 
     seen = set()
     for job in jobs:
-        cfg = C.resolve(job["preset"], job["overrides"])
+        cfg = RC.resolve(job["preset"], job["overrides"])
         tdc = C.from_dict(type(cfg.data), job["test_data"])
         for dcfg, split in ((cfg.data, "valid"), (cfg.data, "test"), (tdc, "test")):
             key = (dcfg.root, dcfg.num_classes, dcfg.clip_sec, dcfg.max_off_sec, split, dcfg.fixed_offsets)
@@ -974,10 +977,10 @@ def _worker_env() -> dict[str, str]:
 def _launch(jobs: list[Mapping[str, Any]]) -> tuple[subprocess.Popen, Path]:
     first = Path(jobs[0]["hash_root"])
     spec_path = first / f".jobs-{os.getpid()}-{time.time_ns()}.json"
-    runs.write_json_atomic(spec_path, jobs)
+    write_json_atomic(spec_path, jobs)
     err = first / ".worker.stderr"
     with open(err, "wb") as f:
-        proc = subprocess.Popen([sys.executable, "-m", "paperlib.campaign", "--worker", str(spec_path)],
+        proc = subprocess.Popen([sys.executable, "-m", "paperlib.paper.campaign", "--worker", str(spec_path)],
                                 stdout=f, stderr=subprocess.STDOUT, env=_worker_env())
     return proc, spec_path
 

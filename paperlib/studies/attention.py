@@ -79,7 +79,7 @@ def selector_maps(attn: Mapping[str, torch.Tensor], visual_grid: Sequence[int], 
     Args:
         attn: the dict returned by ``model(..., return_attention=True)`` (keys ``v_selector.{i}.xattn`` /
             ``a_selector.{i}.xattn``, values (B, heads, n_selectors, N) with context flattened as (t, h, w) / (f, ta)).
-        visual_grid: (t, h, w); audio_grid: (f, ta) (``paperlib.model.token_grid``).
+        visual_grid: (t, h, w); audio_grid: (f, ta) (``paperlib.model.sparsesync.token_grid``).
 
     Returns:
         {"visual": (B, L, heads, S, t, h, w), "audio": (B, L, heads, S, f, ta)} float32 arrays (a key is absent when the
@@ -315,7 +315,7 @@ def window_ground_truth(sidecar: Mapping[str, Any], v_start_sec: float, clip_sec
     """Source boxes and event times of a window, in the model input's coordinates.
 
     Args:
-        sidecar: a synthetic clip's ground truth (``paperlib.synthetic.load_sidecar``): ``source_boxes`` (frames of the
+        sidecar: a synthetic clip's ground truth (``paperlib.data.synthetic.load_sidecar``): ``source_boxes`` (frames of the
             whole clip, x0,y0,x1,y1 px of the ``size`` x ``size`` frame), ``event_onsets_sec``, ``fps``, ``size``.
         v_start_sec: window start (s); the window's first frame is ``int(v_start_sec * fps)``.
         crop: the centre crop's side (px); short_side: frames rescaled to this short side before the crop (None: as is).
@@ -323,7 +323,7 @@ def window_ground_truth(sidecar: Mapping[str, Any], v_start_sec: float, clip_sec
     Returns:
         (boxes (T, 4) float, px of the crop, clipped to it; events: onsets in [0, clip_sec) s from the window start).
     """
-    from paperlib.transforms import center_crop_box
+    from paperlib.data.transforms import center_crop_box
 
     fps = float(sidecar["fps"])
     size = int(sidecar["size"])
@@ -344,7 +344,7 @@ def window_ground_truth(sidecar: Mapping[str, Any], v_start_sec: float, clip_sec
 
 
 def model_grids(model: torch.nn.Module) -> tuple[tuple[int, int, int], tuple[int, int]]:
-    """Token grids ((t, h, w), (f, ta)) of a ``paperlib.model.SyncModel`` (read from its positional tables)."""
+    """Token grids ((t, h, w), (f, ta)) of a ``paperlib.model.sparsesync.SyncModel`` (read from its positional tables)."""
     head = getattr(model, "head", model)
     try:
         return tuple(head.vis_pos.grid), tuple(head.aud_pos.grid)
@@ -362,7 +362,7 @@ def event_window_start(events: Sequence[float], duration_sec: float, clip_sec: f
 def _input_sample(frames: np.ndarray, audio: np.ndarray, v_start_sec: float, clip_sec: float, fps: float,
                   sample_rate: int, data_cfg: Any, short_side: int | None) -> dict:
     """In-sync model input of the window (eval transforms) from whole-clip arrays (T, H, W, 3) uint8 and (N,)."""
-    from paperlib.transforms import eval_transforms
+    from paperlib.data.transforms import eval_transforms
 
     k0 = int(v_start_sec * fps + 1e-6)
     n = int(round(clip_sec * fps))
@@ -388,7 +388,7 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
     Args:
         clips: dicts with "frames" (T, S, S, 3) uint8, "audio" (N,) float and "sidecar" (as ``synthetic.generate_clip``
             returns, or decoded from disk); clips without events are skipped.
-        data_cfg: geometry (clip_sec, fps, sample_rate, crop, n_fft, hop), e.g. a ``paperlib.data.DataConfig``.
+        data_cfg: geometry (clip_sec, fps, sample_rate, crop, n_fft, hop), e.g. a ``paperlib.data.datasets.DataConfig``.
         short_side: resize the frames' short side before the crop (None: as generated).
 
     Returns:
@@ -435,8 +435,8 @@ def read_synthetic_clip(root: str | Path, cid: str) -> dict:
 
     Frames are decoded at the sidecar's fps and native size, audio at its sample rate (mono).
     """
-    from paperlib.media import read_audio, read_video
-    from paperlib.synthetic import load_sidecar, video_path
+    from paperlib.core.media import read_audio, read_video
+    from paperlib.data.synthetic import load_sidecar, video_path
 
     sc = load_sidecar(root, cid)
     path = video_path(root, sc["id"])
@@ -536,9 +536,9 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
-    from paperlib.media import MediaError, probe, read_audio, read_video
-    from paperlib.predict import load_predictor, window_starts
-    from paperlib.transforms import eval_transforms
+    from paperlib.core.media import MediaError, probe, read_audio, read_video
+    from paperlib.studies.predict import load_predictor, window_starts
+    from paperlib.data.transforms import eval_transforms
 
     path = Path(args.video)
     if not path.is_file():

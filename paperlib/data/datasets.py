@@ -16,7 +16,7 @@ Semantics (official ``EqualifyFromRight`` + ``TemporalCropAndOffsetRandomFeasibl
   merged, as the official ``get_fixed_offsets``. Or, with ``fixed_offsets=False``, random windows ``iter_times`` times.
 - Sign: a positive offset means the audio window starts later in source time than the visual one (audio leads).
 - Video frames [v_start_i, v_start_i + 125) and audio samples [a_start_i, a_start_i + 80000) are decoded by seeking
-  (paperlib.media), not by decoding the whole clip; the result is the same (tests/test_media.py).
+  (paperlib.core.media), not by decoding the whole clip; the result is the same (tests/test_media.py).
 
 Datasets (layouts under ``root``): LRS3 ``pretrain/<vid>/<clip>.mp4`` with ``lrs3_{split}.txt`` lists (else an 8:1:1
 split by video id with ``random.Random(1337)``, as the official ``make_split_files``); VGGSound(-Sparse)
@@ -48,10 +48,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from paperlib.media import MediaError, MediaInfo, probe, read_audio, read_video
-from paperlib.transforms import eval_transforms, train_transforms
+from paperlib.core.media import MediaError, MediaInfo, probe, read_audio, read_video
+from paperlib.data.transforms import eval_transforms, train_transforms
 
-log = logging.getLogger("paperlib.data")
+log = logging.getLogger("paperlib.data.datasets")
 
 VIDEO_EXTS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
 SPLITS = ("train", "valid", "test")
@@ -229,7 +229,7 @@ def fixed_offsets_path(cfg: DataConfig, split: str) -> Path:
 
 def write_fixed_offsets(path: str | os.PathLike, rows: dict[str, tuple[float, float]]) -> Path:
     """Write {id: (offset_sec, vstart_sec)} with header ``path,offset_sec,vstart_sec``, values rounded to 2 decimals."""
-    from paperlib.media import atomic_output
+    from paperlib.core.io import atomic_output
 
     path = Path(path)
     # a writer-unique temporary name, fsync, rename: ranks that build the same CSV at once never clobber each other
@@ -589,7 +589,7 @@ class AVSyncDataset(Dataset):
 
         if not cfg.decoded_cache_dir:
             return decode()
-        from paperlib.media import atomic_output
+        from paperlib.core.io import atomic_output
 
         try:
             st = os.stat(path)
@@ -721,7 +721,7 @@ def fetch_protocol(root: str | os.PathLike, dataset: str, timeout: float = 30.0)
         except (urllib.error.URLError, OSError, ValueError) as e:
             status[rel] = f"failed: {getattr(e, 'reason', e)}"
             continue
-        from paperlib.media import atomic_output
+        from paperlib.core.io import atomic_output
 
         with atomic_output(dst) as tmp:
             tmp.write_bytes(data)

@@ -1,0 +1,208 @@
+"""The composition root of a training run: ``TrainConfig``, ``RunConfig`` (model + data + train) and the presets.
+
+Model and data configs live next to the code that reads them (:mod:`paperlib.model.sparsesync`,
+:mod:`paperlib.data.datasets`); the generic override/serialise/hash machinery is :mod:`paperlib.core.config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+from paperlib.core.config import flatten, apply_overrides, merge
+from paperlib.data.datasets import DataConfig
+from paperlib.model.sparsesync import ModelConfig
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation, schedule, precision, stopping, logging and run management (official values as defaults)."""
+
+    base_lr: float = 5e-6  # per process; the optimiser gets base_lr x world size (paper Sec. 7.3)
+    scale_lr_by_world_size: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)  # official configs; the paper prints beta_1 = 0.99
+    eps: float | None = None  # None: 1e-7 under fp16/bf16 autocast, 1e-8 in fp32 (official)
+    weight_decay: float = 0.0
+    warmup_steps: int = 1000  # linear warm-up length in iterations (official `warmup: 1000`)
+    warmup_start_factor: float = 0.01  # the warm-up starts at 1% of the lr ("100-times lower", Sec. 7.3)
+    clip_grad_norm: float = 1.0  # max global gradient norm; 0 disables
+    batch_size: int = 10  # clips per process and step (Sec. 7.3)
+    eval_batch_size: int | None = None  # None: batch_size
+    epochs: int = 10000  # official num_epochs (early stopping ends runs)
+    max_steps: int | None = None  # stop after this many optimiser steps
+    time_budget_min: float | None = None  # stop after this many minutes of training + evaluation (across resumes)
+    eval_every_steps: int = 0  # 0: evaluate valid at the end of every epoch (official)
+    patience: int = 140  # evaluations without a new best early_stop_metric before stopping (official: 140 epochs)
+    early_stop_metric: str = "accuracy_1"  # valid metric to maximise (official: top-1 without tolerance)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_workers: int = 8  # DataLoader workers per process (official 8)
+    seed: int = 1337  # global seeds are seed + rank; the sampler uses seed and the epoch
+    log_every: int = 50  # steps between loss logs (official: 200); .item() happens only here (and every step on CPU)
+    checkpoint_every_steps: int = 0  # extra last.pt writes between evaluations; 0: only at evaluations and the end
+    run_root: str = "runs"  # run directories go to run_root/<name>-<timestamp>
+    name: str = "train"
+    resume: str | None = None  # run directory or checkpoint to resume (restores everything)
+    init_from: str | None = None  # fine-tune from this paperlib or official checkpoint
+    init_carry_optimizer: bool = True  # with init_from: carry optimiser/scaler/scheduler state (official), or not
+    init_strict: bool = True  # with init_from: every key and shape must match; False: mismatches keep their fresh init
+    init_skip: list[str] = dataclasses.field(default_factory=list)  # key prefixes never loaded from init_from
+    overfit_batches: int = 0  # >0: sanity mode, train and validate on the same first N batches
+    test: bool = True  # evaluate the best checkpoint on the test split at the end
+    sync_batchnorm: bool = True  # convert BatchNorm to SyncBatchNorm under DDP on CUDA
+    ddp_timeout_s: float = 600.0  # collective timeout (official 600 s): a dead rank ends the others within this bound
+    plateau_rel_tol: float = 0.05  # "at chance": loss >= (1 - tol) * ln(C)
+    plateau_warn_steps: int = 1000  # warn after this many steps at chance ...
+    plateau_warn_minutes: float = 5.0  # ... or this many minutes, whichever comes first
+    tensorboard: bool = True
+    progress: bool = True  # tqdm bars (rank 0)
+    # --- issue-11 recipe (paperlib.engine.recipes; not in the paper or the official code: the model stays the paper's) -----
+    recipe_init: bool = False  # time-anchored selector/positional init of a fresh SparseSync head (others: no-op)
+    recipe_modality_flag: float = 8.0  # cross-modal logit bonus in the first sync block (0: off)
+    recipe_sync_identity_qk: float = 1.0  # identity query/key in the first sync block (0: off)
+    recipe_sync_code_gain: float = 0.5  # gain of the time-code channels at the sync input
+    aux_xcorr_weight: float = 0.0  # auxiliary cross-correlation loss on the bridge features (any variant; 0: off)
+    aux_match_weight: float = 0.0  # auxiliary first-sync-block matching loss (SparseSync with recipe_init; 0: off)
+    aux_hold_steps: int = 10**9  # the aux weights stay constant for this many steps ...
+    aux_decay_steps: int = 300  # ... then fall linearly to 0 over this many
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The composite run configuration and its presets (used by ``python -m paperlib train`` and the notebooks).
+#
+# ``RunConfig`` nests the configs of the model, the data and the optimisation. A preset is a plain dict of differences from the defaults (the official settings); ``"_base"`` names a preset to start
+# from. Every paper preset has a tiny CPU twin.
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything one training run reads: ``model`` (ModelConfig), ``data`` (DataConfig), ``train`` (TrainConfig)."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+
+PRESETS: dict[str, dict[str, Any]] = {}
+
+
+def preset_diff(name: str) -> dict[str, Any]:
+    """The flattened differences of preset ``name`` from the defaults, with its ``_base`` chain applied first."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    chain, seen = [], set()
+    while name is not None:
+        if name in seen:
+            raise ValueError(f"preset cycle through {name!r}")
+        seen.add(name)
+        if name not in PRESETS:
+            raise KeyError(f"unknown base preset {name!r}; choose from {sorted(PRESETS)}")
+        chain.append(PRESETS[name])
+        name = PRESETS[name].get("_base")
+    out: dict[str, Any] = {}
+    for diff in reversed(chain):
+        out.update({k: v for k, v in flatten(diff).items() if k != "_base"})
+    return out
+
+
+def resolve(preset: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Defaults, then the preset's differences, then ``key=value`` overrides (type-checked, unknown keys raise)."""
+    cfg = RunConfig()
+    if preset is not None:
+        cfg = merge(cfg, preset_diff(preset))
+    return check_run_config(apply_overrides(cfg, overrides))
+
+
+# The geometry both the model and the data read; they must agree (a mismatch would fail deep inside the model).
+_SHARED_FIELDS = ("num_classes", "clip_sec", "fps", "crop", "sample_rate", "n_fft", "hop")
+
+
+def check_run_config(cfg: RunConfig) -> RunConfig:
+    """Raise ValueError when model and data disagree on the shared geometry (``_SHARED_FIELDS``)."""
+    bad = [f"model.{k}={getattr(cfg.model, k)!r} but data.{k}={getattr(cfg.data, k)!r}" for k in _SHARED_FIELDS
+           if hasattr(cfg.model, k) and hasattr(cfg.data, k) and getattr(cfg.model, k) != getattr(cfg.data, k)]
+    if bad:
+        raise ValueError("model and data configs disagree: " + "; ".join(bad) + " (set both sides)")
+    return cfg
+
+
+def _geometry(**kw: Any) -> dict[str, Any]:
+    """The same geometry for model and data (a preset helper)."""
+    return {"model": dict(kw), "data": dict(kw)}
+
+
+def _join(*diffs: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for d in diffs:
+        out.update(flatten(d))
+    return out
+
+
+# Differences from the defaults (= the official LRS3 21-class pre-training settings), keyed by paper setting.
+# Fine-tuning presets need the pre-trained checkpoint: add train.init_from=<paperlib or official .pt>.
+PRESETS.update({
+    # Sec. 5 / Tab. 2: LRS3 ("No Face Crop" or face crop by data.root), 21 classes in [-2, 2] s, 5 s windows
+    "paper-lrs3": {"data": {"dataset": "lrs3"}, "train": {"name": "paper-lrs3"}},
+    # the 3-class grid [-1, 0, 1] s (official size3 checkpoints; max_off_sec must be 1)
+    "paper-lrs3-3cls": _join({"_base": "paper-lrs3"}, _geometry(num_classes=3),
+                             {"data": {"max_off_sec": 1.0}, "train": {"name": "paper-lrs3-3cls"}}),
+    # Tab. 2/7: fine-tuning on VGGSound-Sparse with the official augmentations (README / sbatch_finetune_sync.sh) and
+    # the README's test protocol (random offsets, 25 passes); optimiser/scheduler carried over (no new warm-up).
+    "paper-vggsound-sparse-finetune": {
+        "_base": "paper-lrs3",
+        "data": {"dataset": "vggsound_sparse", "sometimes_upscale_p": 0.5, "p_gray_scale": 0.2, "p_color_jitter": 0.2,
+                 "p_audio_aug": 0.2, "fixed_offsets": False, "iter_times": 25},
+        "train": {"name": "paper-vggsound-sparse-finetune", "init_carry_optimizer": True},
+    },
+    "paper-vggsound-sparse-finetune-3cls": _join({"_base": "paper-vggsound-sparse-finetune"}, _geometry(num_classes=3),
+                                                 {"data": {"max_off_sec": 1.0},
+                                                  "train": {"name": "paper-vggsound-sparse-finetune-3cls"}}),
+    # Tiny CPU twin of paper-lrs3 (seconds per run; a wiring check, not a result): 2 s windows of 32 px frames,
+    # 3 classes, light conv backbones, one layer. Needs data.root=<synthetic dense set>
+    # (python -m paperlib synth; any setting laid out as LRS3).
+    "smoke": _join(
+        _geometry(num_classes=3, clip_sec=2.0, crop=32, n_fft=256, hop=64),
+        {"model": {"backbone": "small", "d_model": 32, "n_head": 2, "depth": 1, "n_selectors": 4},
+         "data": {"dataset": "lrs3", "max_off_sec": 1.0, "min_clip_sec": 3.0},
+         "train": {"name": "smoke", "batch_size": 4, "base_lr": 1e-3, "warmup_steps": 5, "max_steps": 8,
+                   "num_workers": 0, "log_every": 2, "eval_every_steps": 0}}),
+    # Tiny CPU twin of the fine-tuning preset: synthetic sparse set (VGGSound-Sparse layout), official augmentations,
+    # random-offset evaluation repeated twice (mean +- std).
+    "smoke-finetune": {
+        "_base": "smoke",
+        "data": {"dataset": "vggsound_sparse", "sometimes_upscale_p": 0.5, "p_gray_scale": 0.2, "p_color_jitter": 0.2,
+                 "p_audio_aug": 0.2, "fixed_offsets": False, "iter_times": 2, "upscale_crop": 24},
+        "train": {"name": "smoke-finetune"},
+    },
+    # The small CPU configuration of the paper's architecture on the synthetic dense-crop setting (21 classes, 5 s
+    # windows, 48 px crops of 64 px clips). Official optimiser settings except a CPU-sized lr/warm-up/batch; the
+    # time budget makes it a minutes-long run. Expect the chance plateau (issue 11) unless a recipe preset is used.
+    "cpu-dense-crop": _join(
+        _geometry(crop=48),
+        {"model": {"backbone": "small", "d_model": 64, "n_head": 4, "depth": 2, "n_selectors": 8},
+         "data": {"dataset": "lrs3"},
+         "train": {"name": "cpu-dense-crop", "batch_size": 16, "base_lr": 3e-4, "warmup_steps": 100,
+                   "num_workers": 1, "log_every": 10, "eval_every_steps": 100, "time_budget_min": 10.0,
+                   "patience": 1000}}),
+    # cpu-dense-crop with the issue-11 recipe (paperlib.engine.recipes; README "What to expect and how to get off the
+    # plateau"): time-anchored selector init + auxiliary cross-correlation and matching losses, 16 selectors, no
+    # dropout, batch 8, lr 1e-3; decoded clips cached in RAM (num_workers 0). The model is the paper's architecture;
+    # the recipe only changes initial values and adds training-time losses. Other variants
+    # (model.variant=transformer|avst_dec) get the parts that apply to them (the cross-correlation loss).
+    "cpu-recipe": _join(
+        {"_base": "cpu-dense-crop"},
+        {"model": {"n_selectors": 16, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0},
+         "data": {"cache_decoded": 100000},
+         "train": {"name": "cpu-recipe", "batch_size": 8, "base_lr": 1e-3, "warmup_steps": 100, "num_workers": 0,
+                   "eval_every_steps": 200, "recipe_init": True, "aux_xcorr_weight": 1.0, "aux_match_weight": 3.0,
+                   "aux_hold_steps": 100000, "aux_decay_steps": 300, "time_budget_min": None}}),
+    # the sparse step of the recipe (README "What to expect ..."): fine-tune a cpu-recipe dense-crop model
+    # (train.init_from=<its best.pt>) on synthetic sparse clips with 3-5 events each (synth --setting sparse
+    # --set event_count_probs=[0,0,0,0.3,0.4,0.3]) for 20 minutes, auxiliary losses kept on (without them the same run
+    # stays at chance); test on the standard sparse set. Fresh optimiser (a new task, as the paper's fine-tuning).
+    "cpu-recipe-sparse": _join(
+        {"_base": "cpu-recipe"},
+        {"data": {"dataset": "vggsound_sparse"},
+         "train": {"name": "cpu-recipe-sparse", "init_carry_optimizer": False, "time_budget_min": 20.0,
+                   "eval_every_steps": 1000}}),
+})
