@@ -1,13 +1,19 @@
-"""paperlib.paper.campaign: the plan covers the contract, configs resolve, chains are sound, runs are cached/reused/resumed,
-and the oracle metric is what it says."""
+"""paperlib.paper.campaign: the plan covers the artefacts' keys, configs resolve, chains are sound, runs are
+cached/reused/resumed, the trainer runs on a resolved config file (also under torchrun), and the oracle metric is
+what it says."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from paperlib.commands import main
+from paperlib.core.config import to_dict
 from paperlib.paper import campaign as C
 from paperlib.engine import config as RC
 from paperlib.engine import runs
@@ -149,6 +155,13 @@ def test_smoke_ensure_runs_trains_reuses_aliases_and_resumes(tmp_path):
     # the fine-tune was initialised from its parent's best checkpoint
     cfg = json.loads((recs[keys[1]].run_dir / runs.CONFIG_FILE).read_text())
     assert cfg["train"]["init_from"] == str(recs[keys[0]].run_dir / "checkpoints" / "best.pt")
+    # each run trained on the resolved config.json of its hash folder (plus --init-from for a fine-tune)
+    for k in keys:
+        placed = json.loads((recs[k].run_dir.parent / runs.CONFIG_FILE).read_text())
+        trained = json.loads((recs[k].run_dir / runs.CONFIG_FILE).read_text())
+        assert placed["train"]["init_from"] is None and placed["train"]["run_root"] == str(recs[k].run_dir.parent)
+        assert trained == placed | {"train": placed["train"] | {"init_from": trained["train"]["init_from"]}}
+        assert "python -m paperlib train --config " in (recs[k].run_dir / C.LOG_FILE).read_text()
 
     dirs_before = sorted(p for p in (tmp_path / "campaign" / "smoke").rglob("config.json"))
     again = C.ensure_runs(keys + [alias], "smoke", runs_root=tmp_path, progress=False)
@@ -217,3 +230,43 @@ def test_smoke_parallel_workers_respect_dependencies(tmp_path):
     partial = [e for e in events if e.get("event") == "init_partial"]
     assert partial and all(k.startswith("head.classifier") or "classifier" in k for k in partial[0]["kept_fresh"])
     assert all(len(r.test["per_offset_class_accuracy"]) == r.spec.num_classes for r in recs.values())
+
+
+def _config_file(tmp_path: Path, key: str = "sparsesync/dense-crop/c21") -> tuple[Path, dict]:
+    """A smoke run's resolved config written as a file (as the campaign writes it), on its synthetic data."""
+    C.ensure_data("smoke", ["dense-crop"], runs_root=tmp_path, progress=False)
+    cfg = to_dict(C.resolve_spec(C.plan("smoke")[key], "smoke", runs_root=tmp_path))
+    cfg["train"]["run_root"] = str(tmp_path / "runs")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path, cfg
+
+
+def test_train_command_reads_a_resolved_config_file(tmp_path, capsys):
+    path, cfg = _config_file(tmp_path)
+    assert main(["train", "--config", str(path), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == cfg
+    assert main(["train", "--config", str(path), "--print-config", "train.max_steps=5", "--init-from", "x.pt"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got == cfg | {"train": cfg["train"] | {"max_steps": 5, "init_from": "x.pt"}}
+    assert main(["train", "--config", str(path), "--preset", "smoke"]) == 2  # a resolved config takes no preset
+    assert main(["train", "--config", str(tmp_path / "missing.json")]) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cfg | {"train": cfg["train"] | {"nope": 1}}))
+    assert main(["train", "--config", str(bad)]) == 2  # unknown keys are refused
+    assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_torchrun_trains_a_resolved_config_file(tmp_path):
+    path, cfg = _config_file(tmp_path)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "paperlib", "train", "--config", str(path), "train.ddp_timeout_s=120"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=220)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (run,) = runs.list_runs(tmp_path / "runs")  # rank 0 alone created a run directory
+    res = json.loads((run / runs.RESULTS_FILE).read_text())
+    assert res["world_size"] == 2 and res["ranks_in_sync"] is True and res["steps"] == cfg["train"]["max_steps"]
+    assert json.loads((run / runs.CONFIG_FILE).read_text()) == cfg | {"train": cfg["train"] | {"ddp_timeout_s": 120.0}}

@@ -1,0 +1,74 @@
+"""``python -m paperlib train``: train a model from a preset, a resolved config file, or resume a run.
+
+    python -m paperlib train --preset NAME [key=value ...]
+    python -m paperlib train --config RUN/config.json [key=value ...]   # a resolved config (what the campaign writes)
+    python -m paperlib train --resume RUN_DIR [key=value ...]
+
+Every form runs under torchrun too (``torchrun --nproc_per_node N -m paperlib train ...``): see
+:mod:`paperlib.engine.train` for multi-GPU and multi-node use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch.distributed as dist
+
+from paperlib.core.config import to_dict
+from paperlib.engine import config as run_config
+from paperlib.engine import runs, train
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m paperlib train", description=train.__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="Presets: " + ", ".join(sorted(run_config.PRESETS)))
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 model.num_classes=3")
+    p.add_argument("--preset", default=None, help="named preset (see paperlib.engine.config.PRESETS)")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="a resolved run config (JSON, e.g. a run's config.json); overrides apply on top")
+    p.add_argument("--resume", default=None, help="run directory or checkpoint to resume (its config is used)")
+    p.add_argument("--init-from", default=None, help="fine-tune from a paperlib or official checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    args = p.parse_args(argv)
+    try:
+        cfg = train.resolve_train_config(preset=args.preset, config_file=args.config, resume=args.resume,
+                                         overrides=args.overrides, init_from=args.init_from)
+    except (KeyError, ValueError, TypeError, FileNotFoundError, RuntimeError) as e:
+        print(f"paperlib train: {e}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return 0
+    if not cfg.train.resume and not getattr(cfg.data, "root", "x"):
+        print("paperlib train: data.root is not set (e.g. data.root=/data/lrs3; `python -m paperlib synth` makes a "
+              "synthetic set)", file=sys.stderr)
+        return 2
+    try:
+        run_dir = train.fit(cfg)
+    except FileNotFoundError as e:  # a data root without the expected layout
+        print(f"paperlib train: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if not train.is_collective_failure(e):
+            raise
+        text = str(e).strip()
+        first = text.splitlines()[0] if text else type(e).__name__
+        print(f"paperlib train: rank {dist.get_rank()}: a distributed collective failed ({first}); another rank died "
+              f"or did not answer within train.ddp_timeout_s={cfg.train.ddp_timeout_s:g} s. Resume with "
+              "python -m paperlib train --resume RUN_DIR", file=sys.stderr)
+        return 1
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(f"run directory: {run_dir}")
+        res = run_dir / runs.RESULTS_FILE
+        if res.is_file():
+            r = json.loads(res.read_text())
+            test = r.get("test") or {}
+            print(f"stopped: {r['stop_reason']} after {r['steps']} steps; best valid {cfg.train.early_stop_metric} "
+                  f"{r.get('best_valid_' + cfg.train.early_stop_metric)}; test accuracy_1 {test.get('accuracy_1')} "
+                  f"accuracy_1_tol1 {test.get('accuracy_1_tol1')}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
