@@ -1,7 +1,7 @@
 """Benchmark 1: the paper-size training step (S3D + ResNet18 + selectors, depth 3, batch 10) under kernel settings.
 
 Paper: Sec. 4 "Implementation details" trains with 125x224x224 frames, a 257x626 spectrogram, batch 10 per GPU, mixed
-precision; the official loop (official_implementation.md Sec. 4) is autocast fp16 + GradScaler, unscale, clip-norm 1,
+precision; the official training loop is autocast fp16 + GradScaler, unscale, clip-norm 1,
 Adam.
 
 What is timed: one optimiser step on device-resident random inputs (data loading excluded): zero_grad, autocast forward,
@@ -9,9 +9,9 @@ cross-entropy, (scaled) backward, unscale, clip_grad_norm_(1.0), Adam step. Per 
 Settings vary: precision (fp32; fp16 + GradScaler, the paper's; bf16), SDPA backend (default/flash/efficient/math),
 channels_last(_3d) convolutions, fused Adam, ``torch.compile``. Reported per setting: clips/s, peak CUDA memory, MFU.
 
-MFU = (training-step FLOPs per clip, forward + backward as counted by ``paperlib.model.sparsesync.model_summary``) x clips/s /
-device peak (the bf16 dense datasheet peak for every setting, named in the JSON; paper model: 301 GFLOPs forward,
-873 GFLOPs per training clip).
+MFU = (training-step FLOPs per clip, forward + backward as counted by ``paperlib.model.sparsesync.model_summary``)
+x clips/s / device peak (the bf16 dense datasheet peak for every setting, named in the JSON; paper model: 301 GFLOPs
+forward, 873 GFLOPs per training clip).
 
 Deviations: none from the official step's arithmetic; fused Adam and channels_last change kernels, not maths.
 Run: ``python -m bench.train_step [--smoke] [--settings a,b] [--out DIR]``.
@@ -227,7 +227,7 @@ def smoke_model_config() -> Any:
     """A tiny model: small CPU backbones, 1 s at 32 fps, 32-px crop, 33x63 spectrogram, D=32; ~0.4M parameters.
 
     32 frames (not 16) keep the last temporal conv's input at t=4: torch 2.9.1's CPU bf16 Conv3d weight gradient comes
-    out NaN (uninitialised memory, nondeterministic) for a (3,1,1) kernel over a 2x2x2 input (bench report of issue 10).
+    out NaN (uninitialised memory, nondeterministic) for a (3,1,1) kernel over a 2x2x2 input.
     """
     from paperlib.model.sparsesync import ModelConfig
 
@@ -236,8 +236,9 @@ def smoke_model_config() -> Any:
 
 
 def flops_per_clip(cfg: Any) -> tuple[float | None, float | None]:
-    """(forward, training-step) FLOPs of one clip as counted by ``paperlib.model.sparsesync.model_summary`` (FlopCounterMode on
-    the meta device; a multiply-add counts 2; the training step is forward + backward, counted, not assumed 3x)."""
+    """(forward, training-step) FLOPs of one clip as counted by ``paperlib.model.sparsesync.model_summary``
+    (FlopCounterMode on the meta device; a multiply-add counts 2; the training step is forward + backward, counted, not
+    assumed 3x)."""
     from paperlib.model.sparsesync import model_summary
 
     summary = model_summary(cfg)
@@ -322,8 +323,8 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
     """A short real training: ``steps`` optimiser steps cycling over ``n_batches`` fixed random batches (the classic
     "can it overfit a few batches" check). ``fell``: the mean of the last 5 losses is below 80% of the first 5.
 
-    ``engine=True`` trains through ``paperlib.engine.train.train_one_epoch`` (the project's loop: autocast, GradScaler when
-    fp16, unscale, clip 1.0, Adam, per-step LR scheduler; constant LR here) and reads each step's loss through its
+    ``engine=True`` trains through ``paperlib.engine.train.train_one_epoch`` (the project's loop: autocast, GradScaler
+    when fp16, unscale, clip 1.0, Adam, per-step LR scheduler; constant LR here) and reads each step's loss through its
     ``on_log`` hook (``log_every=1``: one host sync per step, acceptable for a check); otherwise this module's step,
     with the losses kept on the device until the end."""
     from paperlib.model.sparsesync import build_model, input_shapes
@@ -341,6 +342,7 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
     values: list[float] = []
     t0 = time.perf_counter()
     if engine:
+        from paperlib.engine.objectives import CrossEntropyObjective
         from paperlib.engine.train import TrainState, train_one_epoch
 
         scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -353,8 +355,8 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
             if log_every and (i % log_every == 0 or i == steps - 1):
                 print(f"[bench {NAME}] loss-check (engine) step {i:4d} loss {values[-1]:.4f}", flush=True)
 
-        train_one_epoch(model, stream, optimizer, scheduler, scaler, state=TrainState(), device=device,
-                        precision=precision, clip_grad_norm=1.0, log_every=1, on_log=on_log)
+        train_one_epoch(CrossEntropyObjective(model), stream, optimizer, scheduler, scaler, state=TrainState(),
+                        device=device, precision=precision, clip_grad_norm=1.0, log_every=1, on_log=on_log)
     else:
         scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         step = make_step(model, optimizer, scaler, precision, device, "default")
@@ -393,7 +395,8 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--loss-check", type=int, default=0, metavar="STEPS",
                         help="instead of timing: train STEPS steps on a few fixed batches and check the loss falls")
     parser.add_argument("--precision", default="bf16", help="precision of --loss-check (fp32, fp16, bf16)")
-    parser.add_argument("--engine", action="store_true", help="--loss-check through paperlib.engine.train.train_one_epoch")
+    parser.add_argument("--engine", action="store_true",
+                        help="--loss-check through paperlib.engine.train.train_one_epoch")
     parser.add_argument("--lr", type=float, default=None, help="learning rate of --loss-check (1e-4; smoke 1e-3)")
     args = parser.parse_args(argv)
     if args.threads:

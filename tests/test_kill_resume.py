@@ -1,8 +1,9 @@
-"""Killed runs (issue 9): SIGKILL at random points, including inside a checkpoint or media write, then resume.
+"""Killed runs: SIGKILL at random points, including inside a checkpoint or media write, then resume.
 
 - ``train``: killed several times (a random delay, during a checkpoint write, at random steps), resumed with
-  ``--resume RUN_DIR`` until it finishes: no checkpoint under a final name ever fails to load, and the final weights
-  (and optimiser state) are bit-identical to an uninterrupted run on CPU.
+  ``--resume RUN_DIR`` until it finishes: no checkpoint under a final name ever fails to load, the final weights
+  (and optimiser state) are bit-identical to an uninterrupted run on CPU, and ``metrics.jsonl`` holds each step once,
+  with the uninterrupted run's numbers.
 - ``synth`` and ``prepare``: killed mid-way (also between a finished temporary file and its rename), restarted: every
   file under a final name is complete, finished files are not redone, the final set equals an uninterrupted run's.
 - DDP on CPU (gloo): when one of two ranks dies, the survivor exits non-zero within a bounded time, with a message.
@@ -228,8 +229,8 @@ def synth_ref(wrapper, tmp_path_factory) -> Path:
 
 
 MAX_STEPS = 20
-TRAIN_COMMON = [f"train.max_steps={MAX_STEPS}", "train.checkpoint_every_steps=1", "train.log_every=1", "train.test=false",
-                "train.progress=false", "train.tensorboard=false", "train.device=cpu"]
+TRAIN_COMMON = [f"train.max_steps={MAX_STEPS}", "train.checkpoint_every_steps=1", "train.log_every=1",
+                "train.test=false", "train.progress=false", "train.tensorboard=false", "train.device=cpu"]
 TMP_NAME = re.compile(r"^\..+\.partial-.+$")
 
 
@@ -274,18 +275,23 @@ class _CheckpointAuditor:
         return poll
 
 
-def _new_records(run_dir: Path | None, offset: int) -> list[dict]:
+def _new_records(run_dir: Path | None, since: float) -> list[dict]:
+    """Records logged at ``since`` (time.time()) or later (a resume rewrites the file: byte offsets do not last)."""
     if run_dir is None or not (run_dir / runs.METRICS_FILE).is_file():
         return []
-    with open(run_dir / runs.METRICS_FILE, "rb") as f:
-        f.seek(offset)
-        out = []
-        for line in f.read().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:  # a torn line being written right now
-                pass
-        return out
+    try:
+        data = (run_dir / runs.METRICS_FILE).read_bytes()
+    except FileNotFoundError:  # replaced right now
+        return []
+    out = []
+    for line in data.splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # a torn line being written right now
+            continue
+        if rec.get("time", 0.0) >= since:
+            out.append(rec)
+    return out
 
 
 def _same_tensors(a, b, where: str) -> None:
@@ -339,7 +345,7 @@ def test_train_killed_repeatedly_resumes_to_identical_weights(wrapper, synth_ref
                 assert r.returncode == 2 and "no checkpoints/last.pt to resume from" in r.stderr, r.stderr
         else:
             args, resumes, before = ["train", "--resume", str(run_dir), "train.progress=false"], resumes + 1, None
-        offset = (run_dir / runs.METRICS_FILE).stat().st_size if start_step is not None else 0
+        since = time.time()
         marker = tmp_path / f"marker-{kills}"
         hook = f"save:{rng.randint(2, 4)}" if plan == "in_write" else ""
         proc = _launch(wrapper, args, log, hook=hook, marker=marker)
@@ -354,13 +360,13 @@ def test_train_killed_repeatedly_resumes_to_identical_weights(wrapper, synth_ref
         try:
             if plan == "delay":  # a random delay, cut short at step 5 so a fast machine cannot finish the run first
                 _wait_for(lambda: any(r.get("phase") == "train" and r["step"] >= 5
-                                      for r in _new_records(current(), offset)), proc, rng.uniform(1.0, 5.0), poll)
+                                      for r in _new_records(current(), since)), proc, rng.uniform(1.0, 5.0), poll)
             elif plan == "in_write":
                 assert _wait_for(marker.is_file, proc, 120, poll), log.read_text()[-3000:]
             else:
                 target = min((start_step or 0) + rng.randint(1, 3), MAX_STEPS - 3)
                 hit = _wait_for(lambda: any(r.get("phase") == "train" and r["step"] >= target
-                                            for r in _new_records(current(), offset)), proc, 120, poll)
+                                            for r in _new_records(current(), since)), proc, 120, poll)
                 assert hit, log.read_text()[-3000:]
                 time.sleep(rng.uniform(0.0, 0.25))
         finally:
@@ -393,6 +399,11 @@ def test_train_killed_repeatedly_resumes_to_identical_weights(wrapper, synth_ref
     # every resume of this run directory is on record (a torn metrics line from a kill must not swallow it)
     events = [r for r in runs.read_metrics(run_dir, "event") if r.get("event") == "resume"]
     assert len(events) == resumes, (len(events), resumes)
+    # each step once, with the uninterrupted run's numbers (a resume drops what it logs again)
+    for phase in ("train", "valid"):
+        got, want = ([{k: v for k, v in r.items() if k not in ("time", "elapsed_s")}
+                      for r in runs.read_metrics(d, phase)] for d in (run_dir, ref_run))
+        assert got == want, (phase, [r["step"] for r in got], [r["step"] for r in want])
     for name in ("last", "best"):
         a, b = (torch.load(d / "checkpoints" / f"{name}.pt", weights_only=True) for d in (ref_run, run_dir))
         _same_tensors(a["model"], b["model"], f"{name}.model")
@@ -687,7 +698,7 @@ NOTEBOOK_CELLS = [
     ("markdown", "A tiny artefact notebook made by the test: run directory, table, figure, done-marker."),
     ("parameters", 'out_dir = ""\nruns_root = ""\ntag = "v1"\nfail = False'),
     ("code", "from pathlib import Path\nimport matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-             "import pandas as pd\nfrom paperlib.paper import reproduce as ex\nfrom paperlib.engine import runs\n"
+             "import pandas as pd\nfrom paperlib.paper import report as ex\nfrom paperlib.engine import runs\n"
              "run = runs.new_run_dir(runs_root, 'nb', stamp='fixed')\n(run / 'result.txt').write_text(tag)"),
     ("code", "ex.save_artefact(ex.Artefact(name='tabX', profile='smoke', tables={'T': pd.DataFrame({'tag': [tag]})}),"
              " out_dir=out_dir)"),

@@ -159,3 +159,27 @@ def test_evaluate_passes_mean_std():
 def test_evaluate_rejects_wrong_class_count():
     with pytest.raises(ValueError, match="expected"):
         ev.evaluate(_Probe(5), _batches(), num_classes=21)
+
+
+def test_predict_returns_per_item_outputs_in_order():
+    """The evaluation loop both the metrics and per-item reports start from: per-item logits, argmax predictions,
+    targets and the batches' metadata, in order; eval mode and RNG untouched, modes restored."""
+    torch.manual_seed(0)
+    model = _Probe(5).train()
+    batches = _batches()
+    for b, off in zip(batches, ([0.5, -1.0, 0.25, 2.0], [1.5, 0.0, -0.5, 1.0], [0.75, -2.0])):
+        b["offset_sec"] = torch.tensor(off, dtype=torch.float64)
+        b["id"] = [f"clip{i}" for i in range(len(off))]
+    state = torch.get_rng_state()
+    out = ev.predict(model, batches)
+    assert model.training and torch.equal(torch.get_rng_state(), state)
+    model.eval()
+    with torch.no_grad():
+        lg = torch.cat([model(x["video"], x["audio"]) for x in batches])
+    torch.testing.assert_close(out["logits"], lg)
+    assert torch.equal(out["pred"], lg.argmax(1))
+    assert torch.equal(out["target"], torch.cat([x["target"] for x in batches]))
+    assert out["label"] == [lab for x in batches for lab in x["label"]]
+    assert out["offset_sec"] == [0.5, -1.0, 0.25, 2.0, 1.5, 0.0, -0.5, 1.0, 0.75, -2.0]  # Python floats, exact
+    assert len(out["id"]) == 10 and out["v_start_sec"] is None  # what the batches do not carry
+    assert ev.evaluate(model, batches, num_classes=5, detail=True) == ev.summarise(out, 5, detail=True)

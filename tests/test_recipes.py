@@ -1,5 +1,6 @@
-"""Tests of paperlib.engine.recipes (issue 11): time codes, the time-anchored initialisation, the auxiliary losses, and a fast
-end-to-end check that the paper's head leaves the chance plateau on a trivially easy synthetic task within seconds.
+"""Tests of paperlib.engine.recipes (getting off the chance plateau): time codes, the time-anchored initialisation, the
+auxiliary losses, the recipe's training objective, and a fast end-to-end check that the paper's head leaves the chance
+plateau on a trivially easy synthetic task within seconds.
 
 The easy task ("ideal tokens"): the bridge outputs are given directly; every visual cell carries a smooth random
 envelope at its time, every audio cell the same envelope at the audio window's times (shifted by the offset), plus
@@ -223,6 +224,52 @@ def test_aux_loss_model_keeps_the_paper_logits_and_follows_its_schedule():
     recipes.AuxLossModel(other, cfg.clip_sec, grid, match_weight=0.0)  # xcorr alone works for any variant
 
 
+def test_recipe_objective_is_the_papers_loss_plus_the_weighted_aux_terms():
+    """The training-step contract: ``loss, logs = objective(batch, step)`` with ``logs["loss"]`` the paper's
+    cross-entropy and ``logs["aux_loss"]`` the weighted aux sum; the initialisation and the event records."""
+    from paperlib.engine import config as RC
+    from paperlib.engine.objectives import CrossEntropyObjective
+    from paperlib.model.sparsesync import build_model, input_shapes
+
+    cfg = RC.resolve("smoke", ["train.recipe_init=true", "train.aux_xcorr_weight=1.0", "train.aux_match_weight=0.5",
+                               "train.aux_hold_steps=2", "train.aux_decay_steps=2"])
+    torch.manual_seed(0)
+    model = build_model(cfg.model).eval()
+    objective = recipes.recipe_objective(model, cfg)
+    assert objective.model is model and list(objective.parameters()) == list(model.parameters())
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    event = objective.initialise()
+    assert event["event"] == "recipe_init" and event["applied"]["time_anchored_init"] is True
+    assert not torch.equal(fresh["head.v_selector.selectors"], model.state_dict()["head.v_selector.selectors"])
+    assert objective.start_event() == {"event": "aux_losses", "xcorr": 1.0, "match": 0.5, "hold_steps": 2,
+                                       "decay_steps": 2}
+    shapes = input_shapes(cfg.model)
+    g = torch.Generator().manual_seed(0)
+    batch = {"video": torch.randn(2, *shapes["video"], generator=g),
+             "audio": torch.randn(2, *shapes["audio"], generator=g), "target": torch.tensor([0, 2])}
+    with torch.no_grad():
+        paper = F.cross_entropy(model(batch["video"], batch["audio"]).float(), batch["target"])
+        loss, logs = objective(batch, 0)
+        torch.testing.assert_close(logs["loss"], paper)
+        assert set(logs) == {"loss", "aux_loss"} and float(logs["aux_loss"]) > 0
+        torch.testing.assert_close(loss, paper + logs["aux_loss"])
+        loss_off, logs_off = objective(batch, 4)  # both aux weights decayed to 0
+        torch.testing.assert_close(loss_off, logs_off["loss"])
+        assert float(logs_off["aux_loss"]) == 0.0
+        plain_loss, plain_logs = CrossEntropyObjective(model)(batch, 0)
+        torch.testing.assert_close(plain_loss, paper)
+        assert set(plain_logs) == {"loss"}
+    # nothing configured: no recipe objective; recipe_init alone: the paper's loss, no aux terms, no aux event
+    assert recipes.recipe_objective(model, RC.resolve("smoke")) is None
+    init_only = recipes.recipe_objective(model, RC.resolve("smoke", ["train.recipe_init=true"]))
+    assert init_only.start_event() is None
+    with torch.no_grad():
+        assert set(init_only(batch, 0)[1]) == {"loss"}
+    other = RC.resolve("smoke", ["model.variant=avst_dec", "train.recipe_init=true", "train.aux_match_weight=1.0"])
+    skipped = recipes.recipe_objective(build_model(other.model), other)
+    assert skipped.initialise()["applied"]["time_anchored_init"] is False and skipped.start_event() is None
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # end to end: leaving the plateau in seconds
 
@@ -256,7 +303,7 @@ def test_recipe_leaves_the_plateau_within_seconds():
     """The paper's head (official layers, depth 2, 16 selectors) with the recipe leaves ln C on an easy 3-class task.
 
     Measured on the shared 2-core machine: ~150-400 steps, 7-25 s (without the recipe it stays at ln 3 for the whole
-    600-step budget: bench/plateau.py's token rows).
+    600-step budget: the token rows of paperlib/engine/plateau.py).
     """
     torch.manual_seed(0)
     C, d = 3, 32

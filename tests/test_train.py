@@ -1,5 +1,6 @@
-"""Training engine (paperlib.engine.train, paperlib.engine.runs, RunConfig presets): pure pieces, run directories, resume equality,
-fine-tuning, sanity tools, and a smoke training on generated clips through train -> valid -> test."""
+"""Training engine (paperlib.engine.train and its modules, paperlib.engine.runs, RunConfig presets): pure pieces, run
+directories, resume equality (weights and metrics.jsonl), fine-tuning, sanity tools, progress, and a smoke training on
+generated clips through train -> valid -> test."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from paperlib.core import config as C
+from paperlib.core.provenance import env_info
+from paperlib.engine import checkpointing as CK
 from paperlib.engine import config as RC
+from paperlib.engine import loop as L
 from paperlib.engine import runs
 from paperlib.engine import train as T
+from paperlib.commands import train as train_command
 
 # ---------------------------------------------------------------------------------------------------------------------
 # pure pieces
@@ -97,7 +102,7 @@ def test_epoch_batches_partition_and_determinism():
 def test_set_train_mode_keeps_frozen_modules_in_eval():
     model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 2))
     model[0].requires_grad_(False)
-    T.set_train_mode(model)
+    L.set_train_mode(model)
     assert model.training and model[1].training and not model[0].training
 
 
@@ -107,7 +112,7 @@ def test_run_dirs_never_overwritten(tmp_path):
     assert a != b and a.is_dir() and b.is_dir() and b.name == "x-s-1"
     with pytest.raises(ValueError):
         runs.new_run_dir(tmp_path, "../x")
-    env = runs.env_info("cpu")
+    env = env_info("cpu")
     for key in ("git", "torch", "torchvision", "torchaudio", "av", "ffmpeg", "device", "host"):
         assert key in env, key
     assert set(env["git"]) == {"sha", "dirty", "root"}
@@ -222,11 +227,64 @@ def test_killed_run_resumes_to_identical_weights(tmp_path):
     resumed = _fit(cfg)
     assert resumed == killed  # same run directory, appended
     _assert_same_weights(_weights(full), _weights(resumed))
-    # a resumed run is found by the hash of its own config (the resume path is not part of what the run is)
+    # a resumed run keeps the hash of its own config (the resume path is not part of what the run is)
     plain = _cfg(tmp_path, max_steps=20, checkpoint_every_steps=4)
-    assert runs.find_finished_run(tmp_path, C.config_hash(plain), [resumed]) == resumed
+    assert json.loads((resumed / runs.RESULTS_FILE).read_text())["config_hash"] == C.config_hash(plain)
     events = [r for r in runs.read_metrics(resumed, "event") if r.get("event") == "resume"]
     assert len(events) == 1 and events[0]["step"] == 12
+
+
+def _records(run: Path, phase: str) -> list[dict]:
+    """A phase's records without their wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("time", "elapsed_s")} for r in runs.read_metrics(run, phase)]
+
+
+def test_resumed_run_logs_each_step_once(tmp_path):
+    """Killed after steps past its last checkpoint were logged: once resumed, metrics.jsonl holds every step once, and
+    its train/valid/test records are an uninterrupted run's (the resume event comes on top)."""
+    kw = dict(max_steps=20, checkpoint_every_steps=4, log_every=1)
+    full = _fit(_cfg(tmp_path / "full", **kw))
+    with pytest.raises(KeyboardInterrupt):  # killed loading step 15's batch: steps 13 and 14 are logged, not saved
+        _fit(_cfg(tmp_path / "killed", **kw), fail_at=14 * 8 + 1)
+    (killed,) = runs.list_runs(tmp_path / "killed")
+    assert _weights(killed)["state"]["step"] == 12
+    assert [r["step"] for r in runs.read_metrics(killed, "train")][-2:] == [13, 14]
+    resumed = _fit(_cfg(tmp_path / "killed", **kw, resume=str(killed)))
+    assert [r["step"] for r in runs.read_metrics(resumed, "train")] == list(range(1, 21))
+    for phase in ("train", "valid", "test"):
+        assert _records(resumed, phase) == _records(full, phase), phase
+    assert [r["step"] for r in runs.read_metrics(resumed, "event") if r.get("event") == "resume"] == [12]
+
+
+def test_run_killed_in_its_final_evaluation_logs_it_once(tmp_path):
+    """last.pt is saved before the final valid/test; a run killed in them evaluates again on resume, and the log keeps
+    one record of each."""
+    cfg = _cfg(tmp_path, max_steps=20)
+    torch.manual_seed(0)
+    data = {"train": _DS(64, 0), "valid": _DS(20, 1), "test": _DS(20, 2, fail_at=5)}
+    with pytest.raises(KeyboardInterrupt):
+        T.fit(cfg, model=_M(), datasets=data)
+    (run,) = runs.list_runs(tmp_path)
+    assert [r["step"] for r in runs.read_metrics(run, "valid")] == [8, 16, 20] and not runs.read_metrics(run, "test")
+    resumed = _fit(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=str(run))))
+    assert [r["step"] for r in runs.read_metrics(resumed, "valid")] == [8, 16, 20]
+    assert [r["step"] for r in runs.read_metrics(resumed, "test")] == [20]
+
+
+def test_progress_counts_the_time_budget_when_one_is_set():
+    """A time-budgeted run (e.g. 10 minutes with the default step cap) shows minutes of its budget, with the steps in
+    the postfix, not a step count it will never reach; other runs show steps."""
+    plan = L.progress_plan(max_steps=300_000, time_budget_min=10.0, epochs=10_000, steps_per_epoch=50)
+    assert plan == L.ProgressPlan(10.0, "min")
+    assert L.progress_plan(None, 10.0, 10_000, 50) == L.ProgressPlan(10.0, "min")
+    assert L.progress_plan(300, None, 10_000, 50) == L.ProgressPlan(300, "step")
+    assert L.progress_plan(None, None, 4, 50) == L.ProgressPlan(200, "step")
+    assert L.progress_plan(None, None, 10**6, 50).total is None  # no total rather than a wrong one
+    bar = L.Progress(plan, "train x", step=0, elapsed_s=0.0, max_steps=300_000)
+    bar.advance(step=1234, elapsed_s=150.0)
+    text = str(bar.bar)
+    bar.close()
+    assert "2.5/10.0 min" in text and "step=1234/300000" in text, text
 
 
 def test_nonfinite_loss_raises_with_the_loss(tmp_path):
@@ -280,8 +338,7 @@ def test_smoke_training_train_valid_test_all_metrics(synth_root, tmp_path):
     assert env["device"] == "cpu" and env["precision"] == "fp32" and "libavcodec" in env["ffmpeg"]
     res = json.loads((run / "results.json").read_text())
     assert res["steps"] == 6 and res["stop_reason"] == "max_steps"
-    assert runs.find_finished_run(tmp_path, C.config_hash(cfg)) == run  # notebooks reuse finished runs
-    assert runs.find_finished_run(tmp_path, "0" * 12) is None
+    assert res["config_hash"] == C.config_hash(cfg)  # what a finished run is: the hash of its config
     test = res["test"]
     for k in ("accuracy_1", "accuracy_5", "accuracy_1_tol1", "accuracy_5_tol1", "loss"):
         assert 0.0 <= test[k] <= (1.0 if k != "loss" else 50.0), k
@@ -298,10 +355,11 @@ def test_smoke_training_train_valid_test_all_metrics(synth_root, tmp_path):
     model, mcfg = load_model(run / "checkpoints" / "last.pt")
     assert mcfg == cfg.model
     # `python -m paperlib evaluate` on best.pt reproduces the run's own test numbers (same fixed offsets and weights)
-    from paperlib.engine import evaluate as E
+    from paperlib.commands import evaluate as evaluate_command
 
     out = tmp_path / "eval.json"
-    assert E.cli(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--json", str(out), "--device", "cpu"]) == 0
+    assert evaluate_command.main(["--checkpoint", str(run / "checkpoints" / "best.pt"), "--json", str(out),
+                                  "--device", "cpu"]) == 0
     again = json.loads(out.read_text())["metrics"]
     for k in ("accuracy_1", "accuracy_1_tol1", "n"):
         assert again[k] == test[k], k
@@ -336,14 +394,15 @@ def test_finetune_from_checkpoint_carry_or_fresh(synth_root, tmp_path):
 
 
 def test_cli_print_config_and_errors(capsys, tmp_path):
-    assert T.cli(["--preset", "smoke", "--print-config", "train.max_steps=2"]) == 0
+    assert train_command.main(["--preset", "smoke", "--print-config", "train.max_steps=2"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["train"]["max_steps"] == 2 and out["model"]["backbone"] == "small"
-    assert T.cli(["--preset", "smoke", "train.nope=1"]) == 2
+    assert train_command.main(["--preset", "smoke", "train.nope=1"]) == 2
     assert "unknown config key" in capsys.readouterr().err
-    assert T.cli(["--preset", "smoke"]) == 2
+    assert train_command.main(["--preset", "smoke"]) == 2
     assert "data.root is not set" in capsys.readouterr().err
-    assert T.cli(["--preset", "smoke", f"data.root={tmp_path}", f"train.run_root={tmp_path / 'runs'}"]) == 2
+    assert train_command.main(["--preset", "smoke", f"data.root={tmp_path}",
+                               f"train.run_root={tmp_path / 'runs'}"]) == 2
     assert "no LRS3 clips" in capsys.readouterr().err and not (tmp_path / "runs").exists()
 
 
@@ -382,16 +441,16 @@ def test_official_optimizer_state_is_reindexed_by_parameter_name():
                  "exp_avg_sq": torch.full(shapes[n], float(i))} for i, n in enumerate(official_order)}
     opt = {"state": state, "param_groups": [{"lr": 4e-5, "betas": (0.9, 0.999), "eps": 1e-7, "weight_decay": 0,
                                              "params": [0, 1, 2, 3]}]}
-    out = T._reindex_optimizer_state(opt, official_order, model, "x.pt")
+    out = CK.reindex_optimizer_state(opt, official_order, model, "x.pt")
     for j, n in enumerate(ours):
         assert float(out["state"][j]["exp_avg"].flatten()[0]) == official_order.index(n)
     adam = torch.optim.Adam(model.parameters(), lr=1e-3)
     adam.load_state_dict(out)  # loadable as is
     bad = dict(opt, state={**state, 0: {"exp_avg": torch.zeros(5)}})
     with pytest.raises(ValueError, match=r"'1.bias' has shape \(5,\)"):
-        T._reindex_optimizer_state(bad, official_order, model, "x.pt")
+        CK.reindex_optimizer_state(bad, official_order, model, "x.pt")
     with pytest.raises(ValueError, match="no optimiser state for parameter"):
-        T._reindex_optimizer_state(opt, ["a", "b", "c", "d"], model, "x.pt")
+        CK.reindex_optimizer_state(opt, ["a", "b", "c", "d"], model, "x.pt")
 
 
 def test_time_budget_stops_the_run(tmp_path):

@@ -1,5 +1,6 @@
-"""The issue-11 recipe and partial initialisation inside the training engine (paperlib.engine.train.fit), and the decoded-clip
-cache of the dataset (paperlib.data.datasets): wiring, what is saved, what is loaded, and that caching changes no sample."""
+"""The plateau recipe (paperlib.engine.recipes) and partial initialisation inside the training engine
+(paperlib.engine.train.fit), and the decoded-clip cache of the dataset (paperlib.data.datasets): wiring, what is saved,
+what is loaded, and that caching changes no sample."""
 
 from __future__ import annotations
 

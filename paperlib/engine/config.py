@@ -7,9 +7,12 @@ Model and data configs live next to the code that reads them (:mod:`paperlib.mod
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from paperlib.core.config import flatten, apply_overrides, merge
+from paperlib.core.config import apply_overrides, flatten, from_dict, merge
 from paperlib.data.datasets import DataConfig
 from paperlib.model.sparsesync import ModelConfig
 
@@ -124,6 +127,12 @@ def check_run_config(cfg: RunConfig) -> RunConfig:
     if bad:
         raise ValueError("model and data configs disagree: " + "; ".join(bad) + " (set both sides)")
     return cfg
+
+
+def load_run_config(path: str | os.PathLike) -> RunConfig:
+    """A resolved run configuration saved as JSON (a run directory's ``config.json``): type-checked, unknown keys
+    raise, and model and data must agree (:func:`check_run_config`)."""
+    return check_run_config(from_dict(RunConfig, json.loads(Path(path).read_text())))
 
 
 def _geometry(**kw: Any) -> dict[str, Any]:

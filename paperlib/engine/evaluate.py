@@ -1,14 +1,17 @@
 """Metrics (pure functions) and evaluation of a model on a split.
 
 Paper: Sec. 4-5 report top-1 accuracy on the 21-class offset grid with and without a +-1 class temporal tolerance
-(Acc_21 and Acc_21^tol) and plain top-1 for the 3-class grid. The official code (``train_utils.py::calc_metrics``)
+(Acc_21 and Acc_21^tol) and plain top-1 for the 3-class grid. The official code (its ``calc_metrics``)
 computes ``accuracy_1``, ``accuracy_5``, ``accuracy_1_tol1`` and ``accuracy_5_tol1`` over all logits of an epoch: a
 (top-k) prediction counts when it is one of {t-1, t, t+1}, with the neighbours clamped to [0, C-1], and each sample
-counts at most once. The paper's Acc_21^tol is ``accuracy_1_tol1``; early stopping uses ``accuracy_1`` (section 9 of
-official_implementation.md).
+counts at most once. The paper's Acc_21^tol is ``accuracy_1_tol1``; early stopping uses ``accuracy_1``, as in the
+official code.
 
 Evaluation protocol: fixed offsets from the fixed-offset CSVs (one pass), or ``iter_times`` passes with random offsets
 and starts (VGGSound-Sparse in the official README), reported as mean and std over passes.
+
+One evaluation loop, :func:`predict` (per-item logits, predictions, targets and metadata), feeds both the metrics here
+and per-item reports such as the campaign's ``test_detail.json`` (:func:`paperlib.paper.campaign.evaluate_model`).
 
 Deviations from the official code:
 - ``mAP``/``mROCAUC``/``dprime`` (scikit-learn) are not computed; per-offset-class and per-content-class accuracy and
@@ -20,12 +23,9 @@ Deviations from the official code:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import math
 import random
-import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -191,17 +191,22 @@ def shard_indices(n: int, rank: int, world_size: int) -> list[int]:
     return list(range(rank, n, world_size))
 
 
+ITEM_FIELDS = ("label", "id", "offset_sec", "v_start_sec")  # per-item batch entries the evaluation loop keeps
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, batches: Iterable[Mapping[str, Any]], device: torch.device,
                    precision: str = "fp32", progress: bool = False, desc: str = "eval") -> dict[str, Any]:
-    """Run ``model`` (eval mode, no grad) over dict batches; return logits (N, C) float32 and the batch metadata.
+    """Run ``model`` (eval mode, no grad) over dict batches; return its per-item outputs and the items' metadata.
 
-    Returns ``{"logits": Tensor, "target": Tensor, "label": list, "id": list, "offset_sec": Tensor}`` (metadata
-    present when the batches carry it). Every module's train/eval mode is restored afterwards.
+    Returns ``{"logits": (N, C) float32, "pred": (N,) argmax class, "target": (N,) long}`` and, as lists of Python
+    values, each of :data:`ITEM_FIELDS` (content ``label``, ``id``, ``offset_sec``, ``v_start_sec``) that the batches
+    carry (None for what they do not carry, and for ``target``). Every module's train/eval mode is restored afterwards.
     """
     modes = [(m, m.training) for m in model.modules()]  # restored per module (frozen backbones stay in eval)
     model.eval()
-    logits, targets, labels, ids, offsets = [], [], [], [], []
+    logits, targets = [], []
+    items: dict[str, list] = {k: [] for k in ITEM_FIELDS}
     it = batches
     if progress:
         from tqdm.auto import tqdm
@@ -216,21 +221,18 @@ def predict_logits(model: nn.Module, batches: Iterable[Mapping[str, Any]], devic
             logits.append(out.float().cpu())
             if "target" in batch:
                 targets.append(torch.as_tensor(batch["target"]).long().cpu())
-            if "label" in batch:
-                lab = batch["label"]
-                labels.extend(lab.tolist() if isinstance(lab, torch.Tensor) else list(lab))
-            if "id" in batch:
-                ids.extend(list(batch["id"]))
-            if "offset_sec" in batch:
-                offsets.append(torch.as_tensor(batch["offset_sec"]).float().cpu())
+            for k in ITEM_FIELDS:
+                if k in batch:
+                    v = batch[k]
+                    items[k].extend(v.tolist() if isinstance(v, torch.Tensor) else list(v))
     finally:
         for m, mode in modes:
             m.training = mode
-    out: dict[str, Any] = {"logits": torch.cat(logits) if logits else torch.empty(0, 0)}
-    out["target"] = torch.cat(targets) if targets else None
-    out["label"] = labels or None
-    out["id"] = ids or None
-    out["offset_sec"] = torch.cat(offsets) if offsets else None
+    all_logits = torch.cat(logits) if logits else torch.empty(0, 0)
+    out: dict[str, Any] = {"logits": all_logits,
+                           "pred": all_logits.argmax(1) if logits else torch.empty(0, dtype=torch.long),
+                           "target": torch.cat(targets) if targets else None}
+    out.update({k: v or None for k, v in items.items()})
     return out
 
 
@@ -271,6 +273,19 @@ def summarise(outputs: Mapping[str, Any], num_classes: int, detail: bool = False
     return res
 
 
+def predict(model: nn.Module, batches: Iterable[Mapping[str, Any]], device: torch.device | str = "cpu",
+            precision: str = "fp32", progress: bool = False, desc: str = "eval") -> dict[str, Any]:
+    """The evaluation loop: :func:`predict_logits` with every RNG left as it was (:func:`preserved_rng`), gathered
+    across DDP ranks (each rank passes its disjoint shard; every rank gets all items in rank order).
+
+    What both the metrics (:func:`evaluate`) and per-item reports (e.g. the campaign's ``test_detail.json``) start from:
+    per-item ``logits``, ``pred``, ``target`` and metadata (see :func:`predict_logits`).
+    """
+    with preserved_rng():
+        part = predict_logits(model, batches, torch.device(device), precision, progress=progress, desc=desc)
+    return _gather(part)
+
+
 def evaluate(model: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.device | str = "cpu",
              num_classes: int | None = None, precision: str = "fp32", detail: bool = False,
              progress: bool = False, desc: str = "eval") -> dict[str, Any]:
@@ -286,10 +301,7 @@ def evaluate(model: nn.Module, loader: Iterable[Mapping[str, Any]], device: torc
     Returns:
         ``accuracy_1``, ``accuracy_5``, ``accuracy_1_tol1``, ``accuracy_5_tol1``, ``loss``, ``n`` (+ detail entries).
     """
-    device = torch.device(device)
-    with preserved_rng():
-        part = predict_logits(model, loader, device, precision, progress=progress, desc=desc)
-    outputs = _gather(part)
+    outputs = predict(model, loader, device, precision, progress=progress, desc=desc)
     if num_classes is None:
         num_classes = int(outputs["logits"].shape[1])
     return summarise(outputs, num_classes, detail=detail)
@@ -328,9 +340,9 @@ def evaluate_passes(model: nn.Module, make_loader: Callable[[int], Iterable[Mapp
 def evaluate_dataset(model: nn.Module, dataset: Any, passes: int = 1, batch_size: int = 10, num_workers: int = 0,
                      device: torch.device | str = "cpu", num_classes: int | None = None, precision: str = "fp32",
                      progress: bool = False, desc: str = "eval") -> dict[str, Any]:
-    """Evaluate on a dataset whose items are ``passes`` consecutive blocks (``paperlib.data.datasets``: with random test offsets,
-    ``len(ds) == clips * iter_times`` and block p holds pass p). Under DDP each rank takes a disjoint shard of
-    each pass.
+    """Evaluate on a dataset whose items are ``passes`` consecutive blocks (``paperlib.data.datasets``: with random
+    test offsets, ``len(ds) == clips * iter_times`` and block p holds pass p). Under DDP each rank takes a disjoint
+    shard of each pass.
     """
     from torch.utils.data import DataLoader, Subset
 
@@ -349,8 +361,10 @@ def evaluate_dataset(model: nn.Module, dataset: Any, passes: int = 1, batch_size
     return evaluate_passes(model, make, passes, device, num_classes, precision, progress=progress, desc=desc)
 
 
-def _data_config_from(path: Path, model_cfg: Any, preset: str | None, overrides: Sequence[str]) -> Any:
-    """DataConfig of a checkpoint (its run config), else of ``preset``, else one matching the model's geometry."""
+def checkpoint_data_config(path: Path, model_cfg: Any, preset: str | None = None,
+                           overrides: Sequence[str] = ()) -> Any:
+    """The DataConfig to evaluate a checkpoint on: ``preset``'s, else the checkpoint's own run config's, else one
+    matching the model's geometry; then ``key=value`` overrides (a ``data.`` prefix is optional)."""
     from paperlib.model import weights
     from paperlib.core import config as C
     from paperlib.engine import config as RC
@@ -370,56 +384,3 @@ def _data_config_from(path: Path, model_cfg: Any, preset: str | None, overrides:
             dcfg = data_config_for_model(model_cfg)
     overrides = [o[len("data."):] if o.startswith("data.") else o for o in overrides]
     return C.apply_overrides(dcfg, overrides)
-
-
-def cli(argv: list[str]) -> int:
-    """``python -m paperlib evaluate --checkpoint CKPT [--split test] [data.key=value ...]``."""
-    p = argparse.ArgumentParser(prog="python -m paperlib evaluate",
-                                description="Evaluate a paperlib or official checkpoint on a split (Sec. 5 metrics).")
-    p.add_argument("overrides", nargs="*", help="data overrides, e.g. data.root=/data/lrs3 data.iter_times=25")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    p.add_argument("--preset", default=None, help="take the data config from this run preset (e.g. for official files)")
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--num-workers", type=int, default=0)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--json", default=None, metavar="OUT", help="write the metrics (with per-class detail) as JSON")
-    args = p.parse_args(argv)
-    from paperlib.model.checkpoints import load_model
-    from paperlib.model.weights import CheckpointError
-    from paperlib.data.datasets import build_dataset
-
-    path = Path(args.checkpoint)
-    try:
-        model, mcfg = load_model(path)
-        dcfg = _data_config_from(path, mcfg, args.preset, args.overrides)
-        if dcfg.num_classes != mcfg.num_classes:
-            raise ValueError(f"{path}: the model has {mcfg.num_classes} classes, the data config {dcfg.num_classes}")
-        ds = build_dataset(dcfg, args.split, seed=args.seed)
-    except (CheckpointError, KeyError, ValueError, TypeError, OSError) as e:
-        print(f"paperlib evaluate: {e}", file=sys.stderr)
-        return 2
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
-    passes = dcfg.iter_times if not dcfg.fixed_offsets else 1
-    res = evaluate_dataset(model.to(device), ds, passes, args.batch_size, args.num_workers, device, mcfg.num_classes,
-                           args.precision, progress=True, desc=args.split)
-    keys = ("accuracy_1", "accuracy_5", "accuracy_1_tol1", "accuracy_5_tol1", "loss")
-    for k in keys:
-        std = f" +- {res[k + '_std']:.4f}" if f"{k}_std" in res else ""
-        print(f"{args.split} {k}: {res[k]:.4f}{std}")
-    print(f"{args.split} items: {int(res['n'])} x {passes} pass(es)")
-    if args.json:
-        from paperlib.core.io import write_json_atomic
-        from paperlib.core.provenance import env_info
-
-        write_json_atomic(args.json, {"checkpoint": str(path), "split": args.split, "data": json.loads(
-            json.dumps(dataclasses_asdict(dcfg))), "metrics": res, "env": env_info(str(device))})
-    return 0
-
-
-def dataclasses_asdict(obj: Any) -> dict[str, Any]:
-    import dataclasses
-
-    return dataclasses.asdict(obj)

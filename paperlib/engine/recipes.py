@@ -1,11 +1,13 @@
-"""Training recipes that get the SparseSync head off the chance plateau (issue 11): an initialisation, auxiliary losses.
+"""Training recipes that get the SparseSync head off the chance plateau (loss stuck at ln C): an initialisation and
+auxiliary losses, reached by the engine through one training objective (:class:`RecipeObjective`).
 
 Paper: none of this is in the paper (Sec. 7.3 only reports a long warm-up on LRS3); the model stays the paper's
-(selectors, sync transformer, head of ``paperlib.model.sparsesync``): every component here only changes *initial values* of its
-parameters or adds a *training-time* loss term that is dropped later. Measurements: ``bench/plateau.py`` and the
-README section "What to expect and how to get off the plateau".
+(selectors, sync transformer, head of ``paperlib.model.sparsesync``): every component here only changes *initial values*
+of its parameters or adds a *training-time* loss term that is dropped later. Measurements: the plateau study
+(:mod:`paperlib.engine.plateau`, ``python -m paperlib plateau``) and the README section "What to expect and how to get
+off the plateau".
 
-Why the plateau (plateau_prototype.md): each stream alone carries no offset information. At the official
+Why the plateau: each stream alone carries no offset information. At the official
 initialisation (linears and positional tables N(0, 0.02), selectors N(0, 1)) the positional tables are ~50x weaker than
 the LayerNorm'd features, so every selector attends almost uniformly over time and returns a time average; the sync
 transformer's attention is near-uniform too, so the OFF token does not depend on the *product* of visual and audio
@@ -13,7 +15,7 @@ content, and the first-order gradient carries no label signal (a saddle at loss 
 factors (positional tables x key weights x query weights x value weights ...) to grow together, which takes thousands
 of steps; with Adam the update is dominated by noise meanwhile.
 
-Components (composable; what / why / evidence; measured rows: bench/plateau.py, runs/plateau/table.jsonl):
+Components (composable; what / why / evidence; measured with the plateau study):
 
 ``time_anchored_init(head, clip_sec)``  (SparseSync head only; changes initial values, never the architecture)
     What: (1) sinusoidal time codes (RMS 1, as strong as LayerNorm'd features) in the time channels of the visual and
@@ -48,8 +50,11 @@ Components (composable; what / why / evidence; measured rows: bench/plateau.py, 
     a first-order multiplicative signal at once (its own loss falls from 3.0 to ~0.7 within ~300 dense-crop steps) and
     makes matching visual and audio features similar, which the identity query/key compares. Never used to predict.
 
-``aux_weight(step, ...)`` schedules both aids (constant, then linear to 0); ``AuxLossModel`` is the training step's
-view (model + aids, logits identical to the model's) that an engine wraps (and DDP-wraps) instead of the model.
+``aux_weight(step, ...)`` schedules both aids (constant, then linear to 0); ``AuxLossModel`` is the model plus the
+aids (logits identical to the model's). :class:`RecipeObjective` is the training objective of
+:mod:`paperlib.engine.objectives` built from them (the paper's cross-entropy plus the weighted aids, and the
+initialisation of a fresh model); :func:`recipe_objective` builds it from a run's ``train.recipe_*`` / ``train.aux_*``
+settings.
 
 Sparse data (the ``cpu-recipe-sparse`` preset): fine-tune the dense-crop recipe model on synthetic sparse clips with
 3-5 events each (``synthetic.DENSE_EVENT_PROBS``) with both aids still on. Measured (README, 20 min, standard sparse
@@ -64,10 +69,14 @@ have no selectors; for them only the aux loss and the plain-config levers apply)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from paperlib.data.datasets import class_grid
+from paperlib.engine.objectives import Batch, TrainingObjective, paper_loss
 
 # ----------------------------------------------------------------------------------------------------------------------
 # time codes
@@ -327,7 +336,8 @@ def aux_weight(step: int, weight: float = 1.0, hold_steps: int = 300, decay_step
 
 class AuxLossModel(nn.Module):
     """Wrap a ``SyncModel`` for training with the auxiliary losses (the wrapped model is unchanged and is what one
-    saves; DDP, when used, wraps this module so the auxiliary gradients are synchronised too).
+    saves; under DDP, wrap the module that calls this one, e.g. :class:`RecipeObjective`, so the auxiliary gradients
+    are synchronised too).
 
     ``forward(video, audio, target, step) -> (logits, aux_total, terms)``: ``logits`` are the paper head's (identical to
     ``model(video, audio)``), ``aux_total`` the weighted sum of the auxiliary losses at ``step`` (a 0-dim tensor, 0
@@ -374,3 +384,80 @@ class AuxLossModel(nn.Module):
             total = total + w_x * xc
             terms["xcorr"] = xc.detach()
         return logits, total, terms
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the recipe as a training objective
+
+
+def has_selectors(model: nn.Module) -> bool:
+    """Is ``model``'s head a SparseSync head (the recipe's selector parts apply)?"""
+    return hasattr(getattr(model, "head", None), "v_selector")
+
+
+class RecipeObjective(TrainingObjective):
+    """The recipe's training objective (:mod:`paperlib.engine.objectives`): the paper's cross-entropy plus the
+    auxiliary losses of :class:`AuxLossModel` at the step's weights (:func:`aux_weight`: hold, then linear to 0).
+
+    ``logs``: ``loss`` is the paper's cross-entropy (what the plateau detector and validation see) and ``aux_loss`` the
+    weighted sum of the auxiliary terms; the model the engine saves stays the paper's. Without auxiliary weights
+    (``aux`` None) the objective is the paper's alone. ``anchor`` (keyword arguments of :func:`time_anchored_init`),
+    when given, is what :meth:`initialise` applies to a fresh SparseSync head; other heads are left as built and the
+    log says why.
+
+    The auxiliary terms are read with ``float()`` only when the engine logs; the recipe is meant for CPU-sized runs.
+    """
+
+    def __init__(self, model: nn.Module, clip_sec: float, offsets_sec: torch.Tensor, *, variant: str = "sparsesync",
+                 anchor: dict[str, Any] | None = None, xcorr_weight: float = 0.0, match_weight: float = 0.0,
+                 hold_steps: int = 10**9, decay_steps: int = 0) -> None:
+        super().__init__(model)
+        self.clip_sec, self.variant, self.anchor = clip_sec, variant, anchor
+        self.aux = None
+        if xcorr_weight > 0 or match_weight > 0:
+            self.aux = AuxLossModel(model, clip_sec, offsets_sec, xcorr_weight=xcorr_weight, match_weight=match_weight,
+                                    hold_steps=hold_steps, decay_steps=decay_steps)
+
+    def forward(self, batch: Batch, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        video, audio, target = batch["video"], batch["audio"], batch["target"]
+        if self.aux is None:
+            loss = paper_loss(self.model(video, audio), target)
+            return loss, {"loss": loss.detach()}
+        logits, aux, _ = self.aux(video, audio, target, step)  # logits: the paper head's; aux: weighted sum
+        loss = paper_loss(logits, target)
+        return loss + aux.float(), {"loss": loss.detach(), "aux_loss": aux.detach()}
+
+    def initialise(self) -> dict[str, Any] | None:
+        if self.anchor is None:
+            return None
+        if not has_selectors(self.model):
+            applied: dict[str, Any] = {"time_anchored_init": False,
+                                       "reason": f"variant {self.variant!r} has no selectors"}
+        else:
+            time_anchored_init(self.model.head, self.clip_sec, sync_passthrough=True, **self.anchor)
+            applied = {"time_anchored_init": True, **self.anchor}
+        return {"event": "recipe_init", "applied": applied}
+
+    def start_event(self) -> dict[str, Any] | None:
+        if self.aux is None:
+            return None
+        return {"event": "aux_losses", "xcorr": self.aux.xcorr_weight, "match": self.aux.match_weight,
+                "hold_steps": self.aux.hold_steps, "decay_steps": self.aux.decay_steps}
+
+
+def recipe_objective(model: nn.Module, cfg: Any) -> RecipeObjective | None:
+    """The recipe objective a run configuration asks for (``train.recipe_init``, ``train.aux_*_weight``), or None when
+    it asks for none. The matching loss needs time-anchored selectors: it is on only with ``recipe_init`` and a
+    SparseSync head."""
+    tc = cfg.train
+    match = tc.aux_match_weight if (tc.recipe_init and has_selectors(model)) else 0.0
+    if not tc.recipe_init and tc.aux_xcorr_weight <= 0 and match <= 0:
+        return None
+    anchor = None
+    if tc.recipe_init:
+        anchor = {"modality_flag": tc.recipe_modality_flag, "sync_identity_qk": tc.recipe_sync_identity_qk,
+                  "sync_code_gain": tc.recipe_sync_code_gain}
+    grid = torch.as_tensor(class_grid(cfg.model.num_classes, cfg.data.max_off_sec), dtype=torch.float32)
+    return RecipeObjective(model, cfg.model.clip_sec, grid, variant=cfg.model.variant, anchor=anchor,
+                           xcorr_weight=tc.aux_xcorr_weight, match_weight=match,
+                           hold_steps=tc.aux_hold_steps, decay_steps=tc.aux_decay_steps)

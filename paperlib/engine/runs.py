@@ -4,13 +4,14 @@ Layout of ``runs/<name>-<YYYYmmdd-HHMMSS>[-N]/`` (written by rank 0 only):
     config.json       the resolved run configuration, written before step 0
     env.json          git sha + dirty flag, torch/torchvision/torchaudio/PyAV/FFmpeg versions, device, host
     metrics.jsonl     one JSON object per line (``{"step", "epoch", "phase", ...}``); read back with
-    :func:`read_metrics`
+                      :func:`read_metrics`. Each step appears once: a resumed run first drops what the run logged
+                      after the checkpoint it resumes from (:func:`rewind_metrics`), since it logs those steps again
     events.out.tfevents.*  TensorBoard curves (same numbers as metrics.jsonl)
     checkpoints/last.pt, checkpoints/best.pt
     results.json      summary written when the run finishes (best valid metrics, test metrics, steps, time)
 
 Why ``env.json`` records decoder versions: in the sibling project (Synchformer) the decoder library version alone moved
-Acc@1 by ~20 points (official_implementation.md section 8), so every result carries the versions that produced it.
+Acc@1 by ~20 points, so every result carries the versions that produced it.
 
 Paper: none (engineering); the official code keeps ``cfg-<id>.yaml``, a code backup and ``log-<id>.txt`` per run
 instead.
@@ -23,9 +24,9 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
-from paperlib.core.io import finite_or_none, json_default
+from paperlib.core.io import finite_or_none, json_default, write_text_atomic
 
 CONFIG_FILE = "config.json"
 ENV_FILE = "env.json"
@@ -59,13 +60,16 @@ class MetricsLogger:
     """Append-only ``metrics.jsonl`` plus (optionally) TensorBoard scalars for the same numbers.
 
     ``log(record)`` writes one JSON line; numeric entries are also sent to TensorBoard as ``<phase>/<key>`` at ``step``.
+    ``records`` counts the lines of the file (a checkpoint stores it, so a resume knows what it logs again).
+    ``purge_step``: TensorBoard hides its earlier events at this step and later (a resumed run logs them again).
     A disabled logger (``run_dir=None``, e.g. on ranks other than 0) accepts calls and writes nothing.
     """
 
-    def __init__(self, run_dir: str | os.PathLike | None, tensorboard: bool = True):
+    def __init__(self, run_dir: str | os.PathLike | None, tensorboard: bool = True, purge_step: int | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self._tb = None
         self._file = None
+        self.records = 0
         if self.run_dir is None:
             return
         path = self.run_dir / METRICS_FILE
@@ -74,17 +78,19 @@ class MetricsLogger:
         torn = False
         if path.is_file() and path.stat().st_size > 0:
             with open(path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
+                data = f.read()
+            self.records = data.count(b"\n")
+            torn = not data.endswith(b"\n")
         self._file = open(path, "a")
         if torn:
             self._file.write("\n")
             self._file.flush()
+            self.records += 1
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(log_dir=str(self.run_dir))
+                self._tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge_step)
             except Exception as e:  # noqa: BLE001 - curves are optional, metrics.jsonl is not
                 print(f"paperlib: TensorBoard unavailable ({e}); metrics.jsonl only", file=sys.stderr)
 
@@ -95,6 +101,7 @@ class MetricsLogger:
         rec.setdefault("time", time.time())
         self._file.write(json.dumps(rec, default=json_default) + "\n")
         self._file.flush()
+        self.records += 1
         if self._tb is not None and "step" in rec:
             phase = rec.get("phase", "train")
             for k, v in rec.items():
@@ -116,6 +123,34 @@ class MetricsLogger:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def rewind_metrics(run_dir: str | os.PathLike, records: int | None, step: int) -> int:
+    """Make ``metrics.jsonl`` hold what a run logged up to a checkpoint, before the run resumes from it.
+
+    Keeps the first ``records`` lines (what the run had logged when it saved the checkpoint; when the checkpoint does
+    not say, the records up to ``step``) and, after them, only the ``resume`` events (every attempt stays on record);
+    drops torn lines. The resumed run logs the dropped steps again, so each step appears once. The file is replaced
+    atomically. Returns the number of records dropped.
+    """
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for i, line in enumerate(path.read_bytes().splitlines()):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += bool(line.strip())
+            continue
+        before = i < records if records is not None else rec.get("step", 0) <= step
+        if before or rec.get("event") == "resume":
+            kept.append(line.decode() + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        write_text_atomic(path, "".join(kept))
+    return dropped
 
 
 def read_metrics(run_dir: str | os.PathLike, phase: str | None = None) -> list[dict[str, Any]]:
@@ -147,17 +182,3 @@ def list_runs(root: str | os.PathLike, name: str | None = None) -> list[Path]:
     if name is not None:
         runs = [p for p in runs if p.name.startswith(f"{name}-")]
     return sorted(runs, key=lambda p: (p.stat().st_mtime, p.name))
-
-
-def find_finished_run(root: str | os.PathLike, config_hash: str, runs: Iterable[Path] | None = None) -> Path | None:
-    """Newest finished run (``results.json`` present) whose ``config_hash`` matches: expensive runs are reused."""
-    for run in reversed(list(runs if runs is not None else list_runs(root))):
-        res = run / RESULTS_FILE
-        if not res.is_file():
-            continue
-        try:
-            if json.loads(res.read_text()).get("config_hash") == config_hash:
-                return run
-        except (OSError, json.JSONDecodeError):
-            continue
-    return None
