@@ -1,18 +1,20 @@
 # paperlib: two commands do all set-up on a fresh machine.
 #   make reproduce [PROFILE=smoke|mini|paper]   regenerate the paper's tables and figures (default: mini)
 #   make test                                    run the test suite
-#   make table2 | table3 | ... | fig5 [PROFILE=...] one artefact (see ARTEFACTS)
+#   make table2 | table3 | ... | fig5 [PROFILE=...] one artefact (see ARTEFACTS; table5 = table3)
+#   make lab [LAB_ARGS=...]                      JupyterLab on notebooks/ with this project's .venv as the kernel
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= mini
 PYTEST_ARGS ?=
+LAB_ARGS ?=
 STAMP := $(VENV)/.installed
 
 ARTEFACTS := table1 table2 table3 table4 table6 table7 fig3 fig4 fig5
 
-.PHONY: venv test test-fast reproduce clean-venv $(ARTEFACTS)
+.PHONY: venv test test-fast reproduce lab clean-venv table5 $(ARTEFACTS)
 
 venv: $(STAMP)
 
@@ -35,9 +37,17 @@ test-fast: $(STAMP)
 reproduce: $(STAMP)
 	$(PY) -m paperlib reproduce --profile $(PROFILE)
 
-# One artefact: `make table2` runs notebooks/table2_*.ipynb through the same reproduce path (report included).
+# One artefact: `make table2` runs notebooks/table2.ipynb through the same reproduce path (report included).
 $(ARTEFACTS): $(STAMP)
 	$(PY) -m paperlib reproduce --profile $(PROFILE) --only $@
+
+# Tables 3 and 5 come from one notebook.
+table5: table3
+
+# The venv's interpreter registered as the kernel "paperlib" (inside the venv), then JupyterLab from the venv.
+lab: $(STAMP)
+	$(PY) -m ipykernel install --sys-prefix --name paperlib --display-name "Python (paperlib)"
+	$(VENV)/bin/jupyter lab notebooks/ $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

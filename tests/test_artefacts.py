@@ -1,5 +1,6 @@
-"""Table and claim logic of the training-based artefacts (paperlib.paper.artefacts) on hand-made run records: chance levels,
-standard errors, the verdict rules, paper | ours | delta, oracle columns, per-class rows, checkpoint parsing."""
+"""Table and claim logic of the training-based artefacts (paperlib.paper.tables, paperlib.paper.verdicts) on hand-made
+run records: chance levels, standard errors, the verdict rules, paper | ours | delta, oracle columns, per-class rows,
+checkpoint parsing; the paper's numbers in the tables and the artefact registry."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ from types import SimpleNamespace
 import pytest
 
 from paperlib.paper import artefacts as A
-from paperlib.paper.reproduce import VERDICTS
+from paperlib.paper import plots as P
+from paperlib.paper import report as R
+from paperlib.paper import tables as T
+from paperlib.paper import verdicts as V
+from paperlib.paper.report import VERDICTS
 
 NT = "not testable at this profile"
 
@@ -34,59 +39,59 @@ def verdicts(claims) -> dict[str, str]:
 
 
 def test_chance_level_and_headline_metric():
-    assert A.chance_level(21) == pytest.approx(1 / 21)
-    assert A.chance_level(21, 1) == pytest.approx(3 / 21)
-    assert A.chance_level(3, 1) == 1.0
-    assert A.headline_tol(21) == 1 and A.headline_tol(3) == 0
+    assert V.chance_level(21) == pytest.approx(1 / 21)
+    assert V.chance_level(21, 1) == pytest.approx(3 / 21)
+    assert V.chance_level(3, 1) == 1.0
+    assert V.headline_tol(21) == 1 and V.headline_tol(3) == 0
     with pytest.raises(ValueError):
-        A.chance_level(0)
+        V.chance_level(0)
 
 
 def test_binomial_se_is_never_zero_and_shrinks_with_n():
-    assert A.binomial_se(0.0, 100) > 0 and A.binomial_se(1.0, 100) > 0
-    assert A.binomial_se(0.5, 10_000) == pytest.approx(0.005, rel=1e-3)
-    assert A.binomial_se(0.3, 100) > A.binomial_se(0.3, 1000)
+    assert V.binomial_se(0.0, 100) > 0 and V.binomial_se(1.0, 100) > 0
+    assert V.binomial_se(0.5, 10_000) == pytest.approx(0.005, rel=1e-3)
+    assert V.binomial_se(0.3, 100) > V.binomial_se(0.3, 1000)
     with pytest.raises(ValueError):
-        A.binomial_se(0.5, 0)
+        V.binomial_se(0.5, 0)
 
 
 def test_measure_at_chance_uses_two_standard_errors_of_chance():
     c, n = 1 / 21, 400
     bound = c + 2 * math.sqrt(c * (1 - c) / n)
-    assert not A.Measure("x", bound - 0.001, n, c).above_chance
-    assert A.Measure("x", bound + 0.001, n, c).above_chance
+    assert not V.Measure("x", bound - 0.001, n, c).above_chance
+    assert V.Measure("x", bound + 0.001, n, c).above_chance
 
 
 def test_compare_better_rules():
     c = 1 / 21
-    hi, mid, low = A.Measure("a", 0.40, 500, c), A.Measure("b", 0.38, 500, c), A.Measure("c", 0.05, 500, c)
-    assert A.compare_better(hi, low).verdict == "reproduced"
-    within = A.compare_better(hi, mid)
+    hi, mid, low = V.Measure("a", 0.40, 500, c), V.Measure("b", 0.38, 500, c), V.Measure("c", 0.05, 500, c)
+    assert V.compare_better(hi, low).verdict == "reproduced"
+    within = V.compare_better(hi, mid)
     assert within.verdict == "not reproduced" and "within noise" in within.text
-    rev = A.compare_better(low, hi)
+    rev = V.compare_better(low, hi)
     assert rev.verdict == "not reproduced" and "reversed" in rev.text
-    both_chance = A.compare_better(A.Measure("a", 0.06, 500, c), low)
+    both_chance = V.compare_better(V.Measure("a", 0.06, 500, c), low)
     assert both_chance.verdict == NT and "chance" in both_chance.text
-    assert A.compare_better(None, hi).verdict == NT
+    assert V.compare_better(None, hi).verdict == NT
 
 
 def test_gap_growth_and_saturation_rules():
     c = 1 / 3
-    m = lambda acc: A.Measure("m", acc, 1000, c)  # noqa: E731
-    assert A.compare_gap_growth(m(0.60), m(0.40), m(0.95), m(0.94)).verdict == "reproduced"
-    assert A.compare_gap_growth(m(0.60), m(0.58), m(0.95), m(0.94)).verdict == "not reproduced"
-    assert A.compare_gap_growth(m(0.34), m(0.33), m(0.95), m(0.90)).verdict == NT  # sparse gap between at-chance runs
-    assert A.compare_not_better(m(0.81), m(0.80)).verdict == "reproduced"
-    assert A.compare_not_better(m(0.95), m(0.80)).verdict == "not reproduced"
+    m = lambda acc: V.Measure("m", acc, 1000, c)  # noqa: E731
+    assert V.compare_gap_growth(m(0.60), m(0.40), m(0.95), m(0.94)).verdict == "reproduced"
+    assert V.compare_gap_growth(m(0.60), m(0.58), m(0.95), m(0.94)).verdict == "not reproduced"
+    assert V.compare_gap_growth(m(0.34), m(0.33), m(0.95), m(0.90)).verdict == NT  # sparse gap between at-chance runs
+    assert V.compare_not_better(m(0.81), m(0.80)).verdict == "reproduced"
+    assert V.compare_not_better(m(0.95), m(0.80)).verdict == "not reproduced"
 
 
 def test_combine_and_judge():
-    ok, bad, nt = A.Part("reproduced", "a"), A.Part("not reproduced", "b"), A.Part(NT, "c")
-    assert A.combine([ok, nt]) == "reproduced"
-    assert A.combine([ok, bad, nt]) == "not reproduced"
-    assert A.combine([nt, nt]) == NT and A.combine([]) == NT
-    assert A.judge("x", [ok], "mini").verdict == "reproduced"
-    smoke = A.judge("x", [ok], "smoke")
+    ok, bad, nt = V.Part("reproduced", "a"), V.Part("not reproduced", "b"), V.Part(NT, "c")
+    assert V.combine([ok, nt]) == "reproduced"
+    assert V.combine([ok, bad, nt]) == "not reproduced"
+    assert V.combine([nt, nt]) == NT and V.combine([]) == NT
+    assert V.judge("x", [ok], "mini").verdict == "reproduced"
+    smoke = V.judge("x", [ok], "smoke")
     assert smoke.verdict == NT and "a" in smoke.evidence and "smoke" in smoke.evidence
 
 
@@ -106,7 +111,7 @@ def _table2_records(ss_sparse: float, avst_sparse: float) -> dict:
 
 def test_table2_paper_ours_delta_oracle_and_claims():
     recs = _table2_records(ss_sparse=0.50, avst_sparse=0.20)
-    tables, claims = A.table2_from_records(recs, "mini")
+    tables, claims = T.table2_from_records(recs, "mini")
     df = next(iter(tables.values()))
     row = df[(df["model"] == "SparseSync (ours)") & (df["setting"] == "sparse") & (df["classes"] == 21)].iloc[0]
     assert row["paper"] == 44.3 and row["ours"] == 50.0 and row["delta"] == pytest.approx(5.7)
@@ -124,17 +129,17 @@ def test_table2_paper_ours_delta_oracle_and_claims():
 
 def test_table2_all_at_chance_is_not_testable_and_missing_runs_leave_empty_cells():
     recs = {k: rec(k, 1 / 21 if k.endswith("c21") else 1 / 3, 3 / 21 if k.endswith("c21") else None)
-            for k in A.table2_keys()}
-    _, claims = A.table2_from_records(recs, "mini")
+            for k in T.table2_keys()}
+    _, claims = T.table2_from_records(recs, "mini")
     assert {c.verdict for c in claims} == {NT}
-    tables, claims = A.table2_from_records({}, "mini")
+    tables, claims = T.table2_from_records({}, "mini")
     df = next(iter(tables.values()))
     assert df["ours"].isna().all() and df["paper"].notna().sum() == 13
     assert {c.verdict for c in claims} == {NT}
 
 
 def test_table2_smoke_claims_are_never_judged():
-    _, claims = A.table2_from_records(_table2_records(0.5, 0.2), "smoke")
+    _, claims = T.table2_from_records(_table2_records(0.5, 0.2), "smoke")
     assert {c.verdict for c in claims} == {NT}
 
 
@@ -146,7 +151,7 @@ def test_table3_verdicts_follow_the_numbers():
             "sparsesync/dense-wide/c21": (0.8, 0.97), "transformer/dense-wide/c21": (0.78, 0.96),
             "sparsesync/dense-wide/c21/no-pretrained-extractors": (0.7, 0.95),
             "sparsesync/dense-wide/c21/frozen-extractors": (0.4, 0.7)}
-    tables, claims = A.table3_from_records(records(spec), "mini")
+    tables, claims = T.table3_from_records(records(spec), "mini")
     t3, t5 = tables.values()
     assert list(t3["paper"]) == [40.1, 12.1, 29.6, 33.5, 44.3]
     assert len(t5) == 2 * (2 + 1 + 2 + 2 + 2)  # scratch only on sparse; two metrics each
@@ -160,21 +165,21 @@ def test_table3_verdicts_follow_the_numbers():
 def test_table4_longest_vs_shortest_per_grid():
     spec = {"sparsesync/sparse/c21/len3": (0.1, 0.30), "sparsesync/sparse/c21/len5": (0.2, 0.45),
             "sparsesync/sparse/c3/len5": (0.6,)}
-    tables, claims = A.table4_from_records(records(spec), "mini")
+    tables, claims = T.table4_from_records(records(spec), "mini")
     df = next(iter(tables.values()))
     r = df[(df["classes"] == 21) & (df["length_s"] == 3)].iloc[0]
     assert r["paper"] == 36.8 and r["ours"] == 30.0
     assert math.isnan(df[(df["classes"] == 21) & (df["length_s"] == 2)].iloc[0]["paper"])  # paper has no 2 s/21 cls
     assert claims[0].verdict == "reproduced"  # the 3-class part is not testable (one length), the 21-class part holds
     assert "fewer than two lengths" in claims[0].evidence
-    _, claims = A.table4_from_records(records({**spec, "sparsesync/sparse/c21/len7": (0.1, 0.28)}), "mini")
+    _, claims = T.table4_from_records(records({**spec, "sparsesync/sparse/c21/len7": (0.1, 0.28)}), "mini")
     assert claims[0].verdict == "not reproduced"
 
 
 def test_table6_depth_saturation_and_params():
     paper_params = {1: 31_227_756, 2: 42_788_204, 3: 54_348_652, 6: 89_029_996}
     sat = {f"sparsesync/dense-wide/c21/depth{d}": (a / 1.3, a) for d, a in ((1, 0.5), (2, 0.7), (3, 0.8), (6, 0.81))}
-    tables, claims = A.table6_from_records(records(sat), "mini", paper_params)
+    tables, claims = T.table6_from_records(records(sat), "mini", paper_params)
     v = verdicts(claims)
     assert v["depth helps (more transformer layers, higher accuracy)"] == "reproduced"
     assert v["the gain saturates around 3 layers"] == "reproduced"
@@ -184,15 +189,15 @@ def test_table6_depth_saturation_and_params():
     assert df[df["depth"] == 1]["ours paper-size params (M)"].iloc[0] == pytest.approx(31.23)
     assert df[df["depth"] == 1]["trained model params (M)"].iloc[0] == pytest.approx(0.012)
     grow = {**sat, "sparsesync/dense-wide/c21/depth6": (0.7, 0.95)}
-    _, claims = A.table6_from_records(records(grow), "mini", paper_params)
+    _, claims = T.table6_from_records(records(grow), "mini", paper_params)
     assert verdicts(claims)["the gain saturates around 3 layers"] == "not reproduced"
     flat = {k: (0.05, 0.14) for k in sat}
-    _, claims = A.table6_from_records(records(flat), "mini", paper_params)
+    _, claims = T.table6_from_records(records(flat), "mini", paper_params)
     assert verdicts(claims)["the gain saturates around 3 layers"] == NT
 
 
 def test_table7_general_vs_sparse():
-    tables, claims = A.table7_from_records(records({"sparsesync/sparse/c21": (0.27, 0.44),
+    tables, claims = T.table7_from_records(records({"sparsesync/sparse/c21": (0.27, 0.44),
                                                     "sparsesync/general/c21": (0.33, 0.52)}), "mini")
     df = next(iter(tables.values()))
     assert list(df["paper"]) == [26.7, 44.3, 33.5, 51.2]
@@ -207,16 +212,16 @@ def test_fig3_per_class_rows_counts_and_reversal():
             per_offset_class_accuracy=[1.0, 0.5, 1.0], confusion_matrix=conf)
     b = rec("avst_dec/sparse/c3", 0.5, n=1000, per_content_class_accuracy={"bark": 0.5, "clap": 0.6},
             per_offset_class_accuracy=[0.5, None, 0.5])
-    rows = A.per_class_rows({"sparsesync/sparse/c3": a, "avst_dec/sparse/c3": b})
+    rows = T.per_class_rows({"sparsesync/sparse/c3": a, "avst_dec/sparse/c3": b})
     offs = [r for r in rows if r["kind"] == "offset class" and r["run"] == "sparsesync/sparse/c3"]
     assert [r["class"] for r in offs] == ["-1.0 s", "+0.0 s", "+1.0 s"] and [r["n"] for r in offs] == [10, 10, 10]
     assert math.isnan([r for r in rows if r["run"] == "avst_dec/sparse/c3" and r["class"] == "+0.0 s"][0]["ours"])
     bark = [r for r in rows if r["class"] == "bark" and r["run"] == "sparsesync/sparse/c3"][0]
     assert bark["n"] == 500 and bark["n_is_estimate"]
-    tables, claims = A.fig3_from_records({"sparsesync/sparse/c3": a, "avst_dec/sparse/c3": b}, "mini")
+    tables, claims = T.fig3_from_records({"sparsesync/sparse/c3": a, "avst_dec/sparse/c3": b}, "mini")
     assert claims[0].verdict == "not reproduced" and "clap" in claims[0].evidence  # overall better, clap reversed
     b.test["per_content_class_accuracy"] = {"bark": 0.5, "clap": 0.05}
-    _, claims = A.fig3_from_records({"sparsesync/sparse/c3": a, "avst_dec/sparse/c3": b}, "mini")
+    _, claims = T.fig3_from_records({"sparsesync/sparse/c3": a, "avst_dec/sparse/c3": b}, "mini")
     assert claims[0].verdict == "reproduced" and "higher on 2 of 2" in claims[0].evidence
 
 
@@ -224,33 +229,32 @@ def test_fig3_rows_from_items_use_the_main_metric_and_exact_counts():
     items = [{"label": "bark", "target": 10, "pred": 11}, {"label": "bark", "target": 10, "pred": 10},
              {"label": "clap", "target": 0, "pred": 5}, {"label": "clap", "target": 20, "pred": 20}]
     r = rec("sparsesync/sparse/c21", 0.5, 0.75, n=8, passes=2, items=items)
-    rows = A.per_class_rows({"sparsesync/sparse/c21": r})
+    rows = T.per_class_rows({"sparsesync/sparse/c21": r})
     got = {(x["kind"], x["class"]): (x["ours"], x["n"], x["metric"]) for x in rows}
     assert got[("content class", "bark")] == (100.0, 2, "Acc@1 +-1 cls")  # pred 11 is within +-1 of 10
     assert got[("content class", "clap")] == (50.0, 2, "Acc@1 +-1 cls")
     assert [x["class"] for x in rows if x["kind"] == "offset class"] == ["-2.0 s", "+0.0 s", "+2.0 s"]
-    assert A.measure({"k/x/c21": r}, "k/x/c21").n == 4  # two random-offset passes over the same clips count once
+    assert T.measure({"k/x/c21": r}, "k/x/c21").n == 4  # two random-offset passes over the same clips count once
 
 
 def test_offset_grid():
-    assert A.offset_grid(3) == [-1.0, 0.0, 1.0]
-    g = A.offset_grid(21)
+    assert T.offset_grid(3) == [-1.0, 0.0, 1.0]
+    g = T.offset_grid(21)
     assert g[0] == -2.0 and g[10] == 0.0 and g[-1] == 2.0 and len(g) == 21
 
 
 def test_keys_match_the_contract():
-    assert len(A.table2_keys()) == 12 and "avst_dec/dense-wide/c3" in A.table2_keys()
-    assert "sparsesync/sparse/c21/scratch" in A.table3_keys()
-    assert "sparsesync/dense-wide/c21/scratch" not in A.table3_keys()
+    assert len(T.table2_keys()) == 12 and "avst_dec/dense-wide/c3" in T.table2_keys()
+    assert "sparsesync/sparse/c21/scratch" in T.table3_keys()
+    assert "sparsesync/dense-wide/c21/scratch" not in T.table3_keys()
     plan = ["sparsesync/sparse/c21/len5", "sparsesync/sparse/c21/len3", "sparsesync/sparse/c3/len5",
             "sparsesync/dense-wide/c21/depth2", "sparsesync/dense-wide/c21/depth1", "sparsesync/sparse/c21"]
-    assert A.artefact_keys("table4_input_length", plan) == ["sparsesync/sparse/c3/len5", "sparsesync/sparse/c21/len3",
-                                                          "sparsesync/sparse/c21/len5"]
-    assert A.artefact_keys("table6_depth", plan) == ["sparsesync/dense-wide/c21/depth1",
-                                                   "sparsesync/dense-wide/c21/depth2"]
-    assert A.artefact_keys("table7_finetune", plan) == ["sparsesync/sparse/c21"]
+    assert T.artefact_keys("table4", plan) == ["sparsesync/sparse/c3/len5", "sparsesync/sparse/c21/len3",
+                                               "sparsesync/sparse/c21/len5"]
+    assert T.artefact_keys("table6", plan) == ["sparsesync/dense-wide/c21/depth1", "sparsesync/dense-wide/c21/depth2"]
+    assert T.artefact_keys("table7", plan) == ["sparsesync/sparse/c21"]
     with pytest.raises(KeyError):
-        A.artefact_keys("table9", plan)
+        T.artefact_keys("table9", plan)
 
 
 def test_parse_checkpoints(tmp_path):
@@ -272,16 +276,16 @@ def test_records_missing_metrics_raise_naming_the_run():
     bad = rec("sparsesync/sparse/c21", 0.3)
     del bad.test["accuracy_1_tol1"]
     with pytest.raises(ValueError, match="sparsesync/sparse/c21"):
-        A.measure({"sparsesync/sparse/c21": bad}, "sparsesync/sparse/c21")
+        T.measure({"sparsesync/sparse/c21": bad}, "sparsesync/sparse/c21")
 
 
 def test_plots_render(tmp_path):
-    tables, _ = A.table2_from_records(_table2_records(0.5, 0.2), "mini")
-    fig = A.plot_paper_vs_ours(next(iter(tables.values())), ("model", "setting", "classes"), "t")
-    paths = A.save_figure(fig, "t2", tmp_path)
+    tables, _ = T.table2_from_records(_table2_records(0.5, 0.2), "mini")
+    fig = P.plot_paper_vs_ours(next(iter(tables.values())), ("model", "setting", "classes"), "t")
+    paths = R.save_figure(fig, "t2", tmp_path)
     assert all(Path(p).stat().st_size > 1000 for p in paths)
     a = rec("sparsesync/sparse/c3", 0.8, per_content_class_accuracy={"bark": 0.6}, per_offset_class_accuracy=[1, 0, 1])
-    fig = A.plot_fig3(__import__("pandas").DataFrame(A.per_class_rows({"sparsesync/sparse/c3": a})), "f3")
+    fig = P.plot_fig3(__import__("pandas").DataFrame(T.per_class_rows({"sparsesync/sparse/c3": a})), "f3")
     assert len(fig.axes) == 2
 
 
@@ -305,11 +309,11 @@ def test_checkpoint_mode_evaluates_and_trains_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(campaign, "evaluate_checkpoint", fake_eval)
     monkeypatch.setattr(campaign, "ensure_runs", lambda *a, **k: pytest.fail("trained in checkpoint mode"))
-    recs, notes = A.gather_records(A.table7_keys(), "paper", checkpoint=f"sparsesync/general/c21={f}",
-                                   checkpoint_keys=A.table7_keys())
+    recs, notes = A.gather_records(T.table7_keys(), "paper", checkpoint=f"sparsesync/general/c21={f}",
+                                   checkpoint_keys=T.table7_keys())
     assert calls == [(str(f), "sparsesync/general/c21", "paper")] and list(recs) == ["sparsesync/general/c21"]
     assert recs["sparsesync/general/c21"].spec.num_classes == 21 and "checkpoint mode" in notes[0]
-    _, claims = A.table7_from_records(recs, "paper")
+    _, claims = T.table7_from_records(recs, "paper")
     assert claims[0].verdict == NT  # the sparse arm was not given
 
 
@@ -319,14 +323,36 @@ def test_reproduce_trains_the_campaign_once_before_the_notebooks(monkeypatch):
 
     asked = []
     monkeypatch.setattr(campaign, "ensure_runs", lambda keys, profile, **kw: asked.append((list(keys), profile)))
-    assert experiments.train_campaign("smoke", ["fig4_memory"]) is None
-    row = experiments.train_campaign("smoke", ["table7_finetune", "fig3_per_class", "fig4_memory"])
+    assert experiments.train_campaign("smoke", ["fig4"]) is None
+    row = experiments.train_campaign("smoke", ["table7", "fig3", "fig4"])
     assert row["status"] == "ok" and len(asked) == 1
-    assert set(asked[0][0]) == set(A.table7_keys()) | set(A.fig3_keys()) and asked[0][1] == "smoke"
+    assert set(asked[0][0]) == set(T.table7_keys()) | set(T.fig3_keys()) and asked[0][1] == "smoke"
 
     def boom(*a, **k):
         raise RuntimeError("run x failed; log: y")
 
     monkeypatch.setattr(campaign, "ensure_runs", boom)
-    row = experiments.train_campaign("smoke", ["table7_finetune"])
+    row = experiments.train_campaign("smoke", ["table7"])
     assert row["status"] == "failed" and "run x failed" in row["error"]
+
+
+def test_paper_columns_come_from_the_paper_numbers():
+    from paperlib.paper import numbers
+    from paperlib.studies import leakage
+
+    t2 = next(iter(T.table2_from_records({}, "mini")[0].values()))
+    row = t2[(t2["model"] == "AVST_dec") & (t2["setting"] == "sparse") & (t2["classes"] == 21)]
+    assert row["paper"].iloc[0] == numbers.TABLE2[("avst_dec", "sparse", 21)] == 29.3
+    t3, t5 = T.table3_from_records({}, "mini")[0].values()
+    assert list(t3["paper"]) == [r.acc["sparse"][1] for r in numbers.TABLE5] == [40.1, 12.1, 29.6, 33.5, 44.3]
+    assert len(t5) == 2 * sum(len(r.acc) for r in numbers.TABLE5)
+    t7 = next(iter(T.table7_from_records({}, "mini")[0].values()))
+    assert list(t7["paper"]) == [26.7, 44.3, 33.5, 51.2]
+    # the leakage study keeps its own copy of Table 1 for its command line: it must agree
+    assert {k: (r.label, *r.paper) for k, r in leakage.ROWS.items()} == numbers.TABLE1
+
+
+def test_every_notebook_name_has_an_artefact():
+    assert set(A.ARTEFACTS) == {"table1", "table2", "table3", "table4", "table6", "table7", "fig3", "fig4", "fig5"}
+    assert A.ALIASES == {"table5": "table3"} and set(A.TRAINING_ARTEFACTS) == set(T.TRAINING_KEYS)
+    assert set(A.all_keys("mini")) == set(A.all_keys("mini", list(A.ARTEFACTS)[1:7]))

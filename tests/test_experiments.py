@@ -9,7 +9,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from paperlib.paper import reproduce as ex  # noqa: E402
+from paperlib.core.io import write_text_atomic  # noqa: E402
+from paperlib.paper import report as ex  # noqa: E402
 
 
 def _artefact(profile="smoke"):
@@ -37,7 +38,7 @@ def test_save_artefact_writes_csv_md_json(tmp_path):
 
 def test_failed_write_leaves_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "t.md"
-    ex.write_text_atomic(target, "old")
+    write_text_atomic(target, "old")
 
     def boom(*a, **k):
         raise OSError("disk full")
@@ -46,7 +47,7 @@ def test_failed_write_leaves_previous_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paperlib.core.media.os, "replace", boom)
     with pytest.raises(OSError):
-        ex.write_text_atomic(target, "new")
+        write_text_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["t.md"]
 
@@ -66,3 +67,28 @@ def test_environment_has_provenance():
     for key in ("git", "torch", "torchvision", "torchaudio", "av", "ffmpeg", "device"):
         assert key in env
     assert "libavcodec" in env["ffmpeg"]
+
+
+def test_output_folders_are_the_repository_s():
+    root = ex.repo_root()
+    assert (root / "paperlib" / "paper" / "report.py").is_file() and (root / "notebooks").is_dir()
+    assert ex.figures_dir() == root / "figures" and ex.runs_dir() == root / "runs"
+
+
+def test_reproduce_only_takes_artefact_names_and_aliases(tmp_path, monkeypatch):
+    from paperlib.paper import reproduce
+
+    ran, trained = [], []
+    monkeypatch.setattr(reproduce, "runs_dir", lambda: tmp_path)
+    monkeypatch.setattr(reproduce, "train_campaign", lambda profile, names, data_root: trained.append(names))
+    monkeypatch.setattr(reproduce, "run_notebook", lambda nb, profile, out, params: ran.append((nb.stem, params)) or
+                        {"notebook": nb.name, "status": "ok", "error": None, "wall_s": 0.0})
+    monkeypatch.setattr(reproduce, "write_report", lambda profile, results: tmp_path / "REPORT.md")
+    reproduce.reproduce("smoke", ["table5", "fig4"], data_root="/data")
+    assert ran == [("fig4", {"data_root": "/data"}), ("table3", {"data_root": "/data"})]
+    assert trained == [["fig4", "table3"]]
+    ran.clear()
+    reproduce.reproduce("smoke", ["fig"])
+    assert [n for n, _ in ran] == ["fig3", "fig4", "fig5"]
+    with pytest.raises(ValueError, match="no notebook matches"):
+        reproduce.reproduce("smoke", ["table5_ablation"])

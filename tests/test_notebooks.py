@@ -15,22 +15,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-# notebook -> figures it must write
-EXPECTED_FIGURES = {
-    "table1_codec_leakage": ["fig6_first_differences", "fig7_training_curves"],
-    "fig4_memory": ["fig4_memory"],
-    "fig5_attention": ["fig5_attention_sparse", "fig5_attention_dense-wide"],
-    "table2_main_results": ["table2_main_results"],
-    "table3_ablation": ["table3_ablation"],
-    "table4_input_length": ["table4_input_length"],
-    "table6_depth": ["table6_depth"],
-    "table7_finetune": ["table7_finetune"],
-    "fig3_per_class": ["fig3_per_class"],
+# notebook -> the artefact's name (the stem of its figures/tables/ files) and the figures it must write
+EXPECTED = {
+    "table1": ("table1_codec_leakage", ["fig6_first_differences", "fig7_training_curves"]),
+    "fig4": ("fig4_memory", ["fig4_memory"]),
+    "fig5": ("fig5_attention", ["fig5_attention_sparse", "fig5_attention_dense-wide"]),
+    "table2": ("table2_main_results", ["table2_main_results"]),
+    "table3": ("table3_ablation", ["table3_ablation"]),
+    "table4": ("table4_input_length", ["table4_input_length"]),
+    "table6": ("table6_depth", ["table6_depth"]),
+    "table7": ("table7_finetune", ["table7_finetune"]),
+    "fig3": ("fig3_per_class", ["fig3_per_class"]),
 }
-# notebook -> the folder under runs_root its artefact writes (training artefacts also fill runs_root/campaign/)
+# artefact -> the folder under runs_root it writes (training artefacts also fill runs_root/campaign/)
 RUN_DIRS = {"table1_codec_leakage": "leakage", "fig4_memory": "fig4_memory", "fig5_attention": "fig5_attention"}
-TRAINING = {"table2_main_results", "table3_ablation", "table4_input_length", "table6_depth", "table7_finetune",
-            "fig3_per_class"}
+TRAINING = {"table2", "table3", "table4", "table6", "table7", "fig3"}
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +43,7 @@ def test_notebooks_match_their_spec():
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check"], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    assert {p.stem for p in NOTEBOOKS} == set(EXPECTED_FIGURES)
+    assert {p.stem for p in NOTEBOOKS} == set(EXPECTED)
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -63,8 +62,22 @@ def test_notebook_is_thin_and_clean(nb_path):
         assert not c.get("outputs") and c.get("execution_count") is None, "committed with outputs"
         src = "".join(c["source"])
         assert not any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in ast.walk(ast.parse(src))), \
-            "logic belongs in paperlib.paper.reproduce, not in notebooks"
+            "logic belongs in paperlib.paper.artefacts, not in notebooks"
         assert "sys.path" not in src
+
+
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_parameters_are_its_artefact_s(nb_path):
+    import inspect
+
+    from paperlib.paper.artefacts import ARTEFACTS
+
+    cells = json.loads(nb_path.read_text())["cells"]
+    params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    declared = [n.targets[0].id for n in ast.parse("".join(params["source"])).body]
+    func = ARTEFACTS[nb_path.stem]
+    assert declared == list(inspect.signature(func).parameters), "parameters differ from the artefact function's"
+    assert any(f"artefacts.{func.__name__}(" in "".join(c["source"]) for c in cells if c["cell_type"] == "code")
 
 
 @pytest.mark.notebook
@@ -79,8 +92,8 @@ def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch, shared_runs):
     pm.execute_notebook(str(nb_path), str(tmp_path / nb_path.name), cwd=str(ROOT), progress_bar=False,
                         kernel_name="python3",
                         parameters={"profile": "smoke", "figures_root": str(figs), "runs_root": str(runs)})
-    name = nb_path.stem
-    for stem in EXPECTED_FIGURES[name]:
+    name, figures = EXPECTED[nb_path.stem]
+    for stem in figures:
         for ext in ("png", "pdf"):
             assert (figs / f"{stem}.{ext}").stat().st_size > 1000, f"{stem}.{ext} missing or empty"
     data = json.loads((figs / "tables" / f"{name}.json").read_text())
@@ -89,7 +102,7 @@ def test_notebook_runs_at_smoke(nb_path, tmp_path, monkeypatch, shared_runs):
     assert (figs / "tables" / f"{name}.csv").read_text().count("\n") >= 2
     assert "### Claims" in (figs / "tables" / f"{name}.md").read_text()
     assert any((runs / RUN_DIRS.get(name, name)).iterdir()), "no run directory written"
-    if name in TRAINING:
+    if nb_path.stem in TRAINING:
         assert data["tables"].get("Runs used"), "no training run listed"
         assert list((runs / "campaign" / "smoke").glob("*/*/test_detail.json")), "no campaign run under runs_root"
         assert all(c["verdict"] == "not testable at this profile" for c in data["claims"]

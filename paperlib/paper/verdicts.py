@@ -1,0 +1,149 @@
+"""The statistics and verdict rules behind every training claim (pure; never tuned toward the paper's values).
+
+- chance = (2 tol + 1) / C: the accuracy of always predicting one interior class when offsets are uniform
+  (1/C for Acc@1; 3/C for Acc@1 with +-1 tolerance).
+- s.e. of an accuracy p on n test items: sqrt(p'(1 - p') / n) with p' = (pn + 1)/(n + 2) (never 0). A result is
+  "at chance" when p < chance + 2 sqrt(chance (1 - chance) / n).
+- "A beats B" holds when A - B > 2 s.e. of the difference (sqrt(se_A^2 + se_B^2); the test items are treated as
+  independent, which is conservative for paired items). When both arms are at chance the comparison is
+  "not testable at this profile": the runs did not learn the task, so their difference carries no information about
+  the claim. When at least one arm is above chance it is judged ("not reproduced" if the difference is within noise or
+  reversed).
+- "the gap grows" (difference of differences) holds when it exceeds 2 s.e. of the four-term difference; a gap whose two
+  arms are both at chance makes it not testable.
+- "A is no better than B" (saturation) holds unless A - B > 2 s.e.
+- A claim with several parts (settings, grids) is reproduced when every part that can be judged is reproduced and at
+  least one can; not reproduced when any judged part is not; not testable when none can be judged.
+- At the smoke profile every training claim is "not testable at this profile" (the numbers are still reported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+
+from paperlib.paper.report import Claim
+
+Z = 2.0  # s.e. multiple a difference must exceed to count
+SMOKE_EVIDENCE = "smoke profile: a wiring check of a few optimiser steps, its numbers carry no information"
+
+def chance_level(num_classes: int, tol: int = 0) -> float:
+    """Accuracy of always predicting one interior class under uniform offsets: (2 tol + 1) / C, at most 1."""
+    if num_classes < 1 or tol < 0:
+        raise ValueError(f"need num_classes >= 1 and tol >= 0, got {num_classes}, {tol}")
+    return min(1.0, (2 * tol + 1) / num_classes)
+
+
+def binomial_se(p: float, n: int) -> float:
+    """Standard error of an accuracy ``p`` measured on ``n`` items, with p' = (pn + 1)/(n + 2) so it is never 0."""
+    if n < 1:
+        raise ValueError(f"need n >= 1 test items, got {n}")
+    q = (p * n + 1) / (n + 2)
+    return math.sqrt(q * (1 - q) / n)
+
+
+def headline_tol(num_classes: int) -> int:
+    """The paper's main metric: Acc@1 on the 3-class grid, Acc@1 with +-1 class tolerance on the 21-class grid."""
+    return 1 if num_classes > 3 else 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Measure:
+    """One accuracy with what is needed to judge it."""
+
+    label: str
+    acc: float  # fraction in [0, 1]
+    n: int  # test items
+    chance: float  # fraction
+
+    @property
+    def se(self) -> float:
+        return binomial_se(self.acc, self.n)
+
+    @property
+    def above_chance(self) -> bool:
+        return self.acc > self.chance + Z * math.sqrt(self.chance * (1 - self.chance) / self.n)
+
+    def __str__(self) -> str:
+        return f"{self.label} {100 * self.acc:.1f}%{'' if self.above_chance else ' (at chance)'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Part:
+    """The verdict on one part of a claim and the numbers behind it."""
+
+    verdict: str
+    text: str
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f} pts"
+
+
+def _missing(what: str) -> Part:
+    return Part("not testable at this profile", f"{what}: run not available at this profile")
+
+
+def compare_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
+    """Part of a claim "a beats b": judged on the 2-s.e. rule, not testable when both are at chance."""
+    pre = f"{what}: " if what else ""
+    if a is None or b is None:
+        return _missing(what or "comparison")
+    d = a.acc - b.acc
+    se = math.hypot(a.se, b.se)
+    head = f"{pre}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f})"
+    if not (a.above_chance or b.above_chance):
+        return Part("not testable at this profile", head + ", both at chance")
+    if d > Z * se:
+        return Part("reproduced", head)
+    return Part("not reproduced", head + (", reversed" if d < -Z * se else ", within noise"))
+
+
+def compare_gap_growth(a_hi: Measure | None, b_hi: Measure | None, a_lo: Measure | None, b_lo: Measure | None,
+                       what: str = "") -> Part:
+    """Part of a claim "the gap a - b is larger in the hi setting than in the lo setting"."""
+    pre = f"{what}: " if what else ""
+    if None in (a_hi, b_hi, a_lo, b_lo):
+        return _missing(what or "gap")
+    g_hi, g_lo = a_hi.acc - b_hi.acc, a_lo.acc - b_lo.acc
+    se = math.sqrt(sum(m.se ** 2 for m in (a_hi, b_hi, a_lo, b_lo)))
+    head = (f"{pre}gap {_pts(g_hi)} ({a_hi}, {b_hi}) vs {_pts(g_lo)} ({a_lo}, {b_lo}); growth {_pts(g_hi - g_lo)} "
+            f"(2 s.e. {100 * Z * se:.1f})")
+    if not (a_hi.above_chance or b_hi.above_chance) or not (a_lo.above_chance or b_lo.above_chance):
+        return Part("not testable at this profile", head + ", a gap between two at-chance runs")
+    if g_hi - g_lo > Z * se:
+        return Part("reproduced", head)
+    return Part("not reproduced", head + (", shrinks" if g_hi - g_lo < -Z * se else ", within noise"))
+
+
+def compare_not_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
+    """Part of a claim "a is no better than b" (saturation): reproduced unless a - b > 2 s.e."""
+    pre = f"{what}: " if what else ""
+    if a is None or b is None:
+        return _missing(what or "comparison")
+    d = a.acc - b.acc
+    se = math.hypot(a.se, b.se)
+    head = f"{pre}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f})"
+    if not (a.above_chance or b.above_chance):
+        return Part("not testable at this profile", head + ", both at chance")
+    return Part("not reproduced", head + ", still growing") if d > Z * se else Part("reproduced", head)
+
+
+def combine(parts: Sequence[Part]) -> str:
+    """Verdict of a claim from its parts (the rule in the module docstring)."""
+    judged = [p.verdict for p in parts if p.verdict != "not testable at this profile"]
+    if not judged:
+        return "not testable at this profile"
+    return "reproduced" if all(v == "reproduced" for v in judged) else "not reproduced"
+
+
+def judge(text: str, parts: Sequence[Part], profile: str) -> Claim:
+    """A :class:`Claim` from its parts; at smoke always "not testable at this profile" (numbers kept as evidence)."""
+    evidence = "; ".join(p.text for p in parts) or "no runs"
+    if profile == "smoke":
+        return Claim(text, "not testable at this profile", f"{SMOKE_EVIDENCE}. {evidence}")
+    if len(parts) > 1:
+        evidence = "; ".join(f"[{p.verdict}] {p.text}" for p in parts)
+    return Claim(text, combine(parts), evidence)
+
