@@ -1,13 +1,13 @@
 """Benchmark 3: CPU inference, end-to-end ``predict`` on a 10-s clip vs the model's forward alone (paper-size model).
 
-Paper: Sec. 3 (5-s windows classified on the offset grid); official_implementation.md Sec. 7 (the demo runs one fp32
-forward). ``paperlib.studies.predict.predict_video`` decodes the clip, cuts it into 5-s windows (two for 10 s), applies the test
+Paper: Sec. 3 (5-s windows classified on the offset grid); the official demo runs one fp32 forward.
+``paperlib.studies.predict.predict_video`` decodes the clip, cuts it into 5-s windows (two for 10 s), applies the test
 transforms (256-px short side, centre 224 crop, normalisation, log-spectrogram, per-bin standardisation) and classifies
 the windows in one batch.
 
 Measured in one process, round-robin (every measurement once per round, ratios = median of per-round ratios, which
-cancels the load drift of a shared machine), same clip, same weights (a freshly initialised paper-size model saved as a paperlib checkpoint;
-timing does not depend on the weights):
+cancels the load drift of a shared machine), same clip, same weights (a freshly initialised paper-size model saved as
+a paperlib checkpoint; timing does not depend on the weights):
 - ``end_to_end``: ``predict_video`` (decode + preprocessing + forward + aggregation);
 - ``preprocess``: the decode + transforms of the same windows alone;
 - ``forward``: the loaded model's forward on the same batch, as ``predict_video`` runs it (``torch.no_grad``, fp32);
@@ -15,7 +15,7 @@ timing does not depend on the weights):
   official model's arithmetic; ``return_attention=True``), under ``torch.no_grad``;
 - candidate speed-ups of the forward: ``torch.inference_mode``, channels_last(_3d) convolution weights, bf16 autocast
   (CPU bf16 dot products; changes the numerics: the max |logit difference| to fp32 is reported).
-Goals (issue 10): end_to_end <= 1.15 x forward; forward <= reference.
+Goals: end_to_end <= 1.15 x forward; forward <= reference.
 
 Deviations: synthetic clip (``paperlib.data.synthetic`` dense-crop, 256 px, 10 s) instead of a real video.
 Run: ``python -m bench.cpu_inference [--smoke] [--out DIR]``.

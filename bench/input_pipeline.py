@@ -1,12 +1,12 @@
 """Benchmark 2: can the input pipeline feed the paper-size training step? DataLoader throughput vs step consumption.
 
-Paper Sec. 4 / official_implementation.md Sec. 4: the authors fed one V100 per process with 8 DataLoader workers
+Paper Sec. 4 and the official training code: the authors fed one V100 per process with 8 DataLoader workers
 (10 CPUs per task) from 256-px H.264 (CRF 10) + AAC 16 kHz clips, decoding 5-s windows on the fly.
 
 What is measured, on prepared clips (the built-in synthetic "dense-crop" set at 256 px, 10 s, 25 fps, CRF 10, written
 through ``paperlib.data.synthetic``; the same container/codec settings as the official re-encoding):
-- ``full``: ``paperlib.data.datasets.AVSyncDataset`` train items (seek + decode the 125-frame / 80,000-sample window, random 224
-  crop, flip, ImageNet normalisation, log-spectrogram, per-bin standardisation), i.e. today's CPU pipeline;
+- ``full``: ``paperlib.data.datasets.AVSyncDataset`` train items (seek + decode the 125-frame / 80,000-sample window,
+  random 224 crop, flip, ImageNet normalisation, log-spectrogram, per-bin standardisation), i.e. today's CPU pipeline;
 - ``decode``: the same windows decoded only (uint8 frames cropped to 224, raw waveform): what remains on the CPU when
   normalisation and the spectrogram move to the GPU (GPU-side augmentation);
 - ``shards``: the same windows sliced from pre-decoded uint8/float32 ``.npy`` files (memory-mapped): the ceiling of

@@ -1,10 +1,10 @@
-"""Figure 4 check: the CPU estimator of peak training memory (``paperlib.studies.memory``) beside a measurement, with agreement.
+"""Figure 4 check: the CPU estimator of peak training memory (``paperlib.studies.memory``) beside a measurement.
 
 Paper Sec. 5.2, Fig. 4 (memory of the selector + sync-transformer stack vs the no-selector transformer over 2..30-s
 inputs, feature extractors excluded). ``paperlib.studies.memory`` estimates it without a GPU (meta tensors + a storage
 tracker); this benchmark validates that estimate:
-- on CUDA: ``paperlib.studies.memory.compare_with_cuda`` (estimate vs ``torch.cuda.max_memory_allocated`` of the same step,
-  batch 10, paper width/depth) for both models, SDPA memory-efficient and explicit attention, amp (the paper's) at
+- on CUDA: ``paperlib.studies.memory.compare_with_cuda`` (estimate vs ``torch.cuda.max_memory_allocated`` of the same
+  step, batch 10, paper width/depth) for both models, SDPA memory-efficient and explicit attention, amp (the paper's) at
   2..30 s and fp32 at a few durations; then growth exponents and GPU break points from the CUDA curve;
 - without CUDA (and in ``--smoke``): the estimate vs the exact CPU-allocator count (``exact_cpu_peak``, fp32, explicit
   attention) on a small configuration.
@@ -75,7 +75,8 @@ def cuda_validation(cfg: Any, batch: int, seconds_amp: list[float], seconds_fp32
     if seconds_fp32:
         parts.append(compare_with_cuda(cfg, seconds_fp32, precisions=("fp32",), batch=batch))
     df = pd.concat(parts, ignore_index=True)
-    out: dict[str, Any] = {"method": "paperlib.studies.memory.compare_with_cuda (estimate vs torch.cuda.max_memory_allocated)",
+    out: dict[str, Any] = {"method": "paperlib.studies.memory.compare_with_cuda "
+                                     "(estimate vs torch.cuda.max_memory_allocated)",
                            "rows": df.to_dict(orient="records"),
                            "agreement": _agreement(df["rel_error"].tolist())}
     per = {}

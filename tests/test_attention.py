@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.commands import attention as attention_command
 from paperlib.studies import attention as A
 
 FPS, CROP = 25.0, 224
@@ -215,13 +216,13 @@ def test_cli_writes_maps_and_overlays(tmp_path, small_setup):
     save_checkpoint(ckpt, model, mcfg, run_config={"data": C.to_dict(dcfg)})
     video = write_video(tmp_path / "clip.mp4", clips[0]["frames"], fps=25, audio=clips[0]["audio"], sample_rate=16000)
     out = tmp_path / "out"
-    assert A.cli([str(video), "--checkpoint", str(ckpt), "--out", str(out), "--layer", "1", "--head", "0",
-                  "--frames", "4", "--device", "cpu"]) == 0
+    assert attention_command.main([str(video), "--checkpoint", str(ckpt), "--out", str(out), "--layer", "1",
+                                   "--head", "0", "--frames", "4", "--device", "cpu"]) == 0
     data = np.load(out / "clip_attention.npz")
     assert data["visual"].shape == (mcfg.depth, mcfg.n_head, mcfg.n_selectors, *data["visual_grid"])
     assert int(data["layer"]) == 1 and int(data["head"]) == 0
     assert (out / "clip_attention_L1H0.png").stat().st_size > 1000
-    assert A.cli([str(tmp_path / "missing.mp4"), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    assert attention_command.main([str(tmp_path / "missing.mp4"), "--checkpoint", str(ckpt), "--out", str(out)]) == 2
 
 
 def test_clips_from_disk_and_several_models(small_setup, tmp_path):
@@ -252,8 +253,8 @@ def test_cli_on_the_real_clip(tmp_path, small_setup):
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, model, mcfg, run_config={"data": C.to_dict(dcfg)})
     out = tmp_path / "out"
-    assert A.cli([str(clip), "--checkpoint", str(ckpt), "--out", str(out), "--v-start", "1.0", "--frames", "3",
-                  "--device", "cpu"]) == 0
+    assert attention_command.main([str(clip), "--checkpoint", str(ckpt), "--out", str(out), "--v-start", "1.0",
+                                   "--frames", "3", "--device", "cpu"]) == 0
     data = np.load(out / "bigbuckbunny_attention.npz")
     assert float(data["v_start_sec"]) == 1.0 and data["audio"].shape[:3] == (mcfg.depth, mcfg.n_head, mcfg.n_selectors)
     assert len(list(out.glob("bigbuckbunny_attention_L*H*.pdf"))) == 1

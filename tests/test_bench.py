@@ -3,6 +3,7 @@ the measured ones (ratios recomputed here from the raw values). Plus the shared 
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import shutil
@@ -18,6 +19,12 @@ if str(REPO) not in sys.path:  # bench/ is a top-level folder of scripts run as 
     sys.path.insert(0, str(REPO))
 
 from bench import common  # noqa: E402
+
+# every benchmark module of bench/ (common.py holds the shared helpers) and the test here that runs it with --smoke
+BENCHMARKS = sorted(p.stem for p in (REPO / "bench").glob("*.py") if p.stem not in ("common", "__init__"))
+SMOKE_TESTS = {"train_step": "test_train_step_smoke", "memory_check": "test_memory_check_smoke",
+               "input_pipeline": "test_input_pipeline_smoke", "cpu_train_step": "test_cpu_train_step_smoke",
+               "cpu_inference": "test_cpu_inference_smoke", "data_pipeline": "test_data_pipeline_smoke"}
 
 
 def _load(path: Path) -> dict:
@@ -70,6 +77,24 @@ def test_device_peak_is_none_on_cpu_and_json_is_strict(tmp_path):
     data = json.loads(path.read_text())  # strict JSON: NaN/inf became null
     assert path.name == "unit-smoke.json" and data["x"] is None and data["y"] == [1.5, None]
     assert data["env"]["torch"] == torch.__version__ and data["summary"] == "unit test"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# every benchmark runs as `python -m bench.<name> --smoke`
+
+
+def test_every_benchmark_has_a_smoke_test():
+    assert set(BENCHMARKS) == set(SMOKE_TESTS)
+    assert all(callable(globals().get(t)) for t in SMOKE_TESTS.values())
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_benchmark_command_line_offers_smoke(name, capsys):
+    module = importlib.import_module(f"bench.{name}")
+    entry = getattr(module, "cli", None) or module.main
+    with pytest.raises(SystemExit) as exit_:
+        entry(["--help"])
+    assert exit_.value.code == 0 and "--smoke" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -179,6 +204,23 @@ def test_input_pipeline_smoke(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# data pipeline: paperlib's loader against the decode limit and whole-clip decoding
+
+
+def test_data_pipeline_smoke(tmp_path):
+    pytest.importorskip("av")
+    from bench import data_pipeline
+
+    report = data_pipeline.main(["--smoke", "--out", str(tmp_path)])
+    d = _load(Path(report["path"]))
+    rate = d["clips_per_s"]
+    assert set(rate) == {"loader", "limit", "whole_clip_decode", "whole_clip_pipeline"} and min(rate.values()) > 0
+    for ref in ("limit", "whole_clip_pipeline", "whole_clip_decode"):  # ratios from the (rounded) measured rates
+        assert d["ratios"][f"loader_vs_{ref}"] == pytest.approx(rate["loader"] / rate[ref], rel=1e-2, abs=2e-3)
+    assert d["setup"]["smoke"] is True and set(d["dataloader_clips_per_s_by_workers"]) == {"0", "1"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # benchmark 4: CPU training step
 
 
@@ -237,83 +279,11 @@ def test_gpu_check_script_parses_and_helps():
 
 
 def test_benchmark_step_equals_training_engine_step():
-    """The timed step is the engine's arithmetic: same losses as paperlib.engine.train.train_one_epoch on the same batches."""
+    """The timed step is the engine's arithmetic: same losses as paperlib.engine.train.train_one_epoch on the same
+    batches."""
     from bench.train_step import loss_check, smoke_model_config
 
     cfg, cpu = smoke_model_config(), torch.device("cpu")
     ours = loss_check(cfg, 5, 2, 2, "fp32", cpu, lr=1e-3, log_every=0)
     engine = loss_check(cfg, 5, 2, 2, "fp32", cpu, lr=1e-3, log_every=0, engine=True)
     assert engine["losses"] == pytest.approx(ours["losses"], rel=1e-5, abs=1e-5)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# sparse step of the plateau recipe: data sets, cue-item nulls, swapped-modality probes
-
-
-def test_sparse_recipe_summary_nulls_by_hand():
-    from bench import sparse_recipe as SR
-
-    # 4 cue items, 2 without; a model stuck on class 10 is no better than its null anywhere
-    items = [{"target": t, "pred": 10, "cue": c} for t, c in ((10, True), (10, True), (11, True), (3, True),
-                                                                (5, False), (10, False))]
-    s = SR.item_summary(items)
-    assert s["n"] == 6 and s["cue_fraction"] == pytest.approx(4 / 6)
-    assert s["cue"]["n"] == 4 and s["no_cue"]["n"] == 2 and s["all"]["n"] == 6
-    assert s["cue"]["top1"] == s["cue"]["null_top1"] == 0.5 and s["cue"]["z_top1"] == pytest.approx(0.0)
-    assert s["cue"]["tol1"] == s["cue"]["null_tol1"] == 0.75
-    # a perfect model on varied targets: accuracy 1, null 1/k for k distinct equally frequent targets
-    perfect = SR.item_summary([{"target": t, "pred": t, "cue": True} for t in (0, 5, 10, 15)])
-    assert perfect["cue"]["top1"] == 1.0 and perfect["cue"]["null_top1"] == 0.25 and perfect["cue"]["z_top1"] > 3
-    assert perfect["no_cue"]["n"] == 0 and perfect["no_cue"]["top1"] is None
-
-
-def test_sparse_recipe_swap_probe_takes_the_next_clips_modality():
-    from bench import sparse_recipe as SR
-
-    class AudioOnly(torch.nn.Module):
-        def forward(self, video, audio):
-            return audio.flatten(1)[:, :3] + 0 * video.flatten(1)[:, :1]
-
-    v, a = torch.randn(4, 2, 3), torch.randn(4, 5)
-    assert torch.equal(SR.SwapModality(AudioOnly(), "audio")(v, a), AudioOnly()(v, a.roll(1, 0)))
-    assert torch.equal(SR.SwapModality(AudioOnly(), "video")(v, a), AudioOnly()(v, a))
-    with pytest.raises(ValueError, match="modality"):
-        SR.SwapModality(AudioOnly(), "text")
-
-
-def test_sparse_recipe_data_eval_and_cli(tmp_path):
-    from bench import sparse_recipe as SR
-    from paperlib.engine import config as RC
-    from paperlib.data import synthetic as syn
-    from paperlib.model.checkpoints import save_checkpoint
-    from paperlib.model.sparsesync import build_model
-
-    roots = SR.make_data(tmp_path, smoke=True, progress=False)
-    assert set(roots) == {"dense-crop", "sparse-train", "sparse-test"}
-    train_ids = (roots["sparse-train"] / "vggsound_sparse_train.txt").read_text().split()
-    counts = [len(syn.load_sidecar(roots["sparse-train"], i)["event_onsets_sec"]) for i in train_ids]
-    assert counts and all(3 <= k <= 5 for k in counts)  # DENSE_EVENT_PROBS
-    test_ids = (roots["sparse-test"] / "vggsound_sparse_test.txt").read_text().split()
-    assert len(test_ids) == 8  # every clip of the test set
-
-    cfg = RC.resolve("smoke")
-    torch.manual_seed(0)
-    model = build_model(cfg.model).eval()
-    res = SR.evaluate(model, cfg.model, roots["sparse-test"], passes=2, probes=True)
-    assert set(res) == {"model", "swapped_audio", "swapped_video", "items"}
-    s = res["model"]
-    assert s["n"] == 16 == len(res["items"]) and s["cue"]["n"] + s["no_cue"]["n"] == 16
-    assert s["cue"]["n"] == sum(it["cue"] for it in res["items"])
-    for key in ("model", "swapped_audio", "swapped_video"):
-        assert 0.0 <= res[key]["all"]["null_top1"] <= 1.0 and res[key]["n"] == 16
-
-    ck = save_checkpoint(tmp_path / "m.pt", model, cfg.model)
-    out = tmp_path / "bench"
-    assert SR.cli(["eval", str(ck), "--root", str(roots["sparse-test"]), "--name", "untrained", "--out", str(out),
-                   "--passes", "1"]) == 0
-    row = json.loads((out / "table.jsonl").read_text().splitlines()[-1])
-    assert row["name"] == "untrained" and row["model"]["n"] == 8 and "swapped_audio" not in row
-    assert len(json.loads((out / "untrained.items.json").read_text())) == 8
-    assert SR.cli(["eval", str(tmp_path / "nope.pt"), "--root", str(roots["sparse-test"]), "--name", "x",
-                   "--out", str(out)]) == 2
-    assert SR.cli(["eval", str(ck), "--root", str(roots["dense-crop"]), "--name", "x", "--out", str(out)]) == 2

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchaudio
 
+from paperlib.commands import datasets as datasets_command
 from paperlib.data import datasets as D
 from paperlib.data.datasets import (DataConfig, build_dataset, class_grid, clip_lengths, fixed_offsets_name, fixed_window,
                            load_fixed_offsets, offset_to_target, read_fixed_offsets, sample_train_window,
@@ -398,7 +399,7 @@ def test_fetch_protocol_urls_and_offline(tmp_path, monkeypatch):
     status = D.fetch_protocol(tmp_path, "lrs3")
     assert status and all(v.startswith("failed") for v in status.values())
     assert not any(tmp_path.rglob("*"))
-    assert D.datasets_cli(["fetch-protocol", "--root", str(tmp_path), "--dataset", "lrs3"]) == 1
+    assert datasets_command.main(["fetch-protocol", "--root", str(tmp_path), "--dataset", "lrs3"]) == 1
 
 
 def test_clip_lengths_trim_from_the_right(folder_root):

@@ -318,7 +318,7 @@ def _malicious_files(folder: Path, good: Path, marker: Path) -> list[Path]:
 def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path, capsys):
     from paperlib.model import checkpoints as K
     from paperlib.model import weights as W
-    from paperlib.studies import predict as P
+    from paperlib.commands import predict as predict_command
     from paperlib.engine import train as T
 
     good, cfg = smoke_checkpoint
@@ -332,8 +332,9 @@ def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path
         "load_checkpoint": lambda p: W.load_checkpoint(p),
         "load_model": lambda p: K.load_model(p),
         "load_official_checkpoint": lambda p: W.load_official_checkpoint(p),
-        "predict --checkpoint": lambda p: P.cli([str(tmp_path / "any.mp4"), "--checkpoint", str(p), "--device", "cpu"]),
-        "train --init-from (weights loader)": lambda p: T._load_init_weights(
+        "predict --checkpoint": lambda p: predict_command.main([str(tmp_path / "any.mp4"), "--checkpoint", str(p),
+                                                                 "--device", "cpu"]),
+        "train --init-from (weights loader)": lambda p: T.load_init_weights(
             __import__("paperlib.model.sparsesync", fromlist=["build_model"]).build_model(cfg.model), str(p)),
     }
     tried = handled = 0
@@ -393,7 +394,7 @@ def test_misfit_and_truncated_checkpoints_name_keys_and_shapes(smoke_checkpoint,
     other = tmp_path / "five.pt"
     save_checkpoint(other, build_model(five), five)
     with pytest.raises(ValueError) as e:
-        T._load_init_weights(build_model(cfg.model), str(other))
+        T.load_init_weights(build_model(cfg.model), str(other))
     msg = str(e.value)
     assert str(other) in msg and "shape mismatch" in msg and "(5," in msg and "(3," in msg, msg
     # truncated files (inside the zip directory, inside the weights, after the header) fail cleanly

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.commands import leakage as leakage_command
 from paperlib.studies import leakage as lk
+from paperlib.studies.leakage import encoding, features
 from paperlib.core.media import write_audio, write_video
 
 FAST = {"epochs": 12, "width": 8, "batch_size": 16, "trims_per_clip": 2, "test_trims_per_clip": 10}
@@ -64,7 +66,7 @@ def test_audio_trim_features_are_slices_of_the_clip_features():
     cfg = lk.ProbeConfig(modality="audio", clip_seconds=2.0, audio_window_seconds=0.3)
     wave = np.random.default_rng(1).normal(0, 0.2, 2 * sr).astype(np.float32)
     clip = lk.audio_features(wave, sr, cfg).astype(np.float32)
-    hop, per_step = lk._audio_hop(sr, cfg)
+    hop, per_step = features.audio_hop(sr, cfg)
     assert per_step == int(per_step) and (cfg.step_seconds * sr) % hop == 0
     window = int(round(cfg.audio_window_seconds * sr / hop))
     k = 7
@@ -95,8 +97,8 @@ def test_aac_44k_decode_is_aligned_and_exactly_10s(tmp_path):
     x = lk.white_noise(np.random.default_rng(0), 10.0, sr)
     wav = write_audio(tmp_path / "n.wav", x, sr, codec="pcm_s16le")
     m4a = lk.transcode_audio(wav, tmp_path / "n.m4a", "aac")
-    ref, sr_ref = lk._decode_audio(wav, 10.0)
-    y, sr_y = lk._decode_audio(m4a, 10.0)
+    ref, sr_ref = encoding.decode_audio(wav, 10.0)
+    y, sr_y = encoding.decode_audio(m4a, 10.0)
     assert sr_ref == sr_y == sr
     assert len(ref) == len(y) == 10 * sr
     a, b = ref[20000:400000], y[20000:400000]
@@ -174,8 +176,8 @@ def test_probe_cli_skips_bad_files_and_writes_json(tmp_path, capsys):
     (folder / "broken.wav").write_bytes(b"not a wav file at all")
     write_audio(folder / "short.wav", np.zeros(4000, np.float32), 8000)  # 0.5 s
     out = tmp_path / "report.json"
-    rc = lk.cli(["probe", str(folder), "--modality", "audio", "--budget", "smoke", "--json", str(out),
-                 "--set", "epochs=1", "--set", "audio_window_seconds=0.3"])
+    rc = leakage_command.main(["probe", str(folder), "--modality", "audio", "--budget", "smoke", "--json", str(out),
+                               "--set", "epochs=1", "--set", "audio_window_seconds=0.3"])
     assert rc == 0
     report = json.loads(out.read_text())
     reasons = {s["file"].rsplit("/", 1)[-1]: s["reason"] for s in report["skipped"]}
@@ -188,7 +190,7 @@ def test_probe_cli_skips_bad_files_and_writes_json(tmp_path, capsys):
 
 
 def test_probe_errors_on_empty_folder(tmp_path):
-    assert lk.cli(["probe", str(tmp_path), "--modality", "video"]) == 2
+    assert leakage_command.main(["probe", str(tmp_path), "--modality", "video"]) == 2
     with pytest.raises(FileNotFoundError):
         lk.probe(tmp_path / "missing", "video")
 

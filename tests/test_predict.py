@@ -12,6 +12,7 @@ import torch
 
 from paperlib.core import config as C
 from paperlib.engine import config as RC
+from paperlib.commands import predict as predict_command
 from paperlib.studies import predict as P
 from paperlib.core.media import MediaError, write_audio, write_video
 from paperlib.testing import bigbuckbunny_path
@@ -87,14 +88,15 @@ def test_predict_any_format_and_outputs(tiny_checkpoint, tmp_path, capsys):
     assert res["prob"] == max(t["prob"] for t in res["topk"])
     # CLI: JSON and CSV
     out_json = tmp_path / "r.json"
-    assert P.cli([str(clip), "--checkpoint", str(tiny_checkpoint), "--json", str(out_json), "--stride", "1"]) == 0
+    assert predict_command.main([str(clip), "--checkpoint", str(tiny_checkpoint), "--json", str(out_json),
+                                 "--stride", "1"]) == 0
     data = json.loads(out_json.read_text())
     assert data[0]["n_windows"] == 3 and data[0]["class"] == res["class"]
     out_csv = tmp_path / "r.csv"
-    assert P.cli([str(clip), "--checkpoint", str(tiny_checkpoint), "--csv", str(out_csv)]) == 0
+    assert predict_command.main([str(clip), "--checkpoint", str(tiny_checkpoint), "--csv", str(out_csv)]) == 0
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["window"] for r in rows] == ["0", "1", "all"]
-    assert P.cli([str(clip), "--checkpoint", str(tiny_checkpoint)]) == 0
+    assert predict_command.main([str(clip), "--checkpoint", str(tiny_checkpoint)]) == 0
     assert "ITU-R BT.1359" in capsys.readouterr().out
 
 
@@ -115,7 +117,8 @@ def test_predict_clear_errors(tiny_checkpoint, tmp_path, capsys):
     with pytest.raises(ValueError, match="2.0 s windows"):
         P.predict_video(pred, ok, window_sec=5.0)
     # the CLI reports every failing file and carries on with the others
-    assert P.cli([str(short), str(ok), str(tmp_path / "missing.mp4"), "--checkpoint", str(tiny_checkpoint)]) == 1
+    assert predict_command.main([str(short), str(ok), str(tmp_path / "missing.mp4"),
+                                 "--checkpoint", str(tiny_checkpoint)]) == 1
     cap = capsys.readouterr()
     assert "short.mp4: too short" in cap.err and "missing.mp4" in cap.err and "ok.mp4" in cap.out
 

@@ -11,7 +11,9 @@ import sys
 import numpy as np
 import pytest
 
+from paperlib.commands import synth as synth_command
 from paperlib.data import synthetic as syn
+from paperlib.data.synthetic import signals
 from paperlib.core.media import read_audio, read_video
 
 SR, FPS = 16000, 25
@@ -210,8 +212,9 @@ def test_determinism_and_seed(tmp_path):
     # not reproduced on an idle or CPU-loaded machine since; cause unknown), while another seed differs by > 5 levels
     # on average.
     cfg = syn.SynthConfig(setting="sparse", size=32, seed=11)
-    code = ("import hashlib; from paperlib.data import synthetic as s; c = s.generate_clip(s.SynthConfig(setting='sparse', "
-            "size=32, seed=11), 1); print(hashlib.sha1(c['frames'].tobytes() + c['audio'].tobytes()).hexdigest())")
+    code = ("import hashlib; from paperlib.data import synthetic as s; "
+            "c = s.generate_clip(s.SynthConfig(setting='sparse', size=32, seed=11), 1); "
+            "print(hashlib.sha1(c['frames'].tobytes() + c['audio'].tobytes()).hexdigest())")
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                            env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert fresh.returncode == 0, fresh.stderr
@@ -304,12 +307,12 @@ def test_no_start_anchoring_in_scene_statistics():
     """Event times, syllable onsets and audio level carry no trace of the clip start (stationary processes)."""
     cfg = syn.SynthConfig(setting="sparse", size=16, seed=4)
     rng = np.random.default_rng(0)
-    times = np.concatenate([syn._event_times(rng, 3, 10.0, 1.2) for _ in range(400)])
+    times = np.concatenate([signals.event_times(rng, 3, 10.0, 1.2) for _ in range(400)])
     hist = np.histogram(times, bins=5, range=(0, 10))[0] / len(times)
     assert np.abs(hist - 0.2).max() < 0.05
     firsts = []
     for k in range(200):
-        syl = syn._syllables(np.random.default_rng([k]), 4.5, 10.0)
+        syl = signals.syllables(np.random.default_rng([k]), 4.5, 10.0)
         firsts.append(syl[syl[:, 0] >= 0, 0].min())
     # the first onset after t = 0 is spread over a syllable period, not pinned to 0
     assert 0.05 < np.median(firsts) < 0.4 and np.mean(np.asarray(firsts) < 0.02) < 0.15
@@ -333,8 +336,8 @@ def test_config_errors():
 
 
 def test_cli_generates_and_reports(tmp_path, capsys):
-    assert syn.cli([str(tmp_path / "d"), "--setting", "dense-wide", "--clips", "2", "--size", "32", "--no-progress",
-                    "--clips-per-video", "1"]) == 0
+    assert synth_command.main([str(tmp_path / "d"), "--setting", "dense-wide", "--clips", "2", "--size", "32",
+                               "--no-progress", "--clips-per-video", "1"]) == 0
     out = capsys.readouterr().out
     assert "2 clips" in out and "clips/s" in out
     assert len((tmp_path / "d" / "lrs3_train.txt").read_text().split()) + \
@@ -343,11 +346,11 @@ def test_cli_generates_and_reports(tmp_path, capsys):
 
 
 def test_cli_overrides(tmp_path):
-    assert syn.cli([str(tmp_path), "--setting", "sparse", "--clips", "1", "--size", "32", "--no-progress",
-                    "--set", "event_count_probs=[0,0,0,1]"]) == 0
+    assert synth_command.main([str(tmp_path), "--setting", "sparse", "--clips", "1", "--size", "32", "--no-progress",
+                               "--set", "event_count_probs=[0,0,0,1]"]) == 0
     sc = syn.load_sidecar(tmp_path, syn.clip_id(syn.SynthConfig(setting="sparse"), 0))
     assert len(sc["event_onsets_sec"]) == 3
     man = json.loads((tmp_path / "synth.json").read_text())
     assert man["config"]["event_count_probs"] == [0, 0, 0, 1]
     with pytest.raises(SystemExit):
-        syn.cli([str(tmp_path / "x"), "--set", "no_such_field=1"])
+        synth_command.main([str(tmp_path / "x"), "--set", "no_such_field=1"])

@@ -43,9 +43,7 @@ Attention-weight names (``return_attention=True``; every value is (B, heads, Tq,
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 
@@ -623,36 +621,3 @@ def model_summary(cfg: ModelConfig, flops: bool = True) -> dict:
         model.train()
         out["flops_train_step"] = _count_flops(model, cfg, backward=True)
     return out
-
-
-def cli(argv: list[str]) -> int:
-    """``python -m paperlib model-summary``: parameters per component and FLOPs per clip."""
-    parser = argparse.ArgumentParser(prog="python -m paperlib model-summary", description=cli.__doc__)
-    parser.add_argument("--variant", choices=VARIANTS, default="sparsesync")
-    parser.add_argument("--depth", type=int, default=3)
-    parser.add_argument("--backbone", choices=tuple(BACKBONES), default="paper")
-    parser.add_argument("--classes", type=int, default=21)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="other ModelConfig fields, e.g. d_model=128 clip_sec=2 crop=240")
-    parser.add_argument("--no-flops", action="store_true", help="parameters only")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-    args = parser.parse_args(argv)
-    from paperlib.core.config import apply_overrides
-
-    cfg = ModelConfig(variant=args.variant, depth=args.depth, backbone=args.backbone, num_classes=args.classes)
-    cfg = apply_overrides(cfg, args.set)
-    summary = model_summary(cfg, flops=not args.no_flops)
-    if args.json:
-        print(json.dumps(summary, indent=1))
-        return 0
-    print(f"{cfg.variant} depth={cfg.depth} backbone={cfg.backbone} classes={cfg.num_classes} D={cfg.d_model}")
-    print(f"inputs {summary['input_shapes']}  token grid {summary['token_grid']}")
-    print("parameters:")
-    for k, v in summary["params"].items():
-        print(f"  {k:<18}{v:>14,}")
-    if "flops_forward" in summary:
-        print("GFLOPs per clip (forward):")
-        for k, v in summary["flops_forward"].items():
-            print(f"  {k:<18}{v / 1e9:>14.2f}")
-        print(f"  {'train step':<18}{summary['flops_train_step']['total'] / 1e9:>14.2f}  (forward + backward)")
-    return 0

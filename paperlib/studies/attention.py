@@ -30,9 +30,7 @@ Deviations from the paper: none in what is drawn; the score is an addition.
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+
+from paperlib.core.media import MediaError, probe, read_audio, read_video
+from paperlib.data.transforms import eval_transforms
+from paperlib.studies.predict import load_predictor, window_starts
 
 VISUAL_KEY = re.compile(r"^v_selector\.(\d+)\.xattn$")
 AUDIO_KEY = re.compile(r"^a_selector\.(\d+)\.xattn$")
@@ -519,70 +521,54 @@ def plot_attention(frames: np.ndarray, spec: np.ndarray, vmap: np.ndarray, amap:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# CLI: python -m paperlib attention VIDEO --checkpoint CKPT --out DIR
+# One window of a real video: python -m paperlib attention VIDEO --checkpoint CKPT --out DIR
 # ----------------------------------------------------------------------------------------------------------------------
-def cli(argv: list[str]) -> int:
-    """Selector attention maps of one window of a real video: overlays (png/pdf) and the raw maps (npz)."""
-    parser = argparse.ArgumentParser(prog="python -m paperlib attention", description=cli.__doc__)
-    parser.add_argument("video", help="a video with sound (any container, fps, size, sample rate)")
-    parser.add_argument("--checkpoint", required=True, help="paperlib or official SparseSync checkpoint")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--layer", type=int, default=None, help="selector layer of the figure (default: last)")
-    parser.add_argument("--head", type=int, default=None, help="head of the figure (default: the most peaked)")
-    parser.add_argument("--selector", type=int, default=None, help="one selector (default: mean over selectors)")
-    parser.add_argument("--v-start", type=float, default=0.0, help="window start in the video (s)")
-    parser.add_argument("--inject-offset", type=float, default=0.0, help="audio starts this much later (s)")
-    parser.add_argument("--frames", type=int, default=8, help="frames shown in the figure")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
+def video_attention(checkpoint: str | Path, video: str | Path, out_dir: str | Path, *, layer: int | None = None,
+                    head: int | None = None, selector: int | None = None, v_start: float = 0.0,
+                    inject_offset: float = 0.0, n_frames: int = 8, device: str = "auto") -> list[Path]:
+    """Selector attention maps of one window of a real video: the raw maps (``<stem>_attention.npz``) and the overlay
+    figure of one layer and head (png/pdf) under ``out_dir``; returns [npz, png, pdf].
 
-    from paperlib.core.media import MediaError, probe, read_audio, read_video
-    from paperlib.studies.predict import load_predictor, window_starts
-    from paperlib.data.transforms import eval_transforms
-
-    path = Path(args.video)
-    if not path.is_file():
-        print(f"paperlib attention: {path}: no such file", file=sys.stderr)
-        return 2
-    pred = load_predictor(args.checkpoint, device=args.device)
+    ``layer`` defaults to the last selector layer; ``head`` to the most peaked one (highest max / mean of its
+    selector-mean visual map); ``selector`` to the mean over selectors. The window starts at ``v_start`` s in the
+    video, the audio ``inject_offset`` s later. Raises :class:`paperlib.core.media.MediaError` when the file has no
+    picture or sound, or no such window.
+    """
+    path = Path(video)
+    pred = load_predictor(checkpoint, device=device)
     d = pred.data_cfg
-    try:
-        info = probe(path)
-        if info.video is None or info.audio is None:
-            raise MediaError(f"{path}: a video with both picture and sound is needed")
-        starts = window_starts(info.n_frames_at(d.fps) / d.fps, info.n_samples_at(d.sample_rate) / d.sample_rate,
-                               d.clip_sec, d.clip_sec, d.fps, d.sample_rate, args.inject_offset, args.v_start)
-        if not starts:
-            raise MediaError(f"{path}: no {d.clip_sec:g} s window at {args.v_start} s (offset {args.inject_offset})")
-        v0, a0 = starts[0]
-        frames = read_video(path, v0, d.clip_sec, fps=d.fps, size=pred.short_side)  # (T, H, W, 3) uint8
-        wave = read_audio(path, a0, d.clip_sec, sample_rate=d.sample_rate, mono=True)  # (N,)
-    except MediaError as e:
-        print(f"paperlib attention: {e}", file=sys.stderr)
-        return 1
-    video = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
-    sample = eval_transforms(d)({"video": video, "audio": torch.from_numpy(wave)})
+    info = probe(path)
+    if info.video is None or info.audio is None:
+        raise MediaError(f"{path}: a video with both picture and sound is needed")
+    starts = window_starts(info.n_frames_at(d.fps) / d.fps, info.n_samples_at(d.sample_rate) / d.sample_rate,
+                           d.clip_sec, d.clip_sec, d.fps, d.sample_rate, inject_offset, v_start)
+    if not starts:
+        raise MediaError(f"{path}: no {d.clip_sec:g} s window at {v_start} s (offset {inject_offset})")
+    v0, a0 = starts[0]
+    frames = read_video(path, v0, d.clip_sec, fps=d.fps, size=pred.short_side)  # (T, H, W, 3) uint8
+    wave = read_audio(path, a0, d.clip_sec, sample_rate=d.sample_rate, mono=True)  # (N,)
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, 3, H, W) uint8
+    sample = eval_transforms(d)({"video": clip, "audio": torch.from_numpy(wave)})
     logits, attn = record_attention(pred.model, sample["video"][None].to(pred.device),
                                     sample["audio"][None].to(pred.device))
     vgrid, agrid = model_grids(pred.model)
     maps = {k: v[0] for k, v in selector_maps(attn, vgrid, agrid).items()}  # (L, heads, S, ...)
-    layer = maps["visual"].shape[0] - 1 if args.layer is None else args.layer
-    head = args.head
+    layer = maps["visual"].shape[0] - 1 if layer is None else layer
     if head is None:  # the head whose (selector-mean) visual map is most peaked: highest max / mean
         vm = maps["visual"][layer].mean(axis=1)  # (heads, t, h, w)
         head = int(np.argmax(vm.reshape(len(vm), -1).max(1) / vm.reshape(len(vm), -1).mean(1)))
-    chosen = head_maps(maps, layer, head, args.selector)
-    out = Path(args.out)
+    chosen = head_maps(maps, layer, head, selector)
+    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     probs = logits.float().softmax(-1)[0].cpu().numpy()
-    np.savez_compressed(out / f"{path.stem}_attention.npz", visual=maps["visual"], audio=maps.get("audio"),
+    npz = out / f"{path.stem}_attention.npz"
+    np.savez_compressed(npz, visual=maps["visual"], audio=maps.get("audio"),
                         visual_grid=np.array(vgrid), audio_grid=np.array(agrid), v_start_sec=v0, a_start_sec=a0,
                         probs=probs, grid_sec=pred.grid, layer=layer, head=head)
     video_u8 = denormalize_frames(sample["video"])
     title = (f"{path.name} [{v0:.2f}, {v0 + d.clip_sec:.2f}) s, layer {layer} head {head}"
-             f"{'' if args.selector is None else f' selector {args.selector}'}; predicted offset "
+             f"{'' if selector is None else f' selector {selector}'}; predicted offset "
              f"{pred.grid[int(probs.argmax())]:+.1f} s (p={probs.max():.2f})")
-    paths = plot_attention(video_u8, sample["audio"][0].numpy(), chosen["visual"], chosen.get("audio"),
-                           out / f"{path.stem}_attention_L{layer}H{head}", n_show=args.frames, title=title)
-    print(f"wrote {out / f'{path.stem}_attention.npz'} and {', '.join(str(p) for p in paths)}")
-    return 0
+    figures = plot_attention(video_u8, sample["audio"][0].numpy(), chosen["visual"], chosen.get("audio"),
+                             out / f"{path.stem}_attention_L{layer}H{head}", n_show=n_frames, title=title)
+    return [npz, *figures]

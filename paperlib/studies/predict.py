@@ -23,13 +23,10 @@ The prediction's resolution is the grid step (0.2 s for 21 classes, 1 s for 3), 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
-import json
 import math
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -251,7 +248,8 @@ def summary_line(res: dict[str, Any]) -> str:
     return line
 
 
-def _csv_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def csv_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per window of each prediction, then one aggregate row (``window`` = ``all``) per video."""
     rows = []
     for r in results:
         for w in r["windows"]:
@@ -266,60 +264,12 @@ def _csv_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _write(out: str, text: str) -> None:
-    if out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
-
-
-def cli(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m paperlib predict", description=__doc__.split("\n\n")[0])
-    p.add_argument("videos", nargs="+", help="video files (any container/fps/size/sample rate/channels)")
-    p.add_argument("--checkpoint", required=True, help="paperlib or official SparseSync checkpoint")
-    p.add_argument("--window", type=float, default=None, help="window length in s (default: the model's, e.g. 5)")
-    p.add_argument("--stride", type=float, default=None, help="s between window starts (default: the window length)")
-    p.add_argument("--inject-offset", type=float, default=0.0,
-                   help="shift the audio window X s later in the file (positive: audio leads), as the official demo")
-    p.add_argument("--v-start", type=float, default=None, help="classify only the window starting here (s)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--short-side", type=int, default=None,
-                   help="px of the short side before the centre crop (default: the run's data.resize_short, else "
-                        "crop x 256/224 as the paper's 256 px clips; set it when the training clips had another size)")
-    p.add_argument("--device", default="auto")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--json", default=None, metavar="OUT", help="write all results as JSON ('-' for stdout)")
-    out.add_argument("--csv", default=None, metavar="OUT", help="write per-window and aggregate rows as CSV")
-    args = p.parse_args(argv)
-    from paperlib.core.media import MediaError
-
-    try:
-        pred = load_predictor(args.checkpoint, args.device, args.short_side)
-    except (OSError, ValueError, RuntimeError) as e:
-        print(f"paperlib predict: {e}", file=sys.stderr)
-        return 2
-    results, failed = [], 0
-    for v in args.videos:
-        try:
-            r = predict_video(pred, v, args.window, args.stride, args.inject_offset, args.v_start, args.top_k)
-        except (MediaError, ValueError, OSError) as e:
-            print(f"paperlib predict: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        results.append(r)
-        if args.json != "-" and args.csv != "-":
-            print(r["summary"])
-            for t in r["topk"]:
-                print(f"    p={t['prob']:.4f}  offset {t['offset_sec']:+.2f} s  (class {t['class']})")
-    if args.json:
-        _write(args.json, json.dumps(results, indent=2) + "\n")
-    elif args.csv:
-        buf = io.StringIO()
-        rows = _csv_rows(results)
-        if rows:
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-        _write(args.csv, buf.getvalue())
-    return 1 if failed else 0
+def results_csv(results: Sequence[dict[str, Any]]) -> str:
+    """The predictions as CSV text (header + :func:`csv_rows`; empty without results)."""
+    buf = io.StringIO()
+    rows = csv_rows(results)
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return buf.getvalue()
