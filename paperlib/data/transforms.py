@@ -315,27 +315,28 @@ class Compose:
         return f"Compose({[type(t).__name__ for t in self.transforms]})"
 
 
-def train_transforms(cfg) -> Compose:
-    """The official train sequence for a ``DataConfig`` (its probabilities make the LRS3 / VGGSound-Sparse presets)."""
+def train_transforms(cfg, geo) -> Compose:
+    """The official train sequence for a ``DataConfig`` (its probabilities make the LRS3 / VGGSound-Sparse presets)
+    and a ``Geometry`` (crop, sample rate, spectrogram)."""
     return Compose([
-        RGBSpatialCrop(cfg.crop, random=True, sometimes_upscale_p=cfg.sometimes_upscale_p,
+        RGBSpatialCrop(geo.crop, random=True, sometimes_upscale_p=cfg.sometimes_upscale_p,
                        upscale_from=cfg.upscale_crop),
         RandomColorDistortion(cfg.p_color_jitter, cfg.p_gray_scale),
         RandomHorizontalFlip(cfg.p_horizontal_flip),
         RGBNormalize(),
-        AudioAugment(cfg.p_audio_aug, cfg.sample_rate),
-        AudioLogSpectrogram(cfg.n_fft, cfg.hop),
+        AudioAugment(cfg.p_audio_aug, geo.sample_rate),
+        AudioLogSpectrogram(geo.n_fft, geo.hop),
         SpecAugment(cfg.p_audio_aug, cfg.freq_mask, cfg.time_mask),
         AudioStandardize(),
     ])
 
 
-def eval_transforms(cfg) -> Compose:
+def eval_transforms(geo) -> Compose:
     """The official test/valid sequence: centre crop, normalisation, log-spectrogram, standardisation."""
     return Compose([
-        RGBSpatialCrop(cfg.crop, random=False),
+        RGBSpatialCrop(geo.crop, random=False),
         RGBNormalize(),
-        AudioLogSpectrogram(cfg.n_fft, cfg.hop),
+        AudioLogSpectrogram(geo.n_fft, geo.hop),
         AudioStandardize(),
     ])
 

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 
-FORMAT = "paperlib-checkpoint/1"
+FORMAT = "paperlib-checkpoint/2"  # the model config nests its geometry
+FORMATS = ("paperlib-checkpoint/1", FORMAT)  # /1: the geometry fields sat flat in the model config
 
 
 class CheckpointError(RuntimeError):
@@ -100,7 +101,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """Load a paperlib checkpoint with ``torch.load(weights_only=True)``; official files raise (use ``load_model``)."""
     path = Path(path)
     ckpt = _checked_load(path, map_location)
-    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT):
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") in FORMATS):
         raise CheckpointError(f"{path}: not a paperlib checkpoint (no meta.format == {FORMAT!r}); official SparseSync "
                               "files load with paperlib.model.checkpoints.load_model or load_official_checkpoint")
     return ckpt

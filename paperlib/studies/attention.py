@@ -41,6 +41,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from paperlib.core.geometry import Geometry
+from paperlib.data.transforms import eval_transforms
+
 VISUAL_KEY = re.compile(r"^v_selector\.(\d+)\.xattn$")
 AUDIO_KEY = re.compile(r"^a_selector\.(\d+)\.xattn$")
 
@@ -360,10 +363,8 @@ def event_window_start(events: Sequence[float], duration_sec: float, clip_sec: f
 
 
 def _input_sample(frames: np.ndarray, audio: np.ndarray, v_start_sec: float, clip_sec: float, fps: float,
-                  sample_rate: int, data_cfg: Any, short_side: int | None) -> dict:
+                  sample_rate: int, geo: Geometry, short_side: int | None) -> dict:
     """In-sync model input of the window (eval transforms) from whole-clip arrays (T, H, W, 3) uint8 and (N,)."""
-    from paperlib.data.transforms import eval_transforms
-
     k0 = int(v_start_sec * fps + 1e-6)
     n = int(round(clip_sec * fps))
     a0 = int(round(k0 / fps * sample_rate))
@@ -377,10 +378,10 @@ def _input_sample(frames: np.ndarray, audio: np.ndarray, v_start_sec: float, cli
 
         video = TF.resize(video, [short_side], antialias=True)
     wave = torch.from_numpy(np.ascontiguousarray(audio[a0:a0 + na], dtype=np.float32))
-    return eval_transforms(data_cfg)({"video": video, "audio": wave})
+    return eval_transforms(geo)({"video": video, "audio": wave})
 
 
-def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data_cfg: Any,
+def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], geo: Geometry,
                 short_side: int | None = None, label: str = "", device: str | torch.device = "cpu",
                 keep_maps: bool = False) -> tuple[pd.DataFrame, list[dict]]:
     """Localisation table of ``model`` over synthetic clips (in sync, one window per clip around its first event).
@@ -388,7 +389,7 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
     Args:
         clips: dicts with "frames" (T, S, S, 3) uint8, "audio" (N,) float and "sidecar" (as ``synthetic.generate_clip``
             returns, or decoded from disk); clips without events are skipped.
-        data_cfg: geometry (clip_sec, fps, sample_rate, crop, n_fft, hop), e.g. a ``paperlib.data.datasets.DataConfig``.
+        geo: the model's geometry (window, rates, crop, spectrogram).
         short_side: resize the frames' short side before the crop (None: as generated).
 
     Returns:
@@ -402,10 +403,10 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
         sc = clip["sidecar"]
         if not sc["event_onsets_sec"]:
             continue
-        v0 = event_window_start(sc["event_onsets_sec"], float(sc["duration_sec"]), data_cfg.clip_sec, data_cfg.fps)
-        b, ev = window_ground_truth(sc, v0, data_cfg.clip_sec, data_cfg.crop, short_side)
-        sample = _input_sample(clip["frames"], clip["audio"], v0, data_cfg.clip_sec, data_cfg.fps,
-                               data_cfg.sample_rate, data_cfg, short_side)
+        v0 = event_window_start(sc["event_onsets_sec"], float(sc["duration_sec"]), geo.clip_sec, geo.fps)
+        b, ev = window_ground_truth(sc, v0, geo.clip_sec, geo.crop, short_side)
+        sample = _input_sample(clip["frames"], clip["audio"], v0, geo.clip_sec, geo.fps,
+                               geo.sample_rate, geo, short_side)
         _, attn = record_attention(model, sample["video"][None].to(device), sample["audio"][None].to(device))
         maps = selector_maps(attn, vgrid, agrid)
         vmaps.append(maps["visual"][0])
@@ -418,15 +419,15 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
         records.append(rec)
     if not records:
         raise ValueError("no clip with events to score")
-    table = localisation_table(np.stack(vmaps), boxes, events, data_cfg.fps, (data_cfg.crop, data_cfg.crop),
-                               amaps=np.stack(amaps), clip_sec=data_cfg.clip_sec, label=label)
+    table = localisation_table(np.stack(vmaps), boxes, events, geo.fps, (geo.crop, geo.crop),
+                               amaps=np.stack(amaps), clip_sec=geo.clip_sec, label=label)
     return table, records
 
 
-def score_models(models: Mapping[str, torch.nn.Module], clips: Sequence[Mapping[str, Any]], data_cfg: Any,
+def score_models(models: Mapping[str, torch.nn.Module], clips: Sequence[Mapping[str, Any]], geo: Geometry,
                  short_side: int | None = None, device: str | torch.device = "cpu") -> pd.DataFrame:
     """``score_clips`` for several models (e.g. {"trained": m1, "untrained": m0}) on the same clips, one table."""
-    return pd.concat([score_clips(m, clips, data_cfg, short_side, label, device)[0] for label, m in models.items()],
+    return pd.concat([score_clips(m, clips, geo, short_side, label, device)[0] for label, m in models.items()],
                      ignore_index=True)
 
 
@@ -545,7 +546,7 @@ def cli(argv: list[str]) -> int:
         print(f"paperlib attention: {path}: no such file", file=sys.stderr)
         return 2
     pred = load_predictor(args.checkpoint, device=args.device)
-    d = pred.data_cfg
+    d = pred.geometry
     try:
         info = probe(path)
         if info.video is None or info.audio is None:

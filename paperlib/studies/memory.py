@@ -478,7 +478,7 @@ def measure_cuda_peak(cfg: Any, batch: int = 10, *, precision: str = "amp", atte
 # The Fig. 4 sweep and its summaries
 # ----------------------------------------------------------------------------------------------------------------------
 def _cfg_for(base_cfg: Any, variant: str, seconds: float) -> Any:
-    return replace(base_cfg, variant=variant, clip_sec=float(seconds))
+    return replace(base_cfg, variant=variant, geometry=replace(base_cfg.geometry, clip_sec=float(seconds)))
 
 
 def _n_tokens(cfg: Any) -> tuple[int, int]:
@@ -495,7 +495,7 @@ def memory_sweep(base_cfg: Any, seconds: Iterable[float] = PAPER_SECONDS,
     """Peak training memory vs clip duration for each (variant, attention) curve.
 
     Args:
-        base_cfg: a ``paperlib.model.sparsesync.ModelConfig`` (paper width/depth/geometry); ``variant``/``clip_sec`` are replaced.
+        base_cfg: a ``paperlib.model.sparsesync.ModelConfig`` (paper width/depth/geometry); ``variant`` and the geometry's ``clip_sec`` are replaced.
         method: "estimate" (meta device + StorageTracker) or "cuda" (``torch.cuda.max_memory_allocated``; OOM -> NaN).
         overhead_bytes: constant added to each estimate (default: the cuBLAS workspaces, ``CUDA_OVERHEAD_BYTES``).
 
