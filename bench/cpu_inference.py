@@ -54,7 +54,7 @@ def window_batch(pred: Any, path: Path) -> tuple[torch.Tensor, torch.Tensor, int
     from paperlib.studies.predict import window_starts
     from paperlib.data.transforms import eval_transforms
 
-    d = pred.data_cfg
+    d = pred.geometry
     info = probe(path)
     starts = window_starts(info.n_frames_at(d.fps) / d.fps, info.n_samples_at(d.sample_rate) / d.sample_rate,
                            d.clip_sec, d.clip_sec, d.fps, d.sample_rate)

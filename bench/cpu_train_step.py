@@ -62,7 +62,7 @@ def _one(name: str, cfg: Any, batch: int, warmup: int, iters: int, default_threa
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-4, eps=1e-8 if precision == "fp32" else 1e-7)
         runner = torch.compile(model) if name == "compile" else model
         step = make_step(runner, optimizer, None, precision, device, "default")
-        video, audio, target = make_inputs(input_shapes(cfg), batch, cfg.num_classes, device)
+        video, audio, target = make_inputs(input_shapes(cfg), batch, cfg.geometry.num_classes, device)
         timing = time_steps(lambda: step(video, audio, target), warmup=warmup, iters=iters, device=device)
         out |= {"ok": True, "timing": timing, "step_s": timing["median_s"], "clips_per_s": batch / timing["median_s"],
                 "first_step_s": timing["first_s"]}
@@ -84,7 +84,7 @@ def eval_modes(cfg: Any, batch: int, iters: int) -> dict[str, Any]:
     device = torch.device("cpu")
     torch.manual_seed(0)
     model = build_model(cfg).eval()
-    video, audio, _ = make_inputs(input_shapes(cfg), batch, cfg.num_classes, device)
+    video, audio, _ = make_inputs(input_shapes(cfg), batch, cfg.geometry.num_classes, device)
 
     def fwd_no_grad():
         with torch.no_grad():

@@ -33,6 +33,7 @@ import torch
 from paperlib.data import datasets as D
 from paperlib.core.media import read_audio, read_video, write_video
 from paperlib.testing import bigbuckbunny_path, make_test_clip
+from paperlib.core.geometry import Geometry
 
 
 def make_files(folder: Path, n_files: int, seconds: float, smoke: bool) -> tuple[list[Path], str]:
@@ -102,10 +103,11 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_"))
     try:
         files, content = make_files(tmp / "media", args.files, seconds, args.smoke)
-        geometry = dict(clip_sec=2.0, max_off_sec=1.0, min_clip_sec=3.0, crop=128) if args.smoke else {}
-        cfg = D.DataConfig(dataset="folder", root=str(tmp / "media"), **geometry).validate()
-        ds = D.AVSyncDataset(cfg, "train", D.records_for(cfg, "all"), seed=0)
-        t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
+        geo = Geometry(clip_sec=2.0, max_off_sec=1.0, crop=128) if args.smoke else Geometry()
+        cfg = D.DataConfig(dataset="folder", root=str(tmp / "media"),
+                           **(dict(min_clip_sec=3.0) if args.smoke else {})).validate(geo)
+        ds = D.AVSyncDataset(cfg, geo, "train", D.records_for(cfg, "all"), seed=0)
+        t, n = geo.frames, geo.samples
         items = []
         for i in range(args.items):
             w = ds.window(i % len(ds))
@@ -114,8 +116,8 @@ def main(argv: list[str] | None = None) -> dict:
         results["loader"] = timed(lambda it: ds.load(it[0]), items, args.repeats)
 
         def limit(it):
-            return (read_video(it[1], it[2].v_start_i / cfg.fps, cfg.clip_sec, channels_first=True),
-                    read_audio(it[1], it[2].a_start_i / cfg.sample_rate, cfg.clip_sec))
+            return (read_video(it[1], it[2].v_start_i / geo.fps, geo.clip_sec, channels_first=True),
+                    read_audio(it[1], it[2].a_start_i / geo.sample_rate, geo.clip_sec))
 
         results["limit"] = timed(limit, items, args.repeats)
         results["whole_clip_decode"] = timed(lambda it: whole_clip(it[1], it[2].v_start_i, it[2].a_start_i, t, n),
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict:
             "goals": {"loader_vs_limit": 0.8, "loader_vs_whole_clip": 1.5},
             "dataloader_clips_per_s_by_workers": {k: round(v, 3) for k, v in scaling.items()},
             "setup": {"items": args.items, "files": args.files, "repeats": args.repeats, "clip_sec": seconds,
-                      "window": f"{t} frames + {n} samples, crop {cfg.crop}, train transforms of the LRS3 preset",
+                      "window": f"{t} frames + {n} samples, crop {geo.crop}, train transforms of the LRS3 preset",
                       "content": content, "smoke": args.smoke, "torch_threads": torch.get_num_threads()},
             "machine": {"cpus": os.cpu_count(), "loadavg": list(os.getloadavg()), "platform": platform.platform(),
                         "python": sys.version.split()[0], "torch": torch.__version__, "av": av.__version__,

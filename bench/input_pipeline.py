@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bench.common import DEFAULT_OUT, add_common_args, fmt, ratio, write_result
+from paperlib.core.geometry import Geometry
 
 NAME = "input_pipeline"
 MODES = ("full", "decode", "shards")
@@ -69,11 +70,11 @@ class DecodeOnly(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         from paperlib.core.media import read_audio, read_video
 
-        cfg, rec = self.base.cfg, self.base.records[index % len(self.base.records)]
+        geo, rec = self.base.geo, self.base.records[index % len(self.base.records)]
         w = self.base.window(index)
-        video = read_video(rec.path, w.v_start_i / cfg.fps, cfg.clip_sec, fps=cfg.fps)  # (T, H, W, 3) uint8
-        audio = read_audio(rec.path, w.a_start_i / cfg.sample_rate, cfg.clip_sec, sample_rate=cfg.sample_rate)
-        return {"video": _crop_uint8(video, cfg.crop), "audio": torch.from_numpy(audio), "target": w.target}
+        video = read_video(rec.path, w.v_start_i / geo.fps, geo.clip_sec, fps=geo.fps)  # (T, H, W, 3) uint8
+        audio = read_audio(rec.path, w.a_start_i / geo.sample_rate, geo.clip_sec, sample_rate=geo.sample_rate)
+        return {"video": _crop_uint8(video, geo.crop), "audio": torch.from_numpy(audio), "target": w.target}
 
 
 class Shards(Dataset):
@@ -87,13 +88,13 @@ class Shards(Dataset):
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        cfg = self.base.cfg
+        geo = self.base.geo
         k = index % len(self.base.records)
         w = self.base.window(index)
-        t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
+        t, n = geo.frames, geo.samples
         frames = np.load(self.shard_dir / f"{k}.video.npy", mmap_mode="r")[w.v_start_i:w.v_start_i + t]
         audio = np.load(self.shard_dir / f"{k}.audio.npy", mmap_mode="r")[w.a_start_i:w.a_start_i + n]
-        return {"video": _crop_uint8(frames, cfg.crop), "audio": torch.from_numpy(np.array(audio)),
+        return {"video": _crop_uint8(frames, geo.crop), "audio": torch.from_numpy(np.array(audio)),
                 "target": w.target}
 
 
@@ -110,14 +111,14 @@ def write_shards(base: Any, shard_dir: Path) -> float:
     from paperlib.core.media import read_audio, read_video
 
     shard_dir.mkdir(parents=True, exist_ok=True)
-    cfg = base.cfg
+    geo = base.geo
     t0 = time.perf_counter()
     for k, rec in enumerate(base.records):
         vpath, apath = shard_dir / f"{k}.video.npy", shard_dir / f"{k}.audio.npy"
         if not vpath.exists():
-            np.save(vpath, read_video(rec.path, 0.0, None, fps=cfg.fps))
+            np.save(vpath, read_video(rec.path, 0.0, None, fps=geo.fps))
         if not apath.exists():
-            np.save(apath, read_audio(rec.path, 0.0, None, sample_rate=cfg.sample_rate))
+            np.save(apath, read_audio(rec.path, 0.0, None, sample_rate=geo.sample_rate))
     return time.perf_counter() - t0
 
 
@@ -161,8 +162,8 @@ def run(root: Path, smoke: bool, workers: list[int], modes: list[str], batch: in
     t0 = time.perf_counter()
     prepare_clips(root, clips, size, workers=min(max(workers), os.cpu_count() or 1, clips))
     gen_s = time.perf_counter() - t0
-    data_cfg = DataConfig(dataset="lrs3", root=str(root), crop=crop)
-    base = AVSyncDataset(data_cfg, "train", all_records(data_cfg), seed=0)
+    data_cfg = DataConfig(dataset="lrs3", root=str(root))
+    base = AVSyncDataset(data_cfg, Geometry(crop=crop), "train", all_records(data_cfg), seed=0)
     pin = torch.cuda.is_available()
     datasets: dict[str, Dataset] = {}
     shard_s = None

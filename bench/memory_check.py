@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from bench.common import add_common_args, fmt, resolve_device, write_result
+from paperlib.core.geometry import Geometry
 
 NAME = "fig4_memory"
 
@@ -58,7 +59,7 @@ def cpu_validation(cfg: Any, batch: int) -> dict[str, Any]:
         t1 = time.perf_counter()
         exact = exact_cpu_peak(c, batch)
         t2 = time.perf_counter()
-        rows.append({"variant": variant, "seconds": c.clip_sec, "batch": batch, "estimate_bytes": est,
+        rows.append({"variant": variant, "seconds": c.geometry.clip_sec, "batch": batch, "estimate_bytes": est,
                      "exact_cpu_bytes": exact, "rel_error": (est - exact) / exact, "estimate_s": t1 - t0,
                      "exact_s": t2 - t1})
     return {"method": "estimate (meta) vs exact CPU allocator peak, fp32, explicit attention", "rows": rows,
@@ -118,9 +119,9 @@ def cli(argv: list[str] | None = None) -> int:
                    f"{fmt(res['agreement']['median_abs_rel_error'], '.2%')}; CUDA growth exponents {exps}")
     else:
         batch = args.batch or 2
-        cfg = smoke_config() if args.smoke else ModelConfig(clip_sec=2.0)
+        cfg = smoke_config() if args.smoke else ModelConfig(geometry=Geometry(clip_sec=2.0))
         res = cpu_validation(cfg, batch)
-        summary = (f"CPU exact vs estimate ({cfg.backbone}, {cfg.clip_sec} s, batch {batch}): max |rel err| "
+        summary = (f"CPU exact vs estimate ({cfg.backbone}, {cfg.geometry.clip_sec} s, batch {batch}): max |rel err| "
                    f"{fmt(res['agreement']['max_abs_rel_error'], '.2%')}")
     res["device"] = str(device)
     write_result(NAME, res, Path(args.out), args.smoke, summary, device)

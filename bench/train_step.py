@@ -41,6 +41,7 @@ from bench.common import (
     time_steps,
     write_result,
 )
+from paperlib.core.geometry import Geometry
 
 NAME = "train_step"
 BASELINE = "fp16-eager"  # the paper's setting: autocast fp16 + GradScaler, eager, default kernels
@@ -176,7 +177,7 @@ def run_setting(setting: Setting, cfg: Any, batch: int, warmup: int, iters: int,
         scaler = torch.amp.GradScaler(device.type) if setting.precision == "fp16" else None
         runner: nn.Module = torch.compile(model) if setting.compile else model
         step = make_step(runner, optimizer, scaler, setting.precision, device, setting.sdpa)
-        video, audio, target = make_inputs(input_shapes(cfg), batch, cfg.num_classes, device)
+        video, audio, target = make_inputs(input_shapes(cfg), batch, cfg.geometry.num_classes, device)
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
@@ -231,8 +232,8 @@ def smoke_model_config() -> Any:
     """
     from paperlib.model.sparsesync import ModelConfig
 
-    return ModelConfig(backbone="small", depth=1, d_model=32, n_head=2, n_selectors=4, clip_sec=1.0, fps=32, crop=32,
-                       sample_rate=8000, n_fft=64, hop=128)
+    geometry = Geometry(num_classes=21, clip_sec=1.0, fps=32, crop=32, sample_rate=8000, n_fft=64, hop=128)
+    return ModelConfig(geometry=geometry, backbone="small", depth=1, d_model=32, n_head=2, n_selectors=4)
 
 
 def flops_per_clip(cfg: Any) -> tuple[float | None, float | None]:
@@ -338,7 +339,7 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7 if precision != "fp32" else 1e-8,
                                  **({"fused": True} if device.type == "cuda" else {}))
     shapes = input_shapes(cfg)
-    batches = [make_inputs(shapes, batch, cfg.num_classes, device, seed=100 + i) for i in range(n_batches)]
+    batches = [make_inputs(shapes, batch, cfg.geometry.num_classes, device, seed=100 + i) for i in range(n_batches)]
     values: list[float] = []
     t0 = time.perf_counter()
     if engine:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-shot GPU check for issue 10 (performance) and issue 8 (Figure 4 memory), on a machine with one CUDA GPU.
+# One-shot GPU check of performance (training step, MFU, loader) and Figure 4 memory, on a machine with one CUDA GPU.
 #
 #   scripts/gpu_check.sh [OUTDIR] [--cpu-smoke]
 #

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.core.geometry import Geometry
 from paperlib.commands import attention as attention_command
 from paperlib.studies import attention as A
 
@@ -159,13 +160,12 @@ def test_window_ground_truth_shifts_scales_and_selects():
 # ---------------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small_setup():
-    from paperlib.data.datasets import DataConfig
     from paperlib.model.sparsesync import ModelConfig, build_model
     from paperlib.data.synthetic import SynthConfig, generate_clip
 
-    mcfg = ModelConfig(backbone="small", d_model=32, n_head=2, depth=2, n_selectors=4, crop=48, num_classes=3,
-                       clip_sec=2.0)
-    dcfg = DataConfig(crop=48, clip_sec=2.0, num_classes=3, max_off_sec=1.0, min_clip_sec=3.0)
+    mcfg = ModelConfig(geometry=Geometry.for_classes(3, crop=48, clip_sec=2.0), backbone="small", d_model=32, n_head=2,
+                       depth=2, n_selectors=4)
+    dcfg = mcfg.geometry
     torch.manual_seed(0)
     model = build_model(mcfg)
     clips = [generate_clip(SynthConfig(setting="sparse", size=64, seed=1, duration_sec=4.0), i) for i in range(3)]

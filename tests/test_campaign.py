@@ -75,10 +75,9 @@ def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
     for key, s in specs.items():
         cfg = C.resolve_spec(s, profile, data_root="/data", runs_root=tmp_path)
         RC.check_run_config(cfg)
-        assert (cfg.model.variant, cfg.model.num_classes, cfg.data.num_classes) == (s.variant, s.num_classes,
-                                                                                      s.num_classes)
-        assert cfg.model.clip_sec == cfg.data.clip_sec == s.clip_sec
-        assert cfg.data.max_off_sec == (1.0 if s.num_classes == 3 else 2.0)
+        assert (cfg.model.variant, cfg.geometry.num_classes) == (s.variant, s.num_classes)
+        assert cfg.geometry.clip_sec == s.clip_sec
+        assert cfg.geometry.max_off_sec == (1.0 if s.num_classes == 3 else 2.0)
         assert cfg.model.depth == (s.depth or C.DEFAULT_DEPTH[profile])
         assert cfg.train.max_steps == (s.steps or None)
         assert cfg.model.train_visual_backbone is not s.frozen_backbones
@@ -225,7 +224,7 @@ def test_smoke_parallel_workers_respect_dependencies(tmp_path):
     child_cfg = json.loads((recs[keys[0]].run_dir / runs.CONFIG_FILE).read_text())
     assert child_cfg["train"]["init_from"] == str(parent["sparsesync/dense-crop/c21"].run_dir / "checkpoints" /
                                                   "best.pt")
-    assert child_cfg["model"]["num_classes"] == 3 and child_cfg["train"]["init_strict"] is False
+    assert child_cfg["model"]["geometry"]["num_classes"] == 3 and child_cfg["train"]["init_strict"] is False
     events = runs.read_metrics(recs[keys[0]].run_dir, phase="event")
     partial = [e for e in events if e.get("event") == "init_partial"]
     assert partial and all(k.startswith("head.classifier") or "classifier" in k for k in partial[0]["kept_fresh"])

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.core.geometry import Geometry
 from paperlib.model.backbones import ResNet18Audio, S3DVisual
 from paperlib.model.checkpoints import convert_official_state_dict, load_model, save_checkpoint
 from paperlib.model.weights import (CheckpointError, load_backbone_weights, load_checkpoint, load_official_checkpoint,
@@ -20,7 +21,8 @@ from paperlib.model.weights import (CheckpointError, load_backbone_weights, load
 from paperlib.model.sparsesync import ModelConfig, build_model, input_shapes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
-TINY = ModelConfig(backbone="small", d_model=32, n_head=4, depth=1, n_selectors=4, crop=32, clip_sec=1.0)
+TINY = ModelConfig(geometry=Geometry(crop=32, clip_sec=1.0), backbone="small", d_model=32, n_head=4, depth=1,
+                   n_selectors=4)
 
 
 def official_layout(name: str) -> list[tuple[str, tuple[int, ...]]]:
@@ -35,7 +37,7 @@ def official_state_dict(name: str = "L1_C21", seed: int = 0) -> dict[str, torch.
 
 
 def official_extras() -> dict:
-    """Everything else an official checkpoint holds (official_implementation.md section 4), with real objects."""
+    """Everything else an official checkpoint holds (v-iashin/SparseSync), with real objects."""
     omegaconf = pytest.importorskip("omegaconf")
     args = omegaconf.OmegaConf.create({
         "action": "train_avsync_model",
@@ -152,7 +154,8 @@ def test_official_file_loads_with_omegaconf(official_file):
     assert load_official_checkpoint(path, use_omegaconf=False)["args"] == ckpt["args"]
 
     model, cfg = load_model(path)
-    assert (cfg.variant, cfg.depth, cfg.num_classes, cfg.backbone, cfg.n_head) == ("sparsesync", 1, 21, "paper", 8)
+    assert (cfg.variant, cfg.depth, cfg.geometry.num_classes, cfg.backbone, cfg.n_head) == \
+        ("sparsesync", 1, 21, "paper", 8)
     msd = model.state_dict()
     for k, v in sd.items():
         assert torch.equal(msd[official_key_to_paperlib(k)], v), k
@@ -221,7 +224,7 @@ def test_converter_maps_every_key_one_to_one(name, depth, classes):
     layout = official_layout(name)
     sd = {k: torch.empty(s, device="meta") for k, s in layout}
     out, cfg = convert_official_state_dict(sd)
-    assert (cfg.depth, cfg.num_classes, cfg.variant) == (depth, classes, "sparsesync")
+    assert (cfg.depth, cfg.geometry.num_classes, cfg.variant) == (depth, classes, "sparsesync")
     assert len(out) == len(layout) == len({official_key_to_paperlib(k) for k, _ in layout})
     assert official_key_to_paperlib("vfeat_extractor.base.5.branch0.0.bn.running_var") == \
         "visual_backbone.features.5.branch0.1.running_var"
@@ -247,7 +250,7 @@ def test_converter_errors_name_keys_and_shapes():
         convert_official_state_dict(dict(base, **{"something.else": torch.empty(1, device="meta")}))
     # a geometry whose tables match (here: the checkpoint's 16x7x7 from a 5 s clip) is required
     with pytest.raises(CheckpointError, match="clip 3.0 s"):
-        convert_official_state_dict(base, base=ModelConfig(clip_sec=3.0))
+        convert_official_state_dict(base, base=ModelConfig(geometry=Geometry(clip_sec=3.0)))
 
 
 def test_converter_no_selector_variant():

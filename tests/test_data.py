@@ -1,4 +1,5 @@
-"""Offsets, windows, transforms and datasets of paperlib.data.datasets / paperlib.data.transforms against the official semantics."""
+"""Offsets, windows, transforms and datasets of paperlib.data.datasets / paperlib.data.transforms against the official
+semantics."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import torchaudio
 
 from paperlib.commands import datasets as datasets_command
 from paperlib.data import datasets as D
-from paperlib.data.datasets import (DataConfig, build_dataset, class_grid, clip_lengths, fixed_offsets_name, fixed_window,
-                           load_fixed_offsets, offset_to_target, read_fixed_offsets, sample_train_window,
-                           write_fixed_offsets)
+from paperlib.core.geometry import Geometry, class_grid, offset_to_target
+from paperlib.data.datasets import (DataConfig, build_dataset, clip_lengths, fixed_offsets_name, fixed_window,
+                                    load_fixed_offsets, read_fixed_offsets, sample_train_window, write_fixed_offsets)
 from paperlib.core.media import probe
 from paperlib.testing import make_test_clip
 from paperlib.data.transforms import (AudioAugment, AudioStandardize, RandomColorDistortion,
@@ -26,12 +27,15 @@ IMAGENET_MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 IMAGENET_STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
 
+PAPER = Geometry()
+SMALL = Geometry(clip_sec=2.0, max_off_sec=1.0, crop=128)  # 2 s windows, offsets in [-1, 1] s (21 classes), 128 px
+
+
 def small_cfg(root, **kw) -> DataConfig:
-    """A tiny geometry: 2 s windows, offsets in [-1, 1] s (21 classes), 128 px crops, 3-4 s clips."""
-    base = dict(dataset="folder", root=str(root), clip_sec=2.0, max_off_sec=1.0, min_clip_sec=3.0, crop=128,
-                upscale_crop=112, freq_mask=16, time_mask=40)
+    """Data settings for the SMALL geometry on 3-4 s clips."""
+    base = dict(dataset="folder", root=str(root), min_clip_sec=3.0, upscale_crop=112, freq_mask=16, time_mask=40)
     base.update(kw)
-    return DataConfig(**base).validate()
+    return DataConfig(**base).validate(SMALL)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -45,22 +49,20 @@ def test_grid_and_targets():
     assert offset_to_target(-2.0, 21, 2.0) == 0 and offset_to_target(2.0, 21, 2.0) == 20
     assert offset_to_target(0.2, 21, 2.0) == 11 and offset_to_target(-0.09, 21, 2.0) == 10
     assert list(class_grid(3, 1.0)) == [-1.0, 0.0, 1.0]
-    assert D.item_shapes(DataConfig()) == {"video": (125, 3, 224, 224), "audio": (1, 257, 626)}
+    assert D.item_shapes(PAPER) == {"video": (125, 3, 224, 224), "audio": (1, 257, 626)}
 
 
 def test_config_validation():
-    DataConfig(num_classes=3, max_off_sec=1.0).validate()
+    DataConfig().validate(Geometry(num_classes=3, max_off_sec=1.0))
     with pytest.raises(ValueError, match="3-class"):
-        DataConfig(num_classes=3, max_off_sec=2.0).validate()
+        DataConfig().validate(Geometry(num_classes=3, max_off_sec=2.0))
     with pytest.raises(ValueError, match="half the grid step"):
-        DataConfig(num_classes=41, audio_jitter_sec=0.06).validate()
+        DataConfig(audio_jitter_sec=0.06).validate(Geometry(num_classes=41))
     with pytest.raises(ValueError, match="infeasible"):
-        DataConfig(min_clip_sec=6.0).validate()
+        DataConfig(min_clip_sec=6.0).validate(PAPER)
     with pytest.raises(ValueError, match="fixed_offsets=False"):
-        DataConfig(iter_times=25).validate()
-    DataConfig(iter_times=25, fixed_offsets=False).validate()
-    assert D.PRESETS["vggsound_sparse_finetune"].keys() - {"dataset"} == {
-        "sometimes_upscale_p", "p_gray_scale", "p_color_jitter", "p_audio_aug"}
+        DataConfig(iter_times=25).validate(PAPER)
+    DataConfig(iter_times=25, fixed_offsets=False).validate(PAPER)
 
 
 def test_train_windows_official_semantics():
@@ -69,7 +71,7 @@ def test_train_windows_official_semantics():
     seen = set()
     for i in range(3000):
         n_v = 175 + (i % 76)  # 7 s (the shortest clip where every offset fits) .. 10 s
-        w = sample_train_window(n_v, cfg, rng)
+        w = sample_train_window(n_v, cfg, PAPER, rng)
         seen.add(w.target)
         assert w.target == offset_to_target(w.offset_sec, 21, 2.0)
         assert w.offset_sec == round(float(class_grid(21, 2.0)[w.target]), 2)
@@ -86,7 +88,7 @@ def test_grid_edges_are_feasible_in_the_shortest_clip(off):
     cfg = DataConfig(audio_jitter_sec=0.0)
     rng = random.Random(1)
     for _ in range(200):
-        w = sample_train_window(175, cfg, rng)
+        w = sample_train_window(175, cfg, PAPER, rng)
         if w.offset_sec == off:
             assert w.target == (20 if off > 0 else 0)
             assert w.v_start_i == (0 if off > 0 else 50)
@@ -97,9 +99,9 @@ def test_grid_edges_are_feasible_in_the_shortest_clip(off):
 
 
 def test_fixed_window_uses_raw_vstart():
-    w = fixed_window(0.2, 2.96, DataConfig())
+    w = fixed_window(0.2, 2.96, PAPER)
     assert (w.v_start_i, w.a_start_i, w.target) == (74, int((2.96 + 0.2) * 16000), 11)
-    w = fixed_window(-2.0, 1.16, DataConfig())  # int(1.16 * 25) = 28, as the official truncation
+    w = fixed_window(-2.0, 1.16, PAPER)  # int(1.16 * 25) = 28, as the official truncation
     assert w.v_start_i == int(1.16 * 25) and w.target == 0
 
 
@@ -108,14 +110,14 @@ def test_fixed_offsets_csv_roundtrip(tmp_path):
     assert fixed_offsets_name("valid", 3, 2.5, 1.0) == "valid_size3_crop2.5_min-1.00_max1.00.csv"
     rows = {"pretrain/-MTRxRO5SRA/00002": (0.2, 2.96), "pretrain/abc/00001": (-2.0, 0.0)}
     cfg = DataConfig(root=str(tmp_path))
-    p = write_fixed_offsets(D.fixed_offsets_path(cfg, "test"), rows)
+    p = write_fixed_offsets(D.fixed_offsets_path(cfg, PAPER, "test"), rows)
     assert p.read_text().splitlines()[:2] == ["path,offset_sec,vstart_sec", "pretrain/-MTRxRO5SRA/00002,0.2,2.96"]
     assert read_fixed_offsets(p) == rows
-    write_fixed_offsets(D.fixed_offsets_path(cfg, "valid"), {"pretrain/x/00003": (1.0, 1.2)})
-    assert load_fixed_offsets(cfg) == {**rows, "pretrain/x/00003": (1.0, 1.2)}  # splits merged
-    write_fixed_offsets(D.fixed_offsets_path(cfg, "train"), {"pretrain/abc/00001": (1.0, 0.0)})
+    write_fixed_offsets(D.fixed_offsets_path(cfg, PAPER, "valid"), {"pretrain/x/00003": (1.0, 1.2)})
+    assert load_fixed_offsets(cfg, PAPER) == {**rows, "pretrain/x/00003": (1.0, 1.2)}  # splits merged
+    write_fixed_offsets(D.fixed_offsets_path(cfg, PAPER, "train"), {"pretrain/abc/00001": (1.0, 0.0)})
     with pytest.raises(ValueError, match="pretrain/abc/00001"):
-        load_fixed_offsets(cfg)
+        load_fixed_offsets(cfg, PAPER)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -151,8 +153,8 @@ def paper_clip(tmp_path_factory):
 
 def test_eval_item_equals_official_test_sequence(paper_clip):
     cfg = DataConfig(dataset="folder", root=str(paper_clip), min_clip_sec=7.0)
-    D.write_fixed_offsets(D.fixed_offsets_path(cfg, "test"), {"clip": (-1.6, 1.88)})
-    ds = D.AVSyncDataset(cfg, "test", D.records_for(cfg, "all"), fixed=load_fixed_offsets(cfg))
+    D.write_fixed_offsets(D.fixed_offsets_path(cfg, PAPER, "test"), {"clip": (-1.6, 1.88)})
+    ds = D.AVSyncDataset(cfg, PAPER, "test", D.records_for(cfg, "all"), fixed=load_fixed_offsets(cfg, PAPER))
     item = ds[0]
     assert item["video"].shape == (125, 3, 224, 224) and item["audio"].shape == (1, 257, 626)
     v_start_i, a_start_i = int(1.88 * 25), int((1.88 - 1.6) * 16000)
@@ -169,8 +171,8 @@ def test_items_at_the_grid_edges(tmp_path, off, vstart, target):
     """In the shortest admissible clip (3 s for 2 s windows at +-1 s) the edge offsets fit exactly and decode right."""
     make_test_clip(tmp_path / "edge.mp4", seconds=3.0, size=(192, 256))
     cfg = small_cfg(tmp_path)
-    D.write_fixed_offsets(D.fixed_offsets_path(cfg, "test"), {"edge": (off, vstart)})
-    ds = D.AVSyncDataset(cfg, "test", D.records_for(cfg, "all"), fixed=load_fixed_offsets(cfg))
+    D.write_fixed_offsets(D.fixed_offsets_path(cfg, SMALL, "test"), {"edge": (off, vstart)})
+    ds = D.AVSyncDataset(cfg, SMALL, "test", D.records_for(cfg, "all"), fixed=load_fixed_offsets(cfg, SMALL))
     item = ds[0]
     assert not ds.bad_files and item["target"] == target and item["offset_sec"] == off
     v_start_i, a_start_i = int(vstart * 25), int((vstart + off) * 16000)
@@ -250,7 +252,7 @@ def folder_root(tmp_path_factory):
 
 def test_train_items_decode_the_sampled_windows(folder_root):
     cfg = small_cfg(folder_root, p_horizontal_flip=0.0)
-    ds = D.AVSyncDataset(cfg, "train", D.records_for(cfg, "all"), seed=3)
+    ds = D.AVSyncDataset(cfg, SMALL, "train", D.records_for(cfg, "all"), seed=3)
     targets = set()
     for idx in range(len(ds)):
         for epoch in range(4):
@@ -274,8 +276,8 @@ def test_train_items_decode_the_sampled_windows(folder_root):
 
 def test_eval_generates_and_reuses_fixed_offsets(folder_root, tmp_path):
     cfg = small_cfg(folder_root, fixed_offsets_dir=str(tmp_path / "fo"))
-    ds = build_dataset(cfg, "all")
-    path = D.fixed_offsets_path(cfg, "all")
+    ds = build_dataset(cfg, SMALL, "all")
+    path = D.fixed_offsets_path(cfg, SMALL, "all")
     rows = read_fixed_offsets(path)
     assert set(rows) == {"c0", "c1", "c2"}
     first = path.read_text()
@@ -284,11 +286,11 @@ def test_eval_generates_and_reuses_fixed_offsets(folder_root, tmp_path):
         off, vstart = rows[item["id"]]
         assert item["offset_sec"] == off and item["v_start_sec"] == int(vstart * 25) / 25
         assert item["a_start_sec"] == int((vstart + off) * 16000) / 16000
-    build_dataset(cfg, "all")
+    build_dataset(cfg, SMALL, "all")
     assert path.read_text() == first  # reused, not regenerated
-    D.make_fixed_offsets(cfg, "all", path=tmp_path / "again.csv")
+    D.make_fixed_offsets(cfg, SMALL, "all", path=tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_text() == first  # seeded
-    rnd = build_dataset(small_cfg(folder_root, fixed_offsets=False, iter_times=4), "all")
+    rnd = build_dataset(small_cfg(folder_root, fixed_offsets=False, iter_times=4), SMALL, "all")
     assert len(rnd) == 12 and len({(rnd[i]["offset_sec"], rnd[i]["v_start_sec"]) for i in range(12)}) > 3
 
 
@@ -317,7 +319,7 @@ def test_bad_files_are_skipped_and_counted(folder_root, tmp_path):
     make_test_clip(root / "d_short.mp4", seconds=2, size=(192, 256))
     (root / "e_good.mp4").write_bytes((folder_root / "c0.mp4").read_bytes())
     cfg = small_cfg(root)
-    ds = D.AVSyncDataset(cfg, "train", D.records_for(cfg, "all"))
+    ds = D.AVSyncDataset(cfg, SMALL, "train", D.records_for(cfg, "all"))
     items = [ds[i] for i in range(len(ds))]
     assert all(it["id"] == "e_good" for it in items)
     reasons = {k.split("/")[-1]: v for k, v in ds.bad_files.items()}
@@ -325,7 +327,7 @@ def test_bad_files_are_skipped_and_counted(folder_root, tmp_path):
     assert "empty" in reasons["a_empty.mp4"] and "unreadable" in reasons["b_junk.mp4"]
     assert "no audio stream" in reasons["c_noaudio.mp4"] and "too short" in reasons["d_short.mp4"]
     assert "4 bad files" in ds.bad_files_summary()
-    only_bad = D.AVSyncDataset(cfg, "train", [r for r in D.records_for(cfg, "all") if r.id != "e_good"])
+    only_bad = D.AVSyncDataset(cfg, SMALL, "train", [r for r in D.records_for(cfg, "all") if r.id != "e_good"])
     with pytest.raises(RuntimeError, match="consecutive bad files"):
         only_bad[0]
 
@@ -404,8 +406,8 @@ def test_fetch_protocol_urls_and_offline(tmp_path, monkeypatch):
 
 def test_clip_lengths_trim_from_the_right(folder_root):
     info = probe(folder_root / "c0.mp4")
-    assert clip_lengths(info, DataConfig()) == (100, 64000)
-    assert clip_lengths(info, DataConfig(max_clip_sec=3.0)) == (75, 48000)
+    assert clip_lengths(info, DataConfig(), PAPER) == (100, 64000)
+    assert clip_lengths(info, DataConfig(max_clip_sec=3.0), PAPER) == (75, 48000)
 
 
 def test_benchmark_smoke(tmp_path):

@@ -19,7 +19,8 @@ def test_requirements_and_environment_yml_agree():
     req = _pins((ROOT / "requirements.txt").read_text())
     env = _pins((ROOT / "environment.yml").read_text())
     assert req, "no pins parsed from requirements.txt"
-    assert req == env, f"pins differ: only pip {set(req.items()) - set(env.items())}, only conda {set(env.items()) - set(req.items())}"
+    assert req == env, (f"pins differ: only pip {set(req.items()) - set(env.items())}, "
+                        f"only conda {set(env.items()) - set(req.items())}")
 
 
 def test_paper_pins_present():

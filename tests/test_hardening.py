@@ -1,4 +1,4 @@
-"""Hardening (issue 9): a generated hostile media corpus through every entry point (predict, prepare, training dataset
+"""Hardening: a generated hostile media corpus through every entry point (predict, prepare, training dataset
 loading, the leakage probe), with counts printed: each input is handled correctly or rejected with a clear error
 naming the file, never a crash (an unexpected exception type, or a message without the file), a hang (timeouts) or a
 silent wrong result (shapes, window counts, stream parameters and decoded lengths are checked)."""
@@ -95,7 +95,7 @@ def test_hostile_corpus_predict(corpus, predictor):
 
     _, entries = corpus
     t = Tally("predict")
-    d = predictor.data_cfg
+    d = predictor.geometry
     for path, kind in entries:
         try:
             res = predict_video(predictor, path)
@@ -187,13 +187,14 @@ def test_hostile_corpus_training_dataset(corpus, tmp_path):
     from paperlib.data.datasets import AVSyncDataset, build_dataset, item_shapes
 
     folder, entries = corpus
-    cfg = _smoke_cfg(folder).data
+    run = _smoke_cfg(folder)
+    cfg, geo = run.data, run.geometry
     vanished = folder / "vanished.mp4"  # a file deleted after the dataset was built
     vanished.write_bytes((folder / "mono.mp4").read_bytes())
-    ds = build_dataset(cfg, "all")
+    ds = build_dataset(cfg, geo, "all")
     vanished.unlink()
     entries = [(p, k) for p, k in entries if k != "missing"] + [(vanished, "missing")]
-    shapes = item_shapes(cfg)
+    shapes = item_shapes(geo)
     # known limitation: an mkv stores no per-stream duration, so the VFR clip's length comes from the container
     # (which counts the audio's AAC padding); a window at its very end is beyond the last frame and the clip is
     # skipped as a bad file with that reason (named), never read short
@@ -227,7 +228,7 @@ def test_hostile_corpus_training_dataset(corpus, tmp_path):
             t.ok()
     t.report()
     # iterating as the training loop does: bad files are skipped (all of them recorded), items come from good files
-    it = AVSyncDataset(cfg, "train", ds.records, seed=0)
+    it = AVSyncDataset(cfg, geo, "train", ds.records, seed=0)
     paths = [it[i]["path"] for i in range(len(it))]
     assert set(it.bad_files) == bad_paths
     assert not set(paths) & bad_paths
@@ -390,7 +391,7 @@ def test_misfit_and_truncated_checkpoints_name_keys_and_shapes(smoke_checkpoint,
             K.load_model(path)
         assert str(path) in str(e.value) and all(w in str(e.value) for w in words), str(e.value)
     # a different class count: the head's shapes are named when fine-tuning into the configured model
-    five = dataclasses_replace(cfg.model, num_classes=5)
+    five = dataclasses_replace(cfg.model, geometry=dataclasses_replace(cfg.geometry, num_classes=5))
     other = tmp_path / "five.pt"
     save_checkpoint(other, build_model(five), five)
     with pytest.raises(ValueError) as e:

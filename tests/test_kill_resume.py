@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 import torch
 
+from paperlib.core.geometry import Geometry
 from paperlib.engine import runs
 from paperlib.model.weights import load_checkpoint
 
@@ -204,8 +205,8 @@ def test_checkpoint_saves_remove_killed_writers_temporaries_in_their_folder_only
     nested.parent.mkdir()
     for p in (stale, live, other_host, nested):
         p.write_bytes(b"x")
-    cfg = ModelConfig(backbone="small", d_model=32, n_head=2, depth=1, n_selectors=4, crop=32, clip_sec=2.0,
-                      num_classes=3, n_fft=256, hop=64)
+    cfg = ModelConfig(geometry=Geometry.for_classes(3, crop=32, clip_sec=2.0, n_fft=256, hop=64), backbone="small",
+                      d_model=32, n_head=2, depth=1, n_selectors=4)
     ck.save_checkpoint(tmp_path / "last.pt", build_model(cfg), cfg)
     assert not stale.exists() and live.exists() and other_host.exists() and nested.exists()
     assert (tmp_path / "last.pt").is_file()
@@ -491,8 +492,8 @@ def test_synth_killed_and_restarted_equals_uninterrupted(wrapper, synth_ref, tmp
                 v, a = _decoded(p)
                 rv, ra = ref_cache[rel]
                 # libx264 through PyAV is not bit-reproducible between the first encode of a process and later ones
-                # (see paperlib.data.prepare's docstring and test_synthetic.test_determinism_and_seed): a restarted run's
-                # first clip can differ from the uninterrupted run's at coding-noise level. Same frames otherwise.
+                # (see paperlib.data.prepare's docstring and test_synthetic.test_determinism_and_seed): a restarted
+                # run's first clip can differ from the uninterrupted run's at coding-noise level. Same frames otherwise.
                 diff = float(np.abs(v.astype(np.int16) - rv).mean()) if v.shape == rv.shape else math.inf
                 assert diff < 3.0 and a.shape == ra.shape and np.abs(a - ra).max() < 0.05, (rel, diff)
                 worst[0] = max(worst[0], diff)

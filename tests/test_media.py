@@ -1,4 +1,5 @@
-"""Decoding contract of paperlib.core.media: windows equal an independent full decode's slice, to the frame and sample."""
+"""Decoding contract of paperlib.core.media: windows equal an independent full decode's slice, to the frame and
+sample."""
 
 from __future__ import annotations
 

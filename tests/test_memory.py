@@ -11,11 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from paperlib.core.geometry import Geometry
 from paperlib.studies import memory as M
 from paperlib.model.sparsesync import ModelConfig
 
 # a small head on the paper geometry (grids (3,7,7) + (9,4) at 1 s): every estimate below takes well under a second
-SMALL = ModelConfig(depth=1, d_model=32, n_head=2, n_selectors=4, num_classes=3, clip_sec=1.0)
+SMALL = ModelConfig(geometry=Geometry.for_classes(3, clip_sec=1.0), depth=1, d_model=32, n_head=2, n_selectors=4)
 
 
 def test_tracker_hand_computed_toy():
@@ -115,7 +116,7 @@ def test_growth_is_linear_with_selectors_and_quadratic_without():
     rows = []
     for variant in ("sparsesync", "transformer"):
         for s in secs:
-            cfg = dataclasses.replace(SMALL, variant=variant, clip_sec=s)
+            cfg = dataclasses.replace(SMALL, variant=variant, geometry=dataclasses.replace(SMALL.geometry, clip_sec=s))
             rows.append(dict(model=variant, attention="explicit", seconds=s,
                              bytes=M.estimate_peak(cfg, 2, precision="fp32", attention="explicit")))
     df = pd.DataFrame(rows).assign(GiB=lambda d: d.bytes / M.GIB)
@@ -123,8 +124,9 @@ def test_growth_is_linear_with_selectors_and_quadratic_without():
     assert 0.8 < k["sparsesync"] < 1.3, k
     assert 1.7 < k["transformer"] < 2.2, k
     # and memory-efficient attention makes the no-selector model linear too
-    eff = [M.estimate_peak(dataclasses.replace(SMALL, variant="transformer", clip_sec=s), 2, precision="fp32",
-                           attention="efficient") for s in (8.0, 24.0)]
+    eff = [M.estimate_peak(dataclasses.replace(SMALL, variant="transformer",
+                                               geometry=dataclasses.replace(SMALL.geometry, clip_sec=s)),
+                           2, precision="fp32", attention="efficient") for s in (8.0, 24.0)]
     expl = df[(df.model == "transformer") & df.seconds.isin([8.0, 24.0])].bytes.to_numpy()
     assert eff[1] / eff[0] < 4 < expl[1] / expl[0]
 

@@ -1,5 +1,5 @@
-"""Invariants of the model family (paperlib.model.sparsesync, paperlib.model.backbones): exact parameter counts, geometry, gradients,
-batch independence, frozen backbones, the attention-weights path, init, and the model-summary CLI.
+"""Invariants of the model family (paperlib.model.sparsesync, paperlib.model.backbones): exact parameter counts,
+geometry, gradients, batch independence, frozen backbones, the attention-weights path, init, and the model-summary CLI.
 
 Paper-size models are built on the meta device (no memory, no compute); real forwards use the small CPU pair or tiny
 geometry. The official-equivalence proof is in test_official_equivalence.py.
@@ -14,16 +14,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from paperlib.core.geometry import Geometry
 from paperlib.model import sparsesync as M
 from paperlib.model.backbones import ResNet18Audio, S3DVisual, SmallAudio, SmallVisual
 from paperlib.model.sparsesync import ModelConfig, build_head, build_model, input_shapes, model_summary, token_grid
 
 # Tiny CPU configs: 1 s clips, small crops, narrow transformer.
-TINY = dict(backbone="small", d_model=32, n_head=4, depth=1, n_selectors=4, crop=32, clip_sec=1.0)
+TINY = dict(backbone="small", d_model=32, n_head=4, depth=1, n_selectors=4)
 
 
 def tiny(**kw) -> ModelConfig:
-    return ModelConfig(**{**TINY, **kw})
+    return ModelConfig(**{"geometry": Geometry(crop=32, clip_sec=1.0), **TINY, **kw})
 
 
 def inputs(cfg: ModelConfig, batch: int = 2, device: str = "cpu", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -36,7 +37,7 @@ def inputs(cfg: ModelConfig, batch: int = 2, device: str = "cpu", seed: int = 0)
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Parameter counts (paper Table 6; official_implementation.md 1.9)
+# Parameter counts (paper Table 6; the authors' code, v-iashin/SparseSync)
 # --------------------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("depth,total", [(1, 31_227_756), (2, 42_788_204), (3, 54_348_652), (6, 89_029_996)])
@@ -47,7 +48,7 @@ def test_param_counts_exact(depth, total):
     parts = ("visual_backbone", "audio_backbone", "bridge", "input_embed", "selectors", "sync_transformer",
              "classifier")
     assert sum(p[k] for k in parts) == total
-    p3 = model_summary(ModelConfig(depth=depth, num_classes=3), flops=False)["params"]
+    p3 = model_summary(ModelConfig(geometry=Geometry.for_classes(3), depth=depth), flops=False)["params"]
     assert total - p3["total"] == 9_216
 
 
@@ -72,7 +73,7 @@ def test_paper_geometry():
 @pytest.mark.parametrize("backbone", ["paper", "small"])
 @pytest.mark.parametrize("crop,clip_sec", [(224, 5.0), (192, 2.0), (240, 7.0), (112, 3.0), (256, 4.0)])
 def test_token_grid_matches_backbone_output(backbone, crop, clip_sec):
-    cfg = ModelConfig(backbone=backbone, crop=crop, clip_sec=clip_sec)
+    cfg = ModelConfig(geometry=Geometry(crop=crop, clip_sec=clip_sec), backbone=backbone)
     video, audio = inputs(cfg, batch=1, device="meta")
     vis_cls, aud_cls = {"paper": (S3DVisual, ResNet18Audio), "small": (SmallVisual, SmallAudio)}[backbone]
     with torch.device("meta"):
@@ -86,11 +87,11 @@ def test_token_grid_matches_backbone_output(backbone, crop, clip_sec):
 @pytest.mark.parametrize("crop,clip_sec", [(192, 2.0), (240, 7.0), (224, 3.5), (200, 6.0)])
 def test_geometry_variants_run(variant, crop, clip_sec):
     """Any crop and 2-7 s clips: the paper model runs end to end (meta) and the small-backbone model for real."""
-    cfg = ModelConfig(variant=variant, crop=crop, clip_sec=clip_sec)
+    cfg = ModelConfig(geometry=Geometry(crop=crop, clip_sec=clip_sec), variant=variant)
     with torch.device("meta"):
         model = build_model(cfg)
     assert tuple(model(*inputs(cfg, 1, "meta")).shape) == (1, 21)
-    small_cfg = dataclasses.replace(tiny(variant=variant), crop=crop, clip_sec=clip_sec, fps=10.0)
+    small_cfg = tiny(variant=variant, geometry=Geometry(crop=crop, clip_sec=clip_sec, fps=10.0))
     small = build_model(small_cfg).eval()
     with torch.no_grad():
         logits = small(*inputs(small_cfg, 1))
@@ -101,7 +102,7 @@ def test_geometry_variants_run(variant, crop, clip_sec):
 def test_wrong_geometry_is_a_clear_error():
     cfg = tiny()
     model = build_model(cfg).eval()
-    video, audio = inputs(dataclasses.replace(cfg, crop=64), 1)
+    video, audio = inputs(dataclasses.replace(cfg, geometry=dataclasses.replace(cfg.geometry, crop=64)), 1)
     with pytest.raises(ValueError, match="visual features have grid"):
         model(video, audio)
 
@@ -250,7 +251,7 @@ def test_positional_concat_order():
 
 def test_head_alone_on_long_inputs():
     """The memory study feeds the head token grids of long clips without building backbones."""
-    cfg = ModelConfig(clip_sec=30.0, d_model=64, n_head=4)
+    cfg = ModelConfig(geometry=Geometry(clip_sec=30.0), d_model=64, n_head=4)
     head = build_head(cfg).eval()
     (t, h, w), (f, ta) = token_grid(cfg)
     assert t == 94 and ta == 118

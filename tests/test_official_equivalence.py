@@ -80,7 +80,7 @@ def shared() -> dict:
 def _check(name: str, layers: int, classes: int, shared: dict) -> None:
     ref = json.loads((FIXTURES / f"official_reference_outputs_{name}.json").read_text())
     paper_sd, cfg = convert_official_state_dict(formula_state_dict(name))
-    assert (cfg.depth, cfg.num_classes, cfg.variant) == (layers, classes, "sparsesync")
+    assert (cfg.depth, cfg.geometry.num_classes, cfg.variant) == (layers, classes, "sparsesync")
     model = build_model(cfg).double()
     model.load_state_dict(paper_sd, strict=True)
     model.eval()

@@ -1,5 +1,5 @@
-"""paperlib.studies.predict: windowing and sign conventions, the ffmpeg fix, ITU verdicts, clear errors, any input format,
-the real bigbuckbunny clip, and the CLI outputs."""
+"""paperlib.studies.predict: windowing and sign conventions, the ffmpeg fix, ITU verdicts, clear errors, any input
+format, the real bigbuckbunny clip, and the CLI outputs."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def _tone_clip(path, seconds=4.0, fps=30.0, sr=44100, channels=2, size=(48, 64),
 def test_predict_any_format_and_outputs(tiny_checkpoint, tmp_path, capsys):
     clip = _tone_clip(tmp_path / "odd.mkv")  # 30 fps, 64x48, 44.1 kHz stereo, mkv
     pred = P.load_predictor(tiny_checkpoint, "cpu")
-    assert pred.short_side == 40 and pred.data_cfg.clip_sec == 2.0 and list(pred.grid) == [-1.0, 0.0, 1.0]
+    assert pred.short_side == 40 and pred.geometry.clip_sec == 2.0 and list(pred.grid) == [-1.0, 0.0, 1.0]
     res = P.predict_video(pred, clip, stride_sec=1.0)
     assert res["n_windows"] == 3 and len(res["windows"]) == 3
     assert res["class"] in (0, 1, 2) and res["offset_sec"] == pred.grid[res["class"]]
@@ -148,7 +148,7 @@ def test_injected_offset_feeds_the_model_what_the_test_split_would(tiny_checkpoi
     """predict --inject-offset X must give the model exactly the tensors of a test item with fixed offset X (same
     windows to the frame and sample, same decoding, same transforms) and report X's class: with that, a model that
     classifies test items correctly recovers injected offsets through predict, with the right sign."""
-    from paperlib.data.datasets import AVSyncDataset, Record, fixed_window
+    from paperlib.data.datasets import AVSyncDataset, DataConfig, Record, fixed_window
     from paperlib.data.synthetic import SynthConfig, generate, video_path
 
     root = tmp_path_factory.getbasetemp() / "synth-predict"
@@ -156,9 +156,10 @@ def test_injected_offset_feeds_the_model_what_the_test_split_would(tiny_checkpoi
         generate(SynthConfig(setting="dense-crop", size=40), root, clips=1, progress=False)
     path = video_path(root, "pretrain/syn00000/00000")
     pred = P.load_predictor(tiny_checkpoint, "cpu")
-    d = pred.data_cfg
+    d = pred.geometry
     vstart = 3.0
-    ds = AVSyncDataset(d, "test", [Record("clip", str(path))], fixed={"clip": (inject, vstart)})
+    ds = AVSyncDataset(DataConfig(resize_short=pred.short_side), d, "test", [Record("clip", str(path))],
+                       fixed={"clip": (inject, vstart)})
     item = ds[0]
     (v, a), = P.window_starts(10.0, 10.0, d.clip_sec, d.clip_sec, d.fps, d.sample_rate, inject, v_start_sec=vstart)
     w = fixed_window(inject, vstart, d)
@@ -175,7 +176,8 @@ def test_a_model_trained_here_recovers_injected_offsets_through_predict(tmp_path
     """Train the smoke-size SparseSync (overfit mode) on one clip's three test windows that share the video window and
     differ only in the audio offset (-1, 0, +1 s), then ask predict with --inject-offset: each injected offset must come
     back as its class. The model memorises (it does not generalise: leaving the chance plateau on held-out clips takes
-    CPU-minutes, issue 11), but a wrong sign or a shifted window in predict would return the wrong classes."""
+    CPU-minutes, see the README's plateau section), but a wrong sign or a shifted window in predict would return the
+    wrong classes."""
     from paperlib.engine import train as T
     from paperlib.data.datasets import AVSyncDataset, Record
     from paperlib.data.synthetic import SynthConfig, generate, video_path
@@ -189,7 +191,7 @@ def test_a_model_trained_here_recovers_injected_offsets_through_predict(tmp_path
                               "train.log_every=50", "data.resize_short=32", "model.embd_pdrop=0", "model.attn_pdrop=0",
                               "model.resid_pdrop=0"])
     vstart = 4.0
-    ds = AVSyncDataset(cfg.data, "test", [Record(k, path) for k in "abc"],
+    ds = AVSyncDataset(cfg.data, cfg.geometry, "test", [Record(k, path) for k in "abc"],
                        fixed={"a": (-1.0, vstart), "b": (0.0, vstart), "c": (1.0, vstart)})
     run = T.fit(cfg, datasets={"train": ds, "valid": ds, "test": ds})
     pred = P.load_predictor(run / "checkpoints" / "last.pt", "cpu")

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from paperlib.core.geometry import Geometry
 from paperlib.engine import recipes
 from paperlib.model.sparsesync import ModelConfig, build_head
 
@@ -44,7 +45,8 @@ def test_time_code_peaks_at_zero_lag_and_has_the_requested_rms():
 
 
 def test_time_channel_layout_matches_the_positional_tables():
-    head = build_head(ModelConfig(backbone="small", d_model=64, n_head=4, depth=1, n_selectors=4, crop=48))
+    head = build_head(ModelConfig(geometry=Geometry(crop=48), backbone="small", d_model=64, n_head=4, depth=1,
+                                  n_selectors=4))
     vch, ach = recipes.visual_time_channels(64), recipes.audio_time_channels(64)
     assert vch.stop - vch.start == head.vis_pos.time_embed.shape[1]
     assert ach.stop - ach.start == head.aud_pos.time_embed.shape[1]
@@ -56,8 +58,8 @@ def test_time_channel_layout_matches_the_positional_tables():
 
 
 def _head(k: int = 8, **kw) -> torch.nn.Module:
-    cfg = ModelConfig(backbone="small", d_model=kw.pop("d_model", 64), n_head=4, depth=kw.pop("depth", 2),
-                      n_selectors=k, crop=48, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0, **kw)
+    cfg = ModelConfig(geometry=Geometry(crop=48), backbone="small", d_model=kw.pop("d_model", 64), n_head=4,
+                      depth=kw.pop("depth", 2), n_selectors=k, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0, **kw)
     torch.manual_seed(0)
     return build_head(cfg)  # small backbones at 48 px: visual grid (16, 3, 3), audio grid (9, 20)
 
@@ -91,7 +93,8 @@ def test_anchored_init_keeps_the_architecture_and_rejects_other_heads():
     recipes.time_anchored_init(head, CLIP, modality_flag=8.0)
     assert {k: v.shape for k, v in head.state_dict().items()} == before
     assert all(torch.isfinite(p).all() for p in head.parameters())
-    other = build_head(ModelConfig(variant="transformer", backbone="small", d_model=64, n_head=4, depth=1, crop=48))
+    other = build_head(ModelConfig(geometry=Geometry(crop=48), variant="transformer", backbone="small", d_model=64,
+                                   n_head=4, depth=1))
     with pytest.raises(TypeError, match="SparseSyncHead"):
         recipes.time_anchored_init(other, CLIP)
 
@@ -188,13 +191,13 @@ def test_aux_weight_schedule():
 def test_aux_loss_model_keeps_the_paper_logits_and_follows_its_schedule():
     from paperlib.model.sparsesync import build_model, input_shapes
 
-    cfg = ModelConfig(backbone="small", d_model=32, n_head=4, depth=2, n_selectors=4, crop=32, clip_sec=1.0,
-                      embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    cfg = ModelConfig(geometry=Geometry(crop=32, clip_sec=1.0), backbone="small", d_model=32, n_head=4, depth=2,
+                      n_selectors=4, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
     torch.manual_seed(0)
     model = build_model(cfg)
-    recipes.time_anchored_init(model.head, cfg.clip_sec, modality_flag=8.0)
+    recipes.time_anchored_init(model.head, cfg.geometry.clip_sec, modality_flag=8.0)
     grid = torch.linspace(-0.4, 0.4, 5)
-    wrapped = recipes.AuxLossModel(model, cfg.clip_sec, grid, xcorr_weight=1.0, match_weight=0.5, hold_steps=2,
+    wrapped = recipes.AuxLossModel(model, cfg.geometry.clip_sec, grid, xcorr_weight=1.0, match_weight=0.5, hold_steps=2,
                                    decay_steps=2)
     shapes = input_shapes(cfg)
     g = torch.Generator().manual_seed(0)
@@ -220,8 +223,8 @@ def test_aux_loss_model_keeps_the_paper_logits_and_follows_its_schedule():
     assert model.head.sync.blocks[0].attn.query.weight.grad.abs().sum() > 0
     other = build_model(ModelConfig(**{**cfg.__dict__, "variant": "transformer"}))
     with pytest.raises(TypeError, match="SparseSync"):
-        recipes.AuxLossModel(other, cfg.clip_sec, grid, match_weight=1.0)
-    recipes.AuxLossModel(other, cfg.clip_sec, grid, match_weight=0.0)  # xcorr alone works for any variant
+        recipes.AuxLossModel(other, cfg.geometry.clip_sec, grid, match_weight=1.0)
+    recipes.AuxLossModel(other, cfg.geometry.clip_sec, grid, match_weight=0.0)  # xcorr alone works for any variant
 
 
 def test_recipe_objective_is_the_papers_loss_plus_the_weighted_aux_terms():
@@ -308,8 +311,8 @@ def test_recipe_leaves_the_plateau_within_seconds():
     torch.manual_seed(0)
     C, d = 3, 32
     grid = torch.tensor([-1.0, 0.0, 1.0])
-    cfg = ModelConfig(backbone="small", d_model=d, n_head=2, depth=2, n_selectors=16, num_classes=C, crop=48,
-                      embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    cfg = ModelConfig(geometry=Geometry.for_classes(C, crop=48), backbone="small", d_model=d, n_head=2, depth=2,
+                      n_selectors=16, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
     grids = ((16, 1, 1), (1, 20))
     head = build_head(cfg, *grids)
     recipes.time_anchored_init(head, CLIP)  # the recommended recipe values

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from paperlib.core.geometry import Geometry
 from paperlib.commands import synth as synth_command
 from paperlib.data import synthetic as syn
 from paperlib.data.synthetic import signals
@@ -186,8 +187,8 @@ def test_layouts_load_through_dataset_adapters(tmp_path, sparse_root):
     assert sorted(r.id for rs in lrs.values() for r in rs) == sorted(syn.clip_id(dcfg, i) for i in range(3))
     assert all(len(rs) == 1 for rs in lrs.values())
     if hasattr(data, "build_dataset"):
-        ds = data.build_dataset(data.DataConfig(dataset="lrs3", root=str(tmp_path), crop=24, fixed_offsets=False),
-                                "test")
+        ds = data.build_dataset(data.DataConfig(dataset="lrs3", root=str(tmp_path), fixed_offsets=False),
+                                Geometry(crop=24), "test")
         item = ds[0]
         assert item["video"].shape[0] == 125
 

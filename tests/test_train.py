@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from paperlib.core import config as C
+from paperlib.core.geometry import Geometry
 from paperlib.core.provenance import env_info
 from paperlib.engine import checkpointing as CK
 from paperlib.engine import config as RC
@@ -132,15 +133,17 @@ def test_metrics_logger_and_torn_lines(tmp_path):
 
 def test_presets_and_overrides():
     cfg = RC.resolve("paper-lrs3")
-    assert cfg.model.num_classes == 21 and cfg.train.base_lr == 5e-6 and cfg.data.dataset == "lrs3"
+    assert cfg.geometry.num_classes == 21 and cfg.train.base_lr == 5e-6 and cfg.data.dataset == "lrs3"
     ft = RC.resolve("paper-vggsound-sparse-finetune-3cls", ["train.init_from=/x.pt", "train.patience=70"])
-    assert ft.model.num_classes == 3 and ft.data.num_classes == 3 and ft.data.max_off_sec == 1.0
+    assert ft.geometry.num_classes == 3 and ft.geometry.max_off_sec == 1.0
     assert ft.data.p_audio_aug == 0.2 and ft.data.iter_times == 25 and ft.train.init_from == "/x.pt"
     assert ft.train.patience == 70
     with pytest.raises(KeyError, match="unknown config key"):
         RC.resolve("smoke", ["train.learning_rate=1"])
-    with pytest.raises(ValueError, match="disagree"):
-        RC.resolve("smoke", ["model.num_classes=21"])
+    with pytest.raises(ValueError, match="infeasible"):  # the data must fit the run's one geometry
+        RC.resolve("smoke", ["data.min_clip_sec=2.0"])
+    with pytest.raises(KeyError, match="unknown config key"):  # the geometry lives in one place only
+        RC.resolve("smoke", ["data.num_classes=21"])
     with pytest.raises(KeyError, match="unknown preset"):
         RC.resolve("nope")
     for name in RC.PRESETS:  # every preset resolves to a consistent config
@@ -155,12 +158,15 @@ def test_presets_and_overrides():
 
 @dataclasses.dataclass
 class _MC:
-    num_classes: int = 5
+    geometry: Geometry = dataclasses.field(default_factory=lambda: Geometry(num_classes=5))
 
 
 @dataclasses.dataclass
 class _DC:
     iter_times: int = 1
+
+    def validate(self, geo: Geometry) -> "_DC":
+        return self
 
 
 class _DS(Dataset):

@@ -59,7 +59,7 @@ def test_sparse_recipe_preset_fine_tunes_the_dense_recipe_model():
     (without them the measured sparse run stays at chance) and starts a fresh optimiser on VGGSound-Sparse-layout
     data."""
     dense, sparse = RC.resolve("cpu-recipe"), RC.resolve("cpu-recipe-sparse", ["train.init_from=/x/best.pt"])
-    assert sparse.model == dense.model and sparse.data.crop == dense.data.crop
+    assert sparse.model == dense.model and sparse.geometry == dense.geometry
     assert sparse.data.dataset == "vggsound_sparse" and sparse.train.init_from == "/x/best.pt"
     assert sparse.train.aux_xcorr_weight > 0 and sparse.train.aux_match_weight > 0 and sparse.train.recipe_init
     assert sparse.train.init_carry_optimizer is False and sparse.train.time_budget_min == 20.0
@@ -93,7 +93,7 @@ def test_recipe_init_changes_the_fresh_model_deterministically(synth_root, tmp_p
 def test_partial_init_keeps_mismatched_and_skipped_keys_fresh(synth_root, tmp_path):
     src = T.fit(_smoke(synth_root, tmp_path / "src", "train.max_steps=2", "train.test=false"))
     ckpt = src / "checkpoints" / "last.pt"
-    five = ("model.num_classes=5", "data.num_classes=5", "train.max_steps=1", "train.test=false",
+    five = ("model.geometry.num_classes=5", "train.max_steps=1", "train.test=false",
             "train.base_lr=0.0", f"train.init_from={ckpt}")
     with pytest.raises(ValueError, match="init_strict=false"):
         T.fit(_smoke(synth_root, tmp_path / "strict", *five, "train.init_carry_optimizer=false"))
@@ -120,10 +120,11 @@ def test_partial_init_keeps_mismatched_and_skipped_keys_fresh(synth_root, tmp_pa
 
 
 def test_cached_decoding_gives_identical_items(synth_root):
-    cfg = RC.resolve("smoke", [f"data.root={synth_root}"]).data
+    run = RC.resolve("smoke", [f"data.root={synth_root}"])
+    cfg, geo = run.data, run.geometry
     cached = C.merge(cfg, {"cache_decoded": 1000})
     for split in ("train", "test"):
-        plain_ds, cache_ds = build_dataset(cfg, split, seed=3), build_dataset(cached, split, seed=3)
+        plain_ds, cache_ds = build_dataset(cfg, geo, split, seed=3), build_dataset(cached, geo, split, seed=3)
         for epoch in (0, 1):
             plain_ds.set_epoch(epoch)
             cache_ds.set_epoch(epoch)
@@ -132,7 +133,7 @@ def test_cached_decoding_gives_identical_items(synth_root):
                 assert a["target"] == b["target"] and a["v_start_sec"] == b["v_start_sec"]
                 assert torch.equal(a["video"], b["video"]) and torch.equal(a["audio"], b["audio"]), (split, i)
         assert len(cache_ds._decoded) > 0 and not plain_ds._decoded
-    small = build_dataset(C.merge(cfg, {"cache_decoded": 2}), "train", seed=3)
+    small = build_dataset(C.merge(cfg, {"cache_decoded": 2}), geo, "train", seed=3)
     for i in range(len(small)):
         small[i]
     assert len(small._decoded) == 2  # the bound holds
@@ -141,9 +142,10 @@ def test_cached_decoding_gives_identical_items(synth_root):
 def test_decoded_clips_shared_on_disk_across_datasets(synth_root, tmp_path, monkeypatch, caplog):
     from paperlib.data import datasets as D
 
-    cfg = RC.resolve("smoke", [f"data.root={synth_root}"]).data
+    run = RC.resolve("smoke", [f"data.root={synth_root}"])
+    cfg, geo = run.data, run.geometry
     disk = C.merge(cfg, {"decoded_cache_dir": str(tmp_path / "decoded")})
-    plain_ds, first = build_dataset(cfg, "train", seed=5), build_dataset(disk, "train", seed=5)
+    plain_ds, first = build_dataset(cfg, geo, "train", seed=5), build_dataset(disk, geo, "train", seed=5)
     want = [plain_ds[i] for i in range(4)]
     for i in range(4):
         assert torch.equal(first[i]["video"], want[i]["video"]) and torch.equal(first[i]["audio"], want[i]["audio"])
@@ -155,14 +157,14 @@ def test_decoded_clips_shared_on_disk_across_datasets(synth_root, tmp_path, monk
         raise AssertionError("decoded again although the clip is cached on disk")
 
     monkeypatch.setattr(D, "read_video", no_decode)
-    second = build_dataset(disk, "train", seed=5)
+    second = build_dataset(disk, geo, "train", seed=5)
     for i in range(4):
         assert torch.equal(second[i]["video"], want[i]["video"]) and torch.equal(second[i]["audio"], want[i]["audio"])
     monkeypatch.undo()
 
     # a damaged cache file is decoded again (with a warning) and replaced
     files[0].write_bytes(b"not an npz")
-    third = build_dataset(disk, "train", seed=5)
+    third = build_dataset(disk, geo, "train", seed=5)
     with caplog.at_level("WARNING", logger="paperlib.data.datasets"):
         got = [third[i] for i in range(4)]
     assert all(torch.equal(g["video"], w["video"]) for g, w in zip(got, want))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from paperlib.core.geometry import Geometry
 from paperlib.data.datasets import (FIXED_OFFSET_SEED, DataConfig, fetch_protocol, make_fixed_offsets, protocol_files,
                                     records_for)
 
@@ -42,11 +43,11 @@ def main(argv: list[str]) -> int:
             print(f"{len(failed)} of {len(status)} files could not be downloaded (no internet?)")
             return 1
         return 0
-    cfg = DataConfig(dataset=args.dataset, root=args.root, num_classes=args.num_classes, max_off_sec=args.max_off_sec,
-                     clip_sec=args.clip_sec, min_clip_sec=args.min_clip_sec).validate()
+    geo = Geometry(num_classes=args.num_classes, max_off_sec=args.max_off_sec, clip_sec=args.clip_sec)
+    cfg = DataConfig(dataset=args.dataset, root=args.root, min_clip_sec=args.min_clip_sec).validate(geo)
     if args.cmd == "make-offsets":
         for s in args.splits:
-            print(make_fixed_offsets(cfg, s, seed=args.seed))
+            print(make_fixed_offsets(cfg, geo, s, seed=args.seed))
         return 0
     for s in args.splits:
         recs = records_for(cfg, s)

@@ -37,15 +37,14 @@ def main(argv: list[str]) -> int:
     try:
         model, mcfg = load_model(path)
         dcfg = checkpoint_data_config(path, mcfg, args.preset, args.overrides)
-        if dcfg.num_classes != mcfg.num_classes:
-            raise ValueError(f"{path}: the model has {mcfg.num_classes} classes, the data config {dcfg.num_classes}")
-        ds = build_dataset(dcfg, args.split, seed=args.seed)
+        ds = build_dataset(dcfg, mcfg.geometry, args.split, seed=args.seed)
     except (CheckpointError, KeyError, ValueError, TypeError, OSError) as e:
         print(f"paperlib evaluate: {e}", file=sys.stderr)
         return 2
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     passes = dcfg.iter_times if not dcfg.fixed_offsets else 1
-    res = evaluate_dataset(model.to(device), ds, passes, args.batch_size, args.num_workers, device, mcfg.num_classes,
+    res = evaluate_dataset(model.to(device), ds, passes, args.batch_size, args.num_workers, device,
+                           mcfg.geometry.num_classes,
                            args.precision, progress=True, desc=args.split)
     for k in ("accuracy_1", "accuracy_5", "accuracy_1_tol1", "accuracy_5_tol1", "loss"):
         std = f" +- {res[k + '_std']:.4f}" if f"{k}_std" in res else ""
@@ -53,6 +52,7 @@ def main(argv: list[str]) -> int:
     print(f"{args.split} items: {int(res['n'])} x {passes} pass(es)")
     if args.json:
         write_json_atomic(args.json, {"checkpoint": str(path), "split": args.split,
-                                      "data": json.loads(json.dumps(dataclasses.asdict(dcfg))), "metrics": res,
+                                      "data": json.loads(json.dumps(dataclasses.asdict(dcfg))),
+                                      "geometry": dataclasses.asdict(mcfg.geometry), "metrics": res,
                                       "env": env_info(str(device))})
     return 0

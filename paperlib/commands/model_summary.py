@@ -6,6 +6,7 @@ import argparse
 import json
 
 from paperlib.core.config import apply_overrides
+from paperlib.core.geometry import Geometry
 from paperlib.model.backbones import BACKBONES
 from paperlib.model.sparsesync import VARIANTS, ModelConfig, model_summary
 
@@ -17,17 +18,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--backbone", choices=tuple(BACKBONES), default="paper")
     parser.add_argument("--classes", type=int, default=21)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="other ModelConfig fields, e.g. d_model=128 clip_sec=2 crop=240")
+                        help="other ModelConfig fields, e.g. d_model=128 geometry.clip_sec=2 geometry.crop=240")
     parser.add_argument("--no-flops", action="store_true", help="parameters only")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
-    cfg = ModelConfig(variant=args.variant, depth=args.depth, backbone=args.backbone, num_classes=args.classes)
+    cfg = ModelConfig(geometry=Geometry.for_classes(args.classes), variant=args.variant, depth=args.depth,
+                      backbone=args.backbone)
     cfg = apply_overrides(cfg, args.set)
     summary = model_summary(cfg, flops=not args.no_flops)
     if args.json:
         print(json.dumps(summary, indent=1))
         return 0
-    print(f"{cfg.variant} depth={cfg.depth} backbone={cfg.backbone} classes={cfg.num_classes} D={cfg.d_model}")
+    print(f"{cfg.variant} depth={cfg.depth} backbone={cfg.backbone} classes={cfg.geometry.num_classes} D={cfg.d_model}")
     print(f"inputs {summary['input_shapes']}  token grid {summary['token_grid']}")
     print("parameters:")
     for k, v in summary["params"].items():

@@ -25,7 +25,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m paperlib train", description=train.__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="Presets: " + ", ".join(sorted(run_config.PRESETS)))
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 model.num_classes=3")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 "
+                                                     "model.geometry.num_classes=3")
     p.add_argument("--preset", default=None, help="named preset (see paperlib.engine.config.PRESETS)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a resolved run config (JSON, e.g. a run's config.json); overrides apply on top")

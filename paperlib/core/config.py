@@ -1,9 +1,11 @@
-"""Typed configuration: dataclasses with literal defaults, presets as plain dicts of differences, ``key=value`` overrides.
+"""Typed configuration: dataclasses with literal defaults, presets as plain dicts of differences, ``key=value``
+overrides.
 
 Rules (after nanoGPT's configurator, without its ``exec``):
 - every config is a (possibly nested) dataclass; leaves are bool/int/float/str, ``None`` or tuples/lists of those;
 - an override ``a.b=value`` addresses a field by its dotted path; unknown keys raise ``KeyError`` naming the key and the
-  valid choices; values are parsed with the field's declared type (``"3"`` -> 3, ``"true"`` -> True, ``"[16,7,7]"`` -> (16,7,7));
+  valid choices; values are parsed with the field's declared type (``"3"`` -> 3, ``"true"`` -> True,
+  ``"[16,7,7]"`` -> (16,7,7));
 - ``config_hash`` fingerprints a resolved config, so runs can be cached by what produced them.
 
 Module-specific configs (``ModelConfig``, ``DataConfig``, ``TrainConfig``) live next to the code that reads them;

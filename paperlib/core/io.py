@@ -43,7 +43,8 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield the temporary sibling path to write; on success it is fsynced and renamed to ``path``, on failure removed."""
+    """Yield the temporary sibling path to write; on success it is fsynced and renamed to ``path``, on failure
+    removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = partial_name(path)

@@ -2,8 +2,8 @@
 
 Decoding knows nothing of labels or augmentation; every temporal API takes seconds, converted to frame and sample
 indices in one place (:func:`time_to_index`). Paper Sec. 3 ("Training procedure"): 5 s windows of 25 fps video and
-16 kHz audio; official_implementation.md section 3.2 (the official code decodes the whole clip with
-``torchvision.io.read_video`` and slices; here windows are decoded by seeking, with the same result).
+16 kHz audio. The authors' code (v-iashin/SparseSync) decodes the whole clip with
+``torchvision.io.read_video`` and slices; here windows are decoded by seeking, with the same result.
 
 Encoding: ``write_video`` writes a video (and optionally an audio) stream with a chosen codec, pixel format and GOP;
 ``write_audio`` writes audio alone (PCM wav, AAC in .m4a/.mp4/.aac). Outputs are written to a temporary name in the

@@ -1,7 +1,7 @@
 """Offsets, windows and datasets of SparseSync: what one training or test example is, to the frame and the sample.
 
 Paper Sec. 3 ("Training procedure": 5 s windows, offsets on a grid of 21 classes in [-2, 2] s) and Sec. 5 (LRS3,
-VGGSound-Sparse); official_implementation.md sections 3.3-3.6 (every step and number) and 9.
+VGGSound-Sparse); every step and number follows the authors' code (v-iashin/SparseSync).
 
 Semantics (official ``EqualifyFromRight`` + ``TemporalCropAndOffsetRandomFeasible``):
 - A clip is trimmed to n_v = min(video frames at 25 fps, 10 s * 25, audio samples // 640) frames and 640 * n_v samples.
@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from paperlib.core.geometry import Geometry
 from paperlib.core.media import MediaError, MediaInfo, probe, read_audio, read_video
 from paperlib.data.transforms import eval_transforms, train_transforms
 
@@ -58,19 +59,12 @@ SPLITS = ("train", "valid", "test")
 SPLIT_SEED = 1337  # official make_split_files / VGGSound valid carving
 FIXED_OFFSET_SEED = 1338  # official make_fixed_offset.py: training.seed + 1
 PROTOCOL_BASE_URL = "https://raw.githubusercontent.com/v-iashin/SparseSync/main/"
-PROTOCOL_API_URL = "https://api.github.com/repos/v-iashin/SparseSync/contents/"
 
 
 @dataclass
 class DataConfig:
     dataset: str = "lrs3"  # lrs3 | vggsound | vggsound_sparse | folder
     root: str = ""  # data root (the layout of the module docstring)
-    num_classes: int = 21  # C, offset classes (Sec. 3: 21; 3-class variant uses max_off_sec 1.0)
-    max_off_sec: float = 2.0  # s, grid [-max_off, +max_off]
-    clip_sec: float = 5.0  # s, window length (125 frames, 80,000 samples)
-    fps: float = 25.0  # video frames per second
-    sample_rate: int = 16000  # Hz
-    crop: int = 224  # px, spatial crop side
     upscale_crop: int = 192  # px, the crop that is sometimes upscaled to `crop`
     resize_short: int | None = None  # px, rescale the short side on the fly (small CPU geometry); None = as stored
     max_clip_sec: float = 10.0  # s, EqualifyFromRight
@@ -81,8 +75,6 @@ class DataConfig:
     p_color_jitter: float = 0.0
     p_gray_scale: float = 0.0
     p_audio_aug: float = 0.0  # each of reverb, gain, pitch, low-pass, noise, freq mask, time mask
-    n_fft: int = 512
-    hop: int = 128
     freq_mask: int = 64  # SpecAugment F
     time_mask: int = 200  # SpecAugment T
     fixed_offsets: bool = True  # valid/test read offsets from the fixed-offset CSVs (generated when absent)
@@ -94,28 +86,26 @@ class DataConfig:
     cache_decoded: int = 0  # keep up to N whole decoded clips in RAM per dataset (use with num_workers=0); 0: off
     decoded_cache_dir: str = ""  # also keep whole decoded clips as .npz files here, shared by processes and runs
 
-    def validate(self) -> "DataConfig":
+    def validate(self, geo: Geometry) -> "DataConfig":
+        """Check this config on its own and against the run's geometry; returns self."""
         if self.dataset not in ("lrs3", "vggsound", "vggsound_sparse", "folder"):
             raise ValueError(f"dataset must be lrs3|vggsound|vggsound_sparse|folder, got {self.dataset!r}")
-        if self.num_classes < 2:
-            raise ValueError(f"num_classes must be >= 2, got {self.num_classes}")
-        if self.num_classes == 3 and self.max_off_sec != 1.0:
-            raise ValueError(f"the 3-class setting uses max_off_sec=1.0 (official), got {self.max_off_sec}")
-        step = 2 * self.max_off_sec / (self.num_classes - 1)
+        geo.validate()
+        step = geo.step_sec
         if self.audio_jitter_sec > step / 2 + 1e-9:
             raise ValueError(f"audio_jitter_sec {self.audio_jitter_sec} exceeds half the grid step {step / 2:.3f} s: "
                              f"the jitter would change the label")
-        if self.min_clip_sec + 1e-9 < self.clip_sec + self.max_off_sec:
+        if self.min_clip_sec + 1e-9 < geo.clip_sec + geo.max_off_sec:
             raise ValueError(f"min_clip_sec {self.min_clip_sec} < clip_sec + max_off_sec = "
-                             f"{self.clip_sec + self.max_off_sec}: some offsets would be infeasible")
+                             f"{geo.clip_sec + geo.max_off_sec}: some offsets would be infeasible")
         if self.max_clip_sec < self.min_clip_sec:
             raise ValueError(f"max_clip_sec {self.max_clip_sec} < min_clip_sec {self.min_clip_sec}")
         if self.iter_times < 1:
             raise ValueError(f"iter_times must be >= 1, got {self.iter_times}")
         if self.iter_times > 1 and self.fixed_offsets:
             raise ValueError("iter_times > 1 repeats random test windows: set fixed_offsets=False as well")
-        if self.sample_rate % int(self.fps) or self.fps != int(self.fps):
-            raise ValueError(f"sample_rate {self.sample_rate} must be a multiple of an integer fps {self.fps}")
+        if geo.sample_rate % int(geo.fps) or geo.fps != int(geo.fps):
+            raise ValueError(f"sample_rate {geo.sample_rate} must be a multiple of an integer fps {geo.fps}")
         for name in ("p_horizontal_flip", "sometimes_upscale_p", "p_color_jitter", "p_gray_scale", "p_audio_aug"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -123,47 +113,14 @@ class DataConfig:
         return self
 
 
-# Presets: differences from the defaults, keyed by paper setting (official_implementation.md 3.3).
-PRESETS: dict[str, dict[str, Any]] = {
-    "lrs3_pretrain": {"dataset": "lrs3"},  # jitter 0.05, flip 0.5, every other augmentation off
-    "vggsound_sparse_finetune": {"dataset": "vggsound_sparse", "sometimes_upscale_p": 0.5, "p_gray_scale": 0.2,
-                                 "p_color_jitter": 0.2, "p_audio_aug": 0.2},
-}
-
-
-def item_shapes(cfg: DataConfig) -> dict[str, tuple[int, ...]]:
+def item_shapes(geo: Geometry) -> dict[str, tuple[int, ...]]:
     """Shapes of an item's tensors: video (T, 3, crop, crop), audio (1, n_fft // 2 + 1, 1 + N // hop)."""
-    t = int(round(cfg.clip_sec * cfg.fps))
-    n = int(round(cfg.clip_sec * cfg.sample_rate))
-    return {"video": (t, 3, cfg.crop, cfg.crop), "audio": (1, cfg.n_fft // 2 + 1, 1 + n // cfg.hop)}
+    return {"video": (geo.frames, 3, geo.crop, geo.crop), "audio": (1, *geo.spec_shape)}
 
 
 # --------------------------------------------------------------------------------------------------------------------
 # Offsets and windows (pure functions)
 # --------------------------------------------------------------------------------------------------------------------
-
-def class_grid(num_classes: int, max_off_sec: float) -> np.ndarray:
-    """The offset grid ``linspace(-max_off, max_off, C)`` in seconds (float64)."""
-    return np.linspace(-max_off_sec, max_off_sec, num_classes)
-
-
-def data_config_for_model(model_cfg: Any, **fields: Any) -> "DataConfig":
-    """A DataConfig with the geometry of a model (window, fps, crop, audio, classes) and the official offset range
-    for its class count (3 classes: +-1 s, else +-2 s); ``fields`` set any other field."""
-    c = model_cfg.num_classes
-    return DataConfig(num_classes=c, max_off_sec=1.0 if c == 3 else 2.0, clip_sec=model_cfg.clip_sec,
-                      fps=model_cfg.fps, crop=model_cfg.crop, sample_rate=model_cfg.sample_rate,
-                      n_fft=model_cfg.n_fft, hop=model_cfg.hop, **fields)
-
-
-def offset_to_target(offset_sec: float, num_classes: int, max_off_sec: float) -> int:
-    """Index of the grid value nearest to ``offset_sec`` (offsets beyond the grid map to its ends)."""
-    return int(np.argmin(np.abs(class_grid(num_classes, max_off_sec) - offset_sec)))
-
-
-def target_to_offset(target: int, num_classes: int, max_off_sec: float) -> float:
-    return round(float(class_grid(num_classes, max_off_sec)[target]), 2)
-
 
 @dataclass
 class Window:
@@ -173,40 +130,39 @@ class Window:
     a_start_i: int  # first audio sample (after jitter)
 
 
-def clip_lengths(info: MediaInfo, cfg: DataConfig) -> tuple[int, int]:
+def clip_lengths(info: MediaInfo, cfg: DataConfig, geo: Geometry) -> tuple[int, int]:
     """(n_v frames, n_a samples) after the official EqualifyFromRight trim (max_clip_sec)."""
-    spf = cfg.sample_rate // int(cfg.fps)  # samples per frame: 640
-    n_v = min(info.n_frames_at(cfg.fps), int(round(cfg.max_clip_sec * cfg.fps)),
-              info.n_samples_at(cfg.sample_rate) // spf)
+    spf = geo.sample_rate // int(geo.fps)  # samples per frame: 640
+    n_v = min(info.n_frames_at(geo.fps), int(round(cfg.max_clip_sec * geo.fps)),
+              info.n_samples_at(geo.sample_rate) // spf)
     return n_v, n_v * spf
 
 
-def sample_train_window(n_v: int, cfg: DataConfig, rng: random.Random, jitter: bool = True) -> Window:
+def sample_train_window(n_v: int, cfg: DataConfig, geo: Geometry, rng: random.Random, jitter: bool = True) -> Window:
     """A random (offset, start) pair for a clip of ``n_v`` frames, as ``TemporalCropAndOffsetRandomFeasible``."""
-    grid = class_grid(cfg.num_classes, cfg.max_off_sec)
-    t = int(round(cfg.clip_sec * cfg.fps))
-    n = int(round(cfg.clip_sec * cfg.sample_rate))
+    grid = geo.grid()
+    t, n = geo.frames, geo.samples
     off = round(float(rng.choice(list(grid))), 2)
-    vmax = (n_v - t) / cfg.fps
+    vmax = (n_v - t) / geo.fps
     lo, hi = max(0.0, -off), min(vmax, vmax - off)
     if hi < lo - 1e-9:
-        raise ValueError(f"a clip of {n_v} frames cannot hold a {cfg.clip_sec} s window at offset {off} s")
+        raise ValueError(f"a clip of {n_v} frames cannot hold a {geo.clip_sec} s window at offset {off} s")
     v_start = rng.uniform(lo, hi)
-    v_start_i = int(v_start * cfg.fps)
-    a_start_i = int((v_start_i / cfg.fps + off) * cfg.sample_rate)
+    v_start_i = int(v_start * geo.fps)
+    a_start_i = int((v_start_i / geo.fps + off) * geo.sample_rate)
     a_start_i = max(0, a_start_i)  # at most one frame of samples below 0 (frame snapping): clamp, as official
-    max_a_start = n_v * (cfg.sample_rate // int(cfg.fps)) - n
+    max_a_start = n_v * (geo.sample_rate // int(geo.fps)) - n
     if jitter and cfg.audio_jitter_sec > 0:
-        j = int(cfg.audio_jitter_sec * cfg.sample_rate)
+        j = int(cfg.audio_jitter_sec * geo.sample_rate)
         a_start_i += rng.randint(-min(a_start_i, j), min(max_a_start - a_start_i, j))
-    return Window(off, offset_to_target(off, cfg.num_classes, cfg.max_off_sec), v_start_i, a_start_i)
+    return Window(off, geo.offset_to_target(off), v_start_i, a_start_i)
 
 
-def fixed_window(offset_sec: float, vstart_sec: float, cfg: DataConfig) -> Window:
+def fixed_window(offset_sec: float, vstart_sec: float, geo: Geometry) -> Window:
     """The window of a fixed-offset CSV row: ``int(vstart * fps)``, ``int((vstart + off) * sr)`` (raw vstart)."""
-    v_start_i = int(vstart_sec * cfg.fps)
-    a_start_i = max(0, int((vstart_sec + offset_sec) * cfg.sample_rate))
-    return Window(offset_sec, offset_to_target(offset_sec, cfg.num_classes, cfg.max_off_sec), v_start_i, a_start_i)
+    v_start_i = int(vstart_sec * geo.fps)
+    a_start_i = max(0, int((vstart_sec + offset_sec) * geo.sample_rate))
+    return Window(offset_sec, geo.offset_to_target(offset_sec), v_start_i, a_start_i)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -222,9 +178,9 @@ def fixed_offsets_name(split: str, num_classes: int, clip_sec: float, max_off_se
     return f"{split}_size{num_classes}_crop{_fmt_sec(clip_sec)}_min{-max_off_sec:.2f}_max{max_off_sec:.2f}.csv"
 
 
-def fixed_offsets_path(cfg: DataConfig, split: str) -> Path:
+def fixed_offsets_path(cfg: DataConfig, geo: Geometry, split: str) -> Path:
     folder = Path(cfg.fixed_offsets_dir) if cfg.fixed_offsets_dir else Path(cfg.root) / "fixed_offsets"
-    return folder / fixed_offsets_name(split, cfg.num_classes, cfg.clip_sec, cfg.max_off_sec)
+    return folder / fixed_offsets_name(split, geo.num_classes, geo.clip_sec, geo.max_off_sec)
 
 
 def write_fixed_offsets(path: str | os.PathLike, rows: dict[str, tuple[float, float]]) -> Path:
@@ -253,9 +209,9 @@ def read_fixed_offsets(path: str | os.PathLike) -> dict[str, tuple[float, float]
     return out
 
 
-def load_fixed_offsets(cfg: DataConfig) -> dict[str, tuple[float, float]]:
+def load_fixed_offsets(cfg: DataConfig, geo: Geometry) -> dict[str, tuple[float, float]]:
     """Merge the CSVs of every split of this configuration (official: the split name is globbed with ``*``)."""
-    pattern = str(fixed_offsets_path(cfg, "*"))
+    pattern = str(fixed_offsets_path(cfg, geo, "*"))
     merged: dict[str, tuple[float, float]] = {}
     for p in sorted(glob.glob(pattern)):
         for key, val in read_fixed_offsets(p).items():
@@ -435,33 +391,33 @@ def records_for(cfg: DataConfig, split: str) -> list[Record]:
     return recs
 
 
-def make_fixed_offsets(cfg: DataConfig, split: str, records: Sequence[Record] | None = None,
+def make_fixed_offsets(cfg: DataConfig, geo: Geometry, split: str, records: Sequence[Record] | None = None,
                        seed: int = FIXED_OFFSET_SEED, path: str | os.PathLike | None = None) -> Path:
     """Generate and write the fixed-offset CSV of a split: the train sampling without jitter, ``Random(seed)``.
 
     Clips that cannot be read or are too short are left out and logged. Returns the CSV path.
     """
-    cfg.validate()
+    cfg.validate(geo)
     records = records_for(cfg, split) if records is None else records
     rng = random.Random(seed)
     rows: dict[str, tuple[float, float]] = {}
     skipped: dict[str, str] = {}
-    min_frames = int(round(cfg.min_clip_sec * cfg.fps))
+    min_frames = int(round(cfg.min_clip_sec * geo.fps))
     for rec in records:
         try:
             info = probe(rec.path)
             for kind in ("video", "audio"):
                 if getattr(info, kind) is None:
                     raise MediaError(f"{rec.path}: no {kind} stream")
-            n_v, _ = clip_lengths(info, cfg)
+            n_v, _ = clip_lengths(info, cfg, geo)
             if n_v < min_frames:
-                raise MediaError(f"{rec.path}: too short ({n_v / cfg.fps:.2f} s < {cfg.min_clip_sec} s)")
+                raise MediaError(f"{rec.path}: too short ({n_v / geo.fps:.2f} s < {cfg.min_clip_sec} s)")
         except MediaError as e:
             skipped[rec.path] = str(e)
             continue
-        w = sample_train_window(n_v, cfg, rng, jitter=False)
-        rows[rec.id] = (w.offset_sec, w.v_start_i / cfg.fps)
-    out = write_fixed_offsets(path or fixed_offsets_path(cfg, split), rows)
+        w = sample_train_window(n_v, cfg, geo, rng, jitter=False)
+        rows[rec.id] = (w.offset_sec, w.v_start_i / geo.fps)
+    out = write_fixed_offsets(path or fixed_offsets_path(cfg, geo, split), rows)
     log.info("wrote %s: %d rows (seed %d), %d clips skipped", out, len(rows), seed, len(skipped))
     for p, why in skipped.items():
         log.warning("fixed offsets: skipped %s", why)
@@ -480,16 +436,16 @@ class AVSyncDataset(Dataset):
     ``cfg.max_retries`` times in a row, then a RuntimeError names the files.
     """
 
-    def __init__(self, cfg: DataConfig, split: str, records: Sequence[Record], seed: int = 0,
+    def __init__(self, cfg: DataConfig, geo: Geometry, split: str, records: Sequence[Record], seed: int = 0,
                  fixed: dict[str, tuple[float, float]] | None = None):
-        self.cfg, self.split, self.records, self.seed = cfg, split, list(records), int(seed)
+        self.cfg, self.geo, self.split, self.records, self.seed = cfg, geo, split, list(records), int(seed)
         self.train = split == "train"
         self.fixed = fixed
-        self.transforms = train_transforms(cfg) if self.train else eval_transforms(cfg)
+        self.transforms = train_transforms(cfg, geo) if self.train else eval_transforms(geo)
         self.epoch = 0
         self.bad_files: dict[str, str] = {}
         self._lengths: dict[str, tuple[int, int]] = {}
-        self._min_frames = int(round(cfg.min_clip_sec * cfg.fps))
+        self._min_frames = int(round(cfg.min_clip_sec * geo.fps))
         self._decoded: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # path -> whole clip (cache_decoded)
         if fixed is not None:
             missing = [r.id for r in self.records if r.id not in fixed]
@@ -512,9 +468,9 @@ class AVSyncDataset(Dataset):
                 raise MediaError(f"{rec.path}: no video stream")
             if info.audio is None:
                 raise MediaError(f"{rec.path}: no audio stream")
-            n_v, n_a = clip_lengths(info, self.cfg)
+            n_v, n_a = clip_lengths(info, self.cfg, self.geo)
             if n_v < self._min_frames:
-                raise MediaError(f"{rec.path}: too short ({n_v / self.cfg.fps:.2f} s of video and audio < "
+                raise MediaError(f"{rec.path}: too short ({n_v / self.geo.fps:.2f} s of video and audio < "
                                  f"min_clip_sec {self.cfg.min_clip_sec} s)")
             self._lengths[rec.path] = (n_v, n_a)
         return self._lengths[rec.path]
@@ -523,30 +479,30 @@ class AVSyncDataset(Dataset):
         """The window of item ``index`` (deterministic in seed, epoch, index and attempt)."""
         rec = self.records[index % len(self.records)]
         n_v, n_a = self._lengths_of(rec)
-        cfg = self.cfg
+        cfg, geo = self.cfg, self.geo
         if self.fixed is not None and not self.train:
             off, vstart = self.fixed[rec.id]
-            w = fixed_window(off, vstart, cfg)
-            t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
+            w = fixed_window(off, vstart, geo)
+            t, n = geo.frames, geo.samples
             if w.v_start_i + t > n_v or w.a_start_i + n > n_a:
                 raise MediaError(f"{rec.path}: fixed offset {off} s at vstart {vstart} s does not fit a clip of "
-                                 f"{n_v / cfg.fps:.2f} s")
+                                 f"{n_v / geo.fps:.2f} s")
             return w
         rng = random.Random(f"{self.seed}/{self.epoch if self.train else 0}/{index}/{attempt}")
-        return sample_train_window(n_v, cfg, rng, jitter=self.train)
+        return sample_train_window(n_v, cfg, geo, rng, jitter=self.train)
 
     def load(self, index: int, attempt: int = 0) -> dict[str, Any]:
         """Decode and transform item ``index`` (raises MediaError on a bad file)."""
-        cfg = self.cfg
+        cfg, geo = self.cfg, self.geo
         rec = self.records[index % len(self.records)]
         w = self.window(index, attempt)
-        v_start, a_start = w.v_start_i / cfg.fps, w.a_start_i / cfg.sample_rate
+        v_start, a_start = w.v_start_i / geo.fps, w.a_start_i / geo.sample_rate
         if cfg.cache_decoded > 0 or cfg.decoded_cache_dir:
             video, audio = self._window_from_cache(rec.path, w)
         else:
-            video = read_video(rec.path, v_start, cfg.clip_sec, fps=cfg.fps, size=cfg.resize_short,
+            video = read_video(rec.path, v_start, geo.clip_sec, fps=geo.fps, size=cfg.resize_short,
                                channels_first=True)  # (T, 3, H, W) uint8
-            audio = read_audio(rec.path, a_start, cfg.clip_sec, sample_rate=cfg.sample_rate, mono=True)  # (N,)
+            audio = read_audio(rec.path, a_start, geo.clip_sec, sample_rate=geo.sample_rate, mono=True)  # (N,)
         sample = {"video": torch.from_numpy(video), "audio": torch.from_numpy(audio)}
         key = f"aug/{self.seed}/{self.epoch if self.train else 0}/{index}/{attempt}"
         gen = torch.Generator().manual_seed(random.Random(key).getrandbits(63))
@@ -563,17 +519,17 @@ class AVSyncDataset(Dataset):
         clips are held). Same frames as a windowed read (both select by index on the output grid); the same samples when
         the file's audio rate is ``sample_rate`` (resampling a whole clip instead of a window can differ slightly near
         the window edges otherwise)."""
-        cfg = self.cfg
+        cfg, geo = self.cfg, self.geo
         clip = self._decoded.get(path)
         if clip is None:
             clip = self._decode_whole(path)
             if len(self._decoded) < cfg.cache_decoded:
                 self._decoded[path] = clip
-        t, n = int(round(cfg.clip_sec * cfg.fps)), int(round(cfg.clip_sec * cfg.sample_rate))
+        t, n = geo.frames, geo.samples
         video, audio = clip[0][w.v_start_i:w.v_start_i + t], clip[1][w.a_start_i:w.a_start_i + n]
         if len(video) < t or len(audio) < n:
-            raise MediaError(f"{path}: window at {w.v_start_i / cfg.fps:.2f} s (video) / "
-                             f"{w.a_start_i / cfg.sample_rate:.2f} s (audio) of {cfg.clip_sec} s goes beyond the end "
+            raise MediaError(f"{path}: window at {w.v_start_i / geo.fps:.2f} s (video) / "
+                             f"{w.a_start_i / geo.sample_rate:.2f} s (audio) of {geo.clip_sec} s goes beyond the end "
                              f"({len(clip[0])} frames, {len(clip[1])} samples)")
         return video, audio
 
@@ -581,11 +537,11 @@ class AVSyncDataset(Dataset):
         """Whole clip as (video (T, 3, H, W) uint8, audio (N,) float32), through ``decoded_cache_dir`` when set: the
         file is keyed by the real path, size and mtime of the source and the decode settings; an unreadable cache file
         is decoded again and replaced (written atomically, so concurrent runs never read a partial one)."""
-        cfg = self.cfg
+        cfg, geo = self.cfg, self.geo
 
         def decode() -> tuple[np.ndarray, np.ndarray]:
-            return (read_video(path, 0.0, None, fps=cfg.fps, size=cfg.resize_short, channels_first=True),
-                    read_audio(path, 0.0, None, sample_rate=cfg.sample_rate, mono=True))
+            return (read_video(path, 0.0, None, fps=geo.fps, size=cfg.resize_short, channels_first=True),
+                    read_audio(path, 0.0, None, sample_rate=geo.sample_rate, mono=True))
 
         if not cfg.decoded_cache_dir:
             return decode()
@@ -595,7 +551,7 @@ class AVSyncDataset(Dataset):
             st = os.stat(path)
         except OSError as e:
             raise MediaError(f"{path}: cannot read ({e.strerror or e})") from e
-        ident = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{cfg.fps}|{cfg.resize_short}|{cfg.sample_rate}"
+        ident = f"{os.path.realpath(path)}|{st.st_size}|{st.st_mtime_ns}|{geo.fps}|{cfg.resize_short}|{geo.sample_rate}"
         cached = Path(cfg.decoded_cache_dir) / f"{hashlib.sha1(ident.encode()).hexdigest()[:24]}.npz"
         if cached.is_file():
             try:
@@ -638,24 +594,24 @@ class AVSyncDataset(Dataset):
                 + ", ".join(f"{k} x{v}" for k, v in kinds.most_common()))
 
 
-def build_dataset(cfg: DataConfig, split: str, seed: int = 0) -> AVSyncDataset:
+def build_dataset(cfg: DataConfig, geo: Geometry, split: str, seed: int = 0) -> AVSyncDataset:
     """The dataset of a split. Valid/test with ``fixed_offsets`` read the merged fixed-offset CSVs of this
     configuration; when this split's CSV is absent it is generated (``make_fixed_offsets``, seed 1338) and logged."""
-    cfg.validate()
+    cfg.validate(geo)
     records = records_for(cfg, split)
     if not records:
         raise ValueError(f"{cfg.dataset}/{split} under {cfg.root!r} holds no clips")
     fixed = None
     if split != "train" and cfg.fixed_offsets:
-        path = fixed_offsets_path(cfg, split)
-        fixed = load_fixed_offsets(cfg)
+        path = fixed_offsets_path(cfg, geo, split)
+        fixed = load_fixed_offsets(cfg, geo)
         if not all(r.id in fixed for r in records):
             if path.exists():
                 log.warning("%s does not cover every %s clip; regenerating it", path, split)
-            make_fixed_offsets(cfg, split, records)
-            fixed = load_fixed_offsets(cfg)
+            make_fixed_offsets(cfg, geo, split, records)
+            fixed = load_fixed_offsets(cfg, geo)
         records = [r for r in records if r.id in fixed]  # unreadable/too short clips were left out of the CSV
-    ds = AVSyncDataset(cfg, split, records, seed=seed, fixed=fixed)
+    ds = AVSyncDataset(cfg, geo, split, records, seed=seed, fixed=fixed)
     log.info("%s/%s: %d clips, %d items (%s offsets)", cfg.dataset, split, len(records), len(ds),
              "fixed" if fixed is not None else "random")
     return ds

@@ -1,6 +1,6 @@
 """The SparseSync train and test transform sequences, acting on one key of a sample dict each.
 
-Paper Sec. 3 ("Training procedure") and Sec. 5; official_implementation.md sections 3.3 (train) and 3.4 (test).
+Paper Sec. 3 ("Training procedure") and Sec. 5; the train and test sequences of the authors' code (v-iashin/SparseSync).
 A sample enters with ``video`` uint8 (T, 3, H, W) (the temporal window already cut by the decoder) and ``audio`` float32
 (N,) in [-1, 1]; it leaves with ``video`` float32 (T, 3, crop, crop) ImageNet-normalised and ``audio`` float32
 (1, F, Ta) standardised log-spectrogram, F = n_fft // 2 + 1 = 257, Ta = 1 + N // hop = 626 at the paper geometry.
@@ -315,27 +315,28 @@ class Compose:
         return f"Compose({[type(t).__name__ for t in self.transforms]})"
 
 
-def train_transforms(cfg) -> Compose:
-    """The official train sequence for a ``DataConfig`` (its probabilities make the LRS3 / VGGSound-Sparse presets)."""
+def train_transforms(cfg, geo) -> Compose:
+    """The official train sequence for a ``DataConfig`` (its probabilities make the LRS3 / VGGSound-Sparse presets)
+    and a ``Geometry`` (crop, sample rate, spectrogram)."""
     return Compose([
-        RGBSpatialCrop(cfg.crop, random=True, sometimes_upscale_p=cfg.sometimes_upscale_p,
+        RGBSpatialCrop(geo.crop, random=True, sometimes_upscale_p=cfg.sometimes_upscale_p,
                        upscale_from=cfg.upscale_crop),
         RandomColorDistortion(cfg.p_color_jitter, cfg.p_gray_scale),
         RandomHorizontalFlip(cfg.p_horizontal_flip),
         RGBNormalize(),
-        AudioAugment(cfg.p_audio_aug, cfg.sample_rate),
-        AudioLogSpectrogram(cfg.n_fft, cfg.hop),
+        AudioAugment(cfg.p_audio_aug, geo.sample_rate),
+        AudioLogSpectrogram(geo.n_fft, geo.hop),
         SpecAugment(cfg.p_audio_aug, cfg.freq_mask, cfg.time_mask),
         AudioStandardize(),
     ])
 
 
-def eval_transforms(cfg) -> Compose:
+def eval_transforms(geo) -> Compose:
     """The official test/valid sequence: centre crop, normalisation, log-spectrogram, standardisation."""
     return Compose([
-        RGBSpatialCrop(cfg.crop, random=False),
+        RGBSpatialCrop(geo.crop, random=False),
         RGBNormalize(),
-        AudioLogSpectrogram(cfg.n_fft, cfg.hop),
+        AudioLogSpectrogram(geo.n_fft, geo.hop),
         AudioStandardize(),
     ])
 

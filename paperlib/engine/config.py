@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from paperlib.core.config import apply_overrides, flatten, from_dict, merge
+from paperlib.core.geometry import Geometry, official_max_offset
 from paperlib.data.datasets import DataConfig
 from paperlib.model.sparsesync import ModelConfig
 
@@ -59,7 +60,7 @@ class TrainConfig:
     plateau_warn_minutes: float = 5.0  # ... or this many minutes, whichever comes first
     tensorboard: bool = True
     progress: bool = True  # tqdm bars (rank 0)
-    # --- issue-11 recipe (paperlib.engine.recipes; not in the paper or the official code: the model stays the paper's) -----
+    # --- the plateau recipe (paperlib.engine.recipes; not in the paper or the official code; same model)
     recipe_init: bool = False  # time-anchored selector/positional init of a fresh SparseSync head (others: no-op)
     recipe_modality_flag: float = 8.0  # cross-modal logit bonus in the first sync block (0: off)
     recipe_sync_identity_qk: float = 1.0  # identity query/key in the first sync block (0: off)
@@ -73,17 +74,23 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------------------------------
 # The composite run configuration and its presets (used by ``python -m paperlib train`` and the notebooks).
 #
-# ``RunConfig`` nests the configs of the model, the data and the optimisation. A preset is a plain dict of differences from the defaults (the official settings); ``"_base"`` names a preset to start
-# from. Every paper preset has a tiny CPU twin.
+# ``RunConfig`` nests the configs of the model (with the run's one Geometry), the data and the optimisation. A preset
+# is a plain dict of differences from the defaults (the official settings); ``"_base"`` names a preset to start from.
+# Every paper preset has a tiny CPU twin.
 
 
 @dataclasses.dataclass
 class RunConfig:
-    """Everything one training run reads: ``model`` (ModelConfig), ``data`` (DataConfig), ``train`` (TrainConfig)."""
+    """Everything one training run reads: ``model`` (ModelConfig, holding the run's Geometry: the model and the data
+    pipeline both read it from there), ``data`` (DataConfig), ``train`` (TrainConfig)."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.model.geometry
 
 
 PRESETS: dict[str, dict[str, Any]] = {}
@@ -116,16 +123,9 @@ def resolve(preset: str | None = None, overrides: Sequence[str] = ()) -> RunConf
     return check_run_config(apply_overrides(cfg, overrides))
 
 
-# The geometry both the model and the data read; they must agree (a mismatch would fail deep inside the model).
-_SHARED_FIELDS = ("num_classes", "clip_sec", "fps", "crop", "sample_rate", "n_fft", "hop")
-
-
 def check_run_config(cfg: RunConfig) -> RunConfig:
-    """Raise ValueError when model and data disagree on the shared geometry (``_SHARED_FIELDS``)."""
-    bad = [f"model.{k}={getattr(cfg.model, k)!r} but data.{k}={getattr(cfg.data, k)!r}" for k in _SHARED_FIELDS
-           if hasattr(cfg.model, k) and hasattr(cfg.data, k) and getattr(cfg.model, k) != getattr(cfg.data, k)]
-    if bad:
-        raise ValueError("model and data configs disagree: " + "; ".join(bad) + " (set both sides)")
+    """Raise ValueError when the data config does not fit the run's geometry (see ``DataConfig.validate``)."""
+    cfg.data.validate(cfg.geometry)
     return cfg
 
 
@@ -136,8 +136,10 @@ def load_run_config(path: str | os.PathLike) -> RunConfig:
 
 
 def _geometry(**kw: Any) -> dict[str, Any]:
-    """The same geometry for model and data (a preset helper)."""
-    return {"model": dict(kw), "data": dict(kw)}
+    """A preset's geometry differences (the 3-class grid gets its official +-1 s range)."""
+    if kw.get("num_classes") is not None:
+        kw.setdefault("max_off_sec", official_max_offset(kw["num_classes"]))
+    return {"model": {"geometry": dict(kw)}}
 
 
 def _join(*diffs: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,7 +156,7 @@ PRESETS.update({
     "paper-lrs3": {"data": {"dataset": "lrs3"}, "train": {"name": "paper-lrs3"}},
     # the 3-class grid [-1, 0, 1] s (official size3 checkpoints; max_off_sec must be 1)
     "paper-lrs3-3cls": _join({"_base": "paper-lrs3"}, _geometry(num_classes=3),
-                             {"data": {"max_off_sec": 1.0}, "train": {"name": "paper-lrs3-3cls"}}),
+                             {"train": {"name": "paper-lrs3-3cls"}}),
     # Tab. 2/7: fine-tuning on VGGSound-Sparse with the official augmentations (README / sbatch_finetune_sync.sh) and
     # the README's test protocol (random offsets, 25 passes); optimiser/scheduler carried over (no new warm-up).
     "paper-vggsound-sparse-finetune": {
@@ -164,15 +166,14 @@ PRESETS.update({
         "train": {"name": "paper-vggsound-sparse-finetune", "init_carry_optimizer": True},
     },
     "paper-vggsound-sparse-finetune-3cls": _join({"_base": "paper-vggsound-sparse-finetune"}, _geometry(num_classes=3),
-                                                 {"data": {"max_off_sec": 1.0},
-                                                  "train": {"name": "paper-vggsound-sparse-finetune-3cls"}}),
+                                                 {"train": {"name": "paper-vggsound-sparse-finetune-3cls"}}),
     # Tiny CPU twin of paper-lrs3 (seconds per run; a wiring check, not a result): 2 s windows of 32 px frames,
     # 3 classes, light conv backbones, one layer. Needs data.root=<synthetic dense set>
     # (python -m paperlib synth; any setting laid out as LRS3).
     "smoke": _join(
         _geometry(num_classes=3, clip_sec=2.0, crop=32, n_fft=256, hop=64),
         {"model": {"backbone": "small", "d_model": 32, "n_head": 2, "depth": 1, "n_selectors": 4},
-         "data": {"dataset": "lrs3", "max_off_sec": 1.0, "min_clip_sec": 3.0},
+         "data": {"dataset": "lrs3", "min_clip_sec": 3.0},
          "train": {"name": "smoke", "batch_size": 4, "base_lr": 1e-3, "warmup_steps": 5, "max_steps": 8,
                    "num_workers": 0, "log_every": 2, "eval_every_steps": 0}}),
     # Tiny CPU twin of the fine-tuning preset: synthetic sparse set (VGGSound-Sparse layout), official augmentations,
@@ -185,7 +186,7 @@ PRESETS.update({
     },
     # The small CPU configuration of the paper's architecture on the synthetic dense-crop setting (21 classes, 5 s
     # windows, 48 px crops of 64 px clips). Official optimiser settings except a CPU-sized lr/warm-up/batch; the
-    # time budget makes it a minutes-long run. Expect the chance plateau (issue 11) unless a recipe preset is used.
+    # time budget makes it a minutes-long run. Expect the chance plateau (README) unless a recipe preset is used.
     "cpu-dense-crop": _join(
         _geometry(crop=48),
         {"model": {"backbone": "small", "d_model": 64, "n_head": 4, "depth": 2, "n_selectors": 8},
@@ -193,7 +194,7 @@ PRESETS.update({
          "train": {"name": "cpu-dense-crop", "batch_size": 16, "base_lr": 3e-4, "warmup_steps": 100,
                    "num_workers": 1, "log_every": 10, "eval_every_steps": 100, "time_budget_min": 10.0,
                    "patience": 1000}}),
-    # cpu-dense-crop with the issue-11 recipe (paperlib.engine.recipes; README "What to expect and how to get off the
+    # cpu-dense-crop with the plateau recipe (paperlib.engine.recipes; README "What to expect and how to get off the
     # plateau"): time-anchored selector init + auxiliary cross-correlation and matching losses, 16 selectors, no
     # dropout, batch 8, lr 1e-3; decoded clips cached in RAM (num_workers 0). The model is the paper's architecture;
     # the recipe only changes initial values and adds training-time losses. Other variants

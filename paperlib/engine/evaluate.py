@@ -34,6 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlib.core.config import apply_overrides, from_dict
+from paperlib.data.datasets import DataConfig
+from paperlib.engine.config import resolve
+from paperlib.model.sparsesync import ModelConfig
+from paperlib.model.weights import CheckpointError, load_checkpoint
+
 ArrayLike = torch.Tensor | np.ndarray | Sequence
 
 
@@ -361,26 +367,24 @@ def evaluate_dataset(model: nn.Module, dataset: Any, passes: int = 1, batch_size
     return evaluate_passes(model, make, passes, device, num_classes, precision, progress=progress, desc=desc)
 
 
-def checkpoint_data_config(path: Path, model_cfg: Any, preset: str | None = None,
-                           overrides: Sequence[str] = ()) -> Any:
-    """The DataConfig to evaluate a checkpoint on: ``preset``'s, else the checkpoint's own run config's, else one
-    matching the model's geometry; then ``key=value`` overrides (a ``data.`` prefix is optional)."""
-    from paperlib.model import weights
-    from paperlib.core import config as C
-    from paperlib.engine import config as RC
-    from paperlib.data.datasets import DataConfig, data_config_for_model
-
+def checkpoint_data_config(path: Path, model_cfg: ModelConfig, preset: str | None = None,
+                           overrides: Sequence[str] = ()) -> DataConfig:
+    """The DataConfig to evaluate a checkpoint on (the geometry is the model's own, ``model_cfg.geometry``):
+    ``preset``'s, else the checkpoint's own run config's, else the defaults; then ``key=value`` overrides (a ``data.``
+    prefix is optional). A preset whose offset classes differ from the model's is refused."""
     if preset is not None:
-        dcfg = RC.resolve(preset).data
+        run = resolve(preset)
+        if run.geometry.num_classes != model_cfg.geometry.num_classes:
+            raise ValueError(f"{path}: the model has {model_cfg.geometry.num_classes} classes, preset {preset!r} "
+                             f"{run.geometry.num_classes}")
+        dcfg = run.data
     else:
-        dcfg = None
+        dcfg = DataConfig()
         try:
-            raw = weights.load_checkpoint(path)
+            raw = load_checkpoint(path)
             if isinstance(raw.get("run_config"), dict):
-                dcfg = C.from_dict(DataConfig, raw["run_config"]["data"], strict=False)
-        except weights.CheckpointError:
+                dcfg = from_dict(DataConfig, raw["run_config"]["data"], strict=False)
+        except CheckpointError:
             pass
-        if dcfg is None:
-            dcfg = data_config_for_model(model_cfg)
     overrides = [o[len("data."):] if o.startswith("data.") else o for o in overrides]
-    return C.apply_overrides(dcfg, overrides)
+    return apply_overrides(dcfg, overrides)

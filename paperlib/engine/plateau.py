@@ -51,6 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from paperlib.core.geometry import Geometry
 from paperlib.data.synthetic import SynthConfig, generate_clip, has_cue
 from paperlib.data.transforms import (AudioLogSpectrogram, AudioStandardize, Compose, RandomHorizontalFlip,
                                       RGBNormalize, RGBSpatialCrop)
@@ -256,9 +257,9 @@ def token_batch(n: int, gen: torch.Generator, vis_grid, aud_grid, d: int, dirs, 
 
 
 def build(cfg: PlateauConfig, num_classes: int) -> tuple[torch.nn.Module, ModelConfig]:
-    mcfg = ModelConfig(variant=cfg.variant, backbone="small", d_model=cfg.d_model, n_head=cfg.heads,
-                       depth=cfg.depth, n_selectors=cfg.selectors, crop=cfg.crop, clip_sec=cfg.clip_sec,
-                       num_classes=num_classes, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
+    geometry = Geometry.for_classes(num_classes, crop=cfg.crop, clip_sec=cfg.clip_sec)
+    mcfg = ModelConfig(geometry=geometry, variant=cfg.variant, backbone="small", d_model=cfg.d_model, n_head=cfg.heads,
+                       depth=cfg.depth, n_selectors=cfg.selectors, embd_pdrop=cfg.dropout, attn_pdrop=cfg.dropout,
                        resid_pdrop=cfg.dropout)
     torch.manual_seed(cfg.seed)
     model = build_head(mcfg) if cfg.data == "tokens" else build_model(mcfg)

@@ -75,7 +75,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from paperlib.data.datasets import class_grid
 from paperlib.engine.objectives import Batch, TrainingObjective, paper_loss
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -166,7 +165,7 @@ def time_anchored_init(head: nn.Module, clip_sec: float, code_amplitude: float =
 
     Args:
         head: ``paperlib.model.sparsesync.SparseSyncHead`` (the model's ``.head``), freshly built.
-        clip_sec: the window length (s) the positional tables cover (``ModelConfig.clip_sec``).
+        clip_sec: the window length (s) the positional tables cover (``Geometry.clip_sec``).
         code_amplitude: RMS per channel of the sinusoidal time codes (LayerNorm'd features have RMS 1).
         selector_peak_logit: how peaked each selector's attention over time is (logit of its own time minus the median).
         sync_passthrough: also start the value/output weights of the first and last sync blocks at the identity, so
@@ -301,7 +300,7 @@ def xcorr_logits(vis: torch.Tensor, aud: torch.Tensor, clip_sec: float, offsets_
 
     Args:
         vis: bridge output (B, t, h, w, D); aud: bridge output (B, f, ta, D) (``SyncModel.features``).
-        clip_sec: window length (s); offsets_sec: (C,) class offsets (s), e.g. ``data.class_grid``.
+        clip_sec: window length (s); offsets_sec: (C,) class offsets (s), e.g. ``Geometry.grid()``.
         temperature: cosine similarities are divided by it.
         width_sec: lag-kernel std (s); default one grid step.
 
@@ -346,7 +345,7 @@ class AuxLossModel(nn.Module):
 
     Args:
         model: ``paperlib.model.sparsesync.SyncModel``.
-        clip_sec: window length (s); offsets_sec: (C,) class offsets (s) (``paperlib.data.datasets.class_grid``).
+        clip_sec: window length (s); offsets_sec: (C,) class offsets (s) (``paperlib.core.geometry.Geometry.grid``).
         xcorr_weight / match_weight: weights of :func:`xcorr_logits` cross-entropy and of :func:`sync_match_loss`
             (the latter needs a SparseSync head with time-anchored selectors).
         hold_steps / decay_steps: both weights follow :func:`aux_weight` (constant, then linear to 0).
@@ -457,7 +456,7 @@ def recipe_objective(model: nn.Module, cfg: Any) -> RecipeObjective | None:
     if tc.recipe_init:
         anchor = {"modality_flag": tc.recipe_modality_flag, "sync_identity_qk": tc.recipe_sync_identity_qk,
                   "sync_code_gain": tc.recipe_sync_code_gain}
-    grid = torch.as_tensor(class_grid(cfg.model.num_classes, cfg.data.max_off_sec), dtype=torch.float32)
-    return RecipeObjective(model, cfg.model.clip_sec, grid, variant=cfg.model.variant, anchor=anchor,
+    grid = torch.as_tensor(cfg.geometry.grid(), dtype=torch.float32)
+    return RecipeObjective(model, cfg.geometry.clip_sec, grid, variant=cfg.model.variant, anchor=anchor,
                            xcorr_weight=tc.aux_xcorr_weight, match_weight=match,
                            hold_steps=tc.aux_hold_steps, decay_steps=tc.aux_decay_steps)

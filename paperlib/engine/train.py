@@ -177,14 +177,6 @@ def setup_process(tc: TrainConfig) -> Placement:
     return Placement(dinfo, device, precision)
 
 
-def _num_classes(cfg: Any) -> int:
-    for sect, name in (("model", "num_classes"), ("model", "num_offset_cls"), ("data", "num_classes")):
-        v = getattr(getattr(cfg, sect, None), name, None)
-        if isinstance(v, int):
-            return v
-    raise AttributeError("cannot find the number of offset classes in the config (model.num_classes)")
-
-
 # ---------------------------------------------------------------------------------------------------------------------
 # the run directory and its log
 
@@ -298,7 +290,7 @@ def build_optimisation(model: nn.Module, cfg: Any, where: Placement, ckpt: Mappi
     optimizer = torch.optim.Adam(params, lr=world_lr, betas=tuple(tc.betas), eps=adam_eps(tc, where.precision),
                                  weight_decay=tc.weight_decay)
     scaler = torch.amp.GradScaler(where.device.type, enabled=where.precision == "fp16")
-    plateau = PlateauDetector(_num_classes(cfg), tc.plateau_rel_tol, tc.plateau_warn_steps,
+    plateau = PlateauDetector(cfg.geometry.num_classes, tc.plateau_rel_tol, tc.plateau_warn_steps,
                               tc.plateau_warn_minutes * 60)
     carry = ckpt is None and bool(tc.init_from) and tc.init_carry_optimizer
     position = 0
@@ -396,7 +388,7 @@ class Trainer:
         self.out_dir, self.logger = out_dir, logger
         self.model, self.step_module = model, step_module
         self.opt, self.state, self.data = opt, opt.state, data
-        self.num_classes = _num_classes(cfg)
+        self.num_classes = cfg.geometry.num_classes
         self.last_valid: dict[str, Any] | None = None
         self.evaluated_at = -1
         self.progress: Progress | None = None
@@ -609,7 +601,7 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
     # model and data first: a bad data root fails before a run directory exists
     model = model if model is not None else build_model(cfg.model)
     if datasets is None:
-        datasets = {s: build_dataset(cfg.data, s, seed=tc.seed) for s in SPLITS}
+        datasets = {s: build_dataset(cfg.data, cfg.geometry, s, seed=tc.seed) for s in SPLITS}
 
     # the run directory: a new one, or the resumed run's own (its log rewound to the checkpoint)
     ckpt = load_training_checkpoint(tc.resume) if tc.resume else None
@@ -647,7 +639,7 @@ def evaluate_split(model: nn.Module, cfg: Any, split: str, dinfo: DistInfo, devi
     tc = cfg.train
     ds = datasets[split] if datasets is not None and split in datasets else None
     if ds is None:
-        ds = build_dataset(cfg.data, split, seed=tc.seed)
+        ds = build_dataset(cfg.data, cfg.geometry, split, seed=tc.seed)
     passes = int(getattr(cfg.data, "iter_times", 1) or 1)
     if getattr(cfg.data, "fixed_offsets", False) or len(ds) % passes:
         passes = 1

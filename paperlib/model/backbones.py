@@ -1,6 +1,6 @@
 """Feature extractors ("backbones") of SparseSync and a small CPU pair, with their token-grid arithmetic.
 
-Paper Sec. 3 ("Feature extractors") and Sec. 7.3; official_implementation.md sections 1.2 and 1.3.
+Paper Sec. 3 ("Feature extractors") and Sec. 7.3; the authors' code (v-iashin/SparseSync).
 
 - :class:`S3DVisual`: torchvision's S3D ``features`` (BatchNorm eps 1e-3, momentum 1e-3, no classifier), the same
   network as the official ``S3DVisualFeatures`` (kylemin's S3D; only the module nesting differs, see

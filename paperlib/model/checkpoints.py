@@ -1,8 +1,8 @@
 """Checkpoints: paperlib's own (plain data, ``weights_only`` loadable) and the official SparseSync ones (safe loader +
 converter), plus pretrained backbone weights from user paths.
 
-Paper: none (engineering). official_implementation.md sections 1.1-1.4 (state_dict layout), 4 ("Checkpointing") and 7
-(released checkpoints: a pickled dict with ``model``, ``args`` = an OmegaConf DictConfig, ``optimizer``, ``scaler``,
+Paper: none (engineering). The authors' code (v-iashin/SparseSync): its state_dict layout, its checkpointing and its
+released checkpoints (a pickled dict with ``model``, ``args`` = an OmegaConf DictConfig, ``optimizer``, ``scaler``,
 ``lr_scheduler``, ``metrics``, ``epoch``, ``loss``, ``model_type``).
 
 - paperlib checkpoints hold only tensors and plain data: ``{"model": state_dict, "config": ModelConfig as a dict,
@@ -34,8 +34,9 @@ import torch
 from torch import nn
 
 from paperlib.core.io import atomic_output, remove_stale_partials
-from paperlib.model.sparsesync import ModelConfig, build_model
-from paperlib.model.weights import (FORMAT, CheckpointError, _check_plain, _config_to_plain, _restricted_load,
+from paperlib.core.geometry import official_max_offset
+from paperlib.model.sparsesync import ModelConfig, build_model, nest_geometry
+from paperlib.model.weights import (FORMAT, FORMATS, CheckpointError, _check_plain, _config_to_plain, _restricted_load,
                                     official_key_to_paperlib)
 
 
@@ -94,9 +95,10 @@ def convert_official_state_dict(sd: Mapping[str, torch.Tensor], n_head: int = 8,
     else:
         raise CheckpointError("official state_dict has neither selectors nor transformer blocks")
     depth = 1 + max(int(k.split(".blocks.")[1].split(".")[0]) for k in depth_keys)
-    cfg = dataclasses.replace(base or ModelConfig(), variant=variant, backbone="paper", num_classes=num_classes,
-                              depth=depth, d_model=d_model, n_head=n_head, n_selectors=n_selectors,
-                              visual_weights=None, audio_weights=None)
+    base = base or ModelConfig()
+    geometry = dataclasses.replace(base.geometry, num_classes=num_classes, max_off_sec=official_max_offset(num_classes))
+    cfg = dataclasses.replace(base, geometry=geometry, variant=variant, backbone="paper", depth=depth, d_model=d_model,
+                              n_head=n_head, n_selectors=n_selectors, visual_weights=None, audio_weights=None)
     out: dict[str, torch.Tensor] = {}
     origin: dict[str, str] = {}  # paperlib key -> official key, for error messages
     for k, v in sd.items():
@@ -121,7 +123,8 @@ def convert_official_state_dict(sd: Mapping[str, torch.Tensor], n_head: int = 8,
         problems.append("shape mismatches: " + "; ".join(bad[:8]))
     if problems:
         raise CheckpointError(f"official state_dict does not fit paperlib's {variant} (depth {depth}, {num_classes} "
-                              f"classes, geometry clip {cfg.clip_sec} s / crop {cfg.crop}): " + " | ".join(problems))
+                              f"classes, geometry clip {geometry.clip_sec} s / crop {geometry.crop}): "
+                              + " | ".join(problems))
     return out, cfg
 
 
@@ -155,8 +158,8 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu",
 
     path = Path(path)
     ckpt = _restricted_load(path, map_location)
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT:
-        cfg = from_dict(ModelConfig, ckpt["config"])
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") in FORMATS:
+        cfg = from_dict(ModelConfig, nest_geometry(ckpt["config"]))
         cfg = dataclasses.replace(cfg, visual_weights=None, audio_weights=None)
         sd = ckpt["model"]
     elif isinstance(ckpt, dict) and isinstance(ckpt.get("model"), Mapping) and any(
@@ -168,9 +171,9 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu",
             raise CheckpointError(f"{path}: {e}") from None
     else:
         raise CheckpointError(f"{path}: neither a paperlib nor an official SparseSync checkpoint")
-    if num_classes is not None and num_classes != cfg.num_classes:
-        raise CheckpointError(f"{path}: the classifier has {cfg.num_classes} classes (head.classifier.weight "
-                              f"{(cfg.num_classes, cfg.d_model)}) but {num_classes} were requested")
+    if num_classes is not None and num_classes != cfg.geometry.num_classes:
+        raise CheckpointError(f"{path}: the classifier has {cfg.geometry.num_classes} classes (head.classifier.weight "
+                              f"{(cfg.geometry.num_classes, cfg.d_model)}) but {num_classes} were requested")
     model = build_model(cfg)
     _load_strict(model, sd, path)
     return model, cfg

@@ -1,7 +1,7 @@
 """The SparseSync model family: SparseSync, the transformer without selectors, and the AVST_dec baseline.
 
 Paper Sec. 3 (architecture), Sec. 5 (AVST_dec baseline), Tables 3/5 ("Selectors x" rows), Table 6 (depth), Sec. 7.3;
-official_implementation.md sections 1, 2 and 9. The file reads from leaves to root: attention, blocks, positional
+the authors' code (v-iashin/SparseSync). The file reads from leaves to root: attention, blocks, positional
 tables, selectors, sync transformer, the three heads, the full model, ``build_*`` factories, then the summary CLI.
 
 Pipeline (paper geometry: 5 s, 25 fps, 224 px crop, 16 kHz audio, n_fft 512, hop 128):
@@ -13,7 +13,7 @@ Pipeline (paper geometry: 5 s, 25 fps, 224 px crop, 16 kHz audio, n_fft 512, hop
     [OFF; k visual; MOD; k audio] (per-modality input LayerNorms, pre-norm blocks, final LayerNorm) -> bias-free linear
     head on token 0 -> logits (B, C).
 
-Matches the official code where the paper is silent (official_implementation.md section 9): GELU after the bridge,
+Matches the official code where the paper is silent (v-iashin/SparseSync): GELU after the bridge,
 concatenated (not summed) per-axis tables (D//3 channels for height and width, the rest for time; D//2 for time and
 the rest for frequency in audio), separate ``key/query/value/proj`` linears, exact (erf) GELU, dropouts at the same
 places (embedding 0.1 on selectors/context/token sequence, attention 0.1, residual 0.1), and the official init
@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from paperlib.core.geometry import Geometry, official_max_offset
 from paperlib.model.backbones import BACKBONES
 from paperlib.model.weights import load_backbone_weights
 
@@ -63,9 +64,9 @@ Attn = dict[str, torch.Tensor]
 class ModelConfig:
     """The model family. Literal defaults = the paper's final model (Sec. 3, Table 6 depth 3, 21 classes)."""
 
+    geometry: Geometry = dataclasses.field(default_factory=Geometry)  # window, rates, crop, spectrogram, offset grid
     variant: str = "sparsesync"  # "sparsesync" | "transformer" (Selectors x, Tab. 3/5) | "avst_dec" (Sec. 5 baseline)
     backbone: str = "paper"  # "paper": S3D + ResNet18 (Sec. 3) | "small": light conv pair for CPU work (not in paper)
-    num_classes: int = 21  # C: offset classes (21: -2..+2 s in 0.2 s steps; 3: -1, 0, +1 s)
     depth: int = 3  # L: layers in each selector and in the sync transformer (Tab. 6: 1, 2, 3, 6)
     d_model: int = 512  # D: transformer width (also the bridge output width)
     n_head: int = 8  # attention heads (head dim D / n_head = 64)
@@ -74,16 +75,23 @@ class ModelConfig:
     embd_pdrop: float = 0.1  # dropout on selectors, flattened context and the sync token sequence
     attn_pdrop: float = 0.1  # dropout on attention weights
     resid_pdrop: float = 0.1  # dropout after attention projections and MLPs
-    clip_sec: float = 5.0  # s: input window length (Tab. 4: 2-7 s)
-    fps: float = 25.0  # frames/s of the video input
-    crop: int = 224  # px: square spatial crop (H = W)
-    sample_rate: int = 16000  # Hz: audio sample rate
-    n_fft: int = 512  # samples: STFT size (F = n_fft // 2 + 1 = 257 bins)
-    hop: int = 128  # samples: STFT hop (centred STFT: Ta = samples // hop + 1 = 626)
     train_visual_backbone: bool = True  # False: visual backbone frozen (no grads, kept in eval mode)
     train_audio_backbone: bool = True  # False: audio backbone frozen (no grads, kept in eval mode)
     visual_weights: str | None = None  # path of pretrained visual-backbone weights (never downloaded)
     audio_weights: str | None = None  # path of pretrained audio-backbone weights (never downloaded)
+
+
+GEOMETRY_FIELDS = tuple(f.name for f in dataclasses.fields(Geometry))
+
+
+def nest_geometry(config: dict) -> dict:
+    """A model config dict with its geometry nested; dicts of ``paperlib-checkpoint/1`` files held the geometry
+    fields flat (and no offset range: the official one for the class count is used)."""
+    if "geometry" in config:
+        return config
+    flat = {k: v for k, v in config.items() if k in GEOMETRY_FIELDS}
+    flat.setdefault("max_off_sec", official_max_offset(flat.get("num_classes", Geometry.num_classes)))
+    return {**{k: v for k, v in config.items() if k not in GEOMETRY_FIELDS}, "geometry": flat}
 
 
 def _check(cfg: ModelConfig) -> None:
@@ -93,9 +101,10 @@ def _check(cfg: ModelConfig) -> None:
         raise ValueError(f"unknown backbone {cfg.backbone!r}; choose one of {tuple(BACKBONES)}")
     if cfg.d_model % cfg.n_head:
         raise ValueError(f"d_model={cfg.d_model} is not divisible by n_head={cfg.n_head}")
-    for name in ("num_classes", "depth", "d_model", "n_head", "n_selectors", "crop", "n_fft", "hop"):
+    for name in ("depth", "d_model", "n_head", "n_selectors"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    cfg.geometry.validate()
 
 
 def input_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -105,9 +114,8 @@ def input_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     Ta the frame count of a centred STFT of round(clip_sec * sample_rate) samples (paper: (125, 3, 224, 224) and
     (1, 257, 626)).
     """
-    frames = round(cfg.clip_sec * cfg.fps)
-    samples = round(cfg.clip_sec * cfg.sample_rate)
-    return {"video": (frames, 3, cfg.crop, cfg.crop), "audio": (1, cfg.n_fft // 2 + 1, samples // cfg.hop + 1)}
+    g = cfg.geometry
+    return {"video": (g.frames, 3, g.crop, g.crop), "audio": (1, *g.spec_shape)}
 
 
 def token_grid(cfg: ModelConfig) -> tuple[tuple[int, int, int], tuple[int, int]]:
@@ -515,7 +523,7 @@ def build_head(cfg: ModelConfig, vis_grid: tuple[int, int, int] | None = None,
     grids = token_grid(cfg)
     vis_grid = tuple(vis_grid or grids[0])
     aud_grid = tuple(aud_grid or grids[1])
-    common = dict(d_model=cfg.d_model, n_head=cfg.n_head, depth=cfg.depth, num_classes=cfg.num_classes,
+    common = dict(d_model=cfg.d_model, n_head=cfg.n_head, depth=cfg.depth, num_classes=cfg.geometry.num_classes,
                   mlp_ratio=cfg.mlp_ratio, embd_pdrop=cfg.embd_pdrop, attn_pdrop=cfg.attn_pdrop,
                   resid_pdrop=cfg.resid_pdrop)
     if cfg.variant == "sparsesync":

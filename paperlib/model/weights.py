@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 
-FORMAT = "paperlib-checkpoint/1"
+FORMAT = "paperlib-checkpoint/2"  # the model config nests its geometry
+FORMATS = ("paperlib-checkpoint/1", FORMAT)  # /1: the geometry fields sat flat in the model config
 
 
 class CheckpointError(RuntimeError):
@@ -88,7 +89,8 @@ def _checked_load(path: Path, map_location: Any) -> Any:
         official = {name for _, name in _allowed_globals(False)}
         if all(u in official for u in unsafe):
             raise CheckpointError(f"{path}: holds OmegaConf/numpy objects ({', '.join(unsafe)}): this looks like an "
-                                  "official SparseSync checkpoint; load it with paperlib.model.checkpoints.load_model or "
+                                  "official SparseSync checkpoint; load it with "
+                                  "paperlib.model.checkpoints.load_model or "
                                   "load_official_checkpoint")
         raise CheckpointError(f"{path}: refused to unpickle: the file asks for {', '.join(unsafe)}, which is not on "
                               "paperlib's allow-list (tensors, plain containers, OmegaConf configs); the file may be "
@@ -100,7 +102,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     """Load a paperlib checkpoint with ``torch.load(weights_only=True)``; official files raise (use ``load_model``)."""
     path = Path(path)
     ckpt = _checked_load(path, map_location)
-    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") == FORMAT):
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("meta"), dict) and ckpt["meta"].get("format") in FORMATS):
         raise CheckpointError(f"{path}: not a paperlib checkpoint (no meta.format == {FORMAT!r}); official SparseSync "
                               "files load with paperlib.model.checkpoints.load_model or load_official_checkpoint")
     return ckpt

@@ -190,12 +190,8 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
     if checkpoint:
         trained, mcfg = load_model(checkpoint)
         models["trained"] = trained.eval()
-        cfg = resolve(preset, [f"model.{k}={v}" for k, v in (("crop", mcfg.crop), ("clip_sec", mcfg.clip_sec),
-                                                               ("num_classes", mcfg.num_classes))]
-                      + [f"data.crop={mcfg.crop}", f"data.clip_sec={mcfg.clip_sec}",
-                         f"data.num_classes={mcfg.num_classes}"]
-                      + ([f"data.max_off_sec={1.0}"] if mcfg.num_classes == 3 else []))
-        size = max(size, mcfg.crop)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, geometry=mcfg.geometry))
+        size = max(size, mcfg.geometry.crop)
     figs, runs = output_roots(figures_root, runs_root)
     out = runs / "fig5_attention" / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
@@ -203,20 +199,20 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "cpu", ch
     for setting in ("sparse", "dense-wide"):
         scfg = synthetic.SynthConfig(setting=setting, size=size, seed=1000 + seed)
         clips = [synthetic.generate_clip(scfg, i) for i in range(n_clips)]
-        table = attention.score_models(models, clips, cfg.data, device=device)
+        table = attention.score_models(models, clips, cfg.geometry, device=device)
         table.to_csv(out / f"scores_{setting}.csv", index=False)
         summary = attention.summarise_scores(table)
         tables[f"Localisation score per layer/head, {setting} (1.0 = no preference)"] = summary
         best = "trained" if "trained" in models else "untrained"
         layer, head = attention.choose_head(table, best)
-        _, recs = attention.score_clips(models[best], clips, cfg.data, label=best, device=device, keep_maps=True)
+        _, recs = attention.score_clips(models[best], clips, cfg.geometry, label=best, device=device, keep_maps=True)
         rec = recs[0]
         maps = attention.head_maps(rec["maps"], layer, head)
         frames = attention.denormalize_frames(rec["video"])
         spec = rec["audio"][0].numpy()
         stem = out / f"fig5_attention_{setting}"
         attention.plot_attention(frames, spec, maps["visual"], maps.get("audio"), stem, boxes=rec["boxes"],
-                                 events=rec["events"], clip_sec=cfg.data.clip_sec,
+                                 events=rec["events"], clip_sec=cfg.geometry.clip_sec,
                                  title=f"{setting}, {best} model, layer {layer} head {head} (best localisation score)")
         figures += publish(stem.with_suffix(".png"), f"fig5_attention_{setting}", figs)
     write_text_atomic(out / "env.json", json.dumps(environment(), indent=2))

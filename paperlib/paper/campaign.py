@@ -74,6 +74,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from paperlib.core.geometry import Geometry
 from paperlib.core.config import from_dict, to_dict
 from paperlib.core.io import write_json_atomic
 from paperlib.data.datasets import DataConfig, build_dataset, read_vggsound_csv, sparse_classes
@@ -158,13 +159,15 @@ def _class_names(data_cfg: Any) -> list[str] | None:
     return sorted({lab for _, lab, _ in read_vggsound_csv(csv_path)})
 
 
-def evaluate_model(model: Any, data_cfg: Any, *, num_classes: int, batch_size: int = 8, device: str = "cpu",
+def evaluate_model(model: Any, data_cfg: DataConfig, geometry: Geometry, *, batch_size: int = 8, device: str = "cpu",
                    seed: int = TRAIN_SEED_BASE, progress: bool = False) -> dict[str, Any]:
-    """Test metrics of ``model`` on ``data_cfg``'s test split: the official metrics with detail, per-item predictions
-    and, when the data root holds synthetic sidecars, the oracle metrics (:func:`cue_metrics`)."""
+    """Test metrics of ``model`` on ``data_cfg``'s test split at the model's ``geometry``: the official metrics with
+    detail, per-item predictions and, when the data root holds synthetic sidecars, the oracle metrics
+    (:func:`cue_metrics`)."""
     from torch.utils.data import DataLoader
 
-    ds = build_dataset(data_cfg, "test", seed=seed)
+    num_classes = geometry.num_classes
+    ds = build_dataset(data_cfg, geometry, "test", seed=seed)
     passes = 1 if data_cfg.fixed_offsets else int(data_cfg.iter_times)
     dev = torch.device(device)
     model = model.to(dev).eval()
@@ -191,13 +194,13 @@ def evaluate_model(model: Any, data_cfg: Any, *, num_classes: int, batch_size: i
         cache: dict[str, dict] = {}
         for it in items:
             sc = cache.get(it["id"]) or cache.setdefault(it["id"], load_sidecar(data_cfg.root, it["id"]))
-            it["cue"] = bool(has_cue(sc, it["v_start_sec"], it["offset_sec"], clip_sec=data_cfg.clip_sec))
+            it["cue"] = bool(has_cue(sc, it["v_start_sec"], it["offset_sec"], clip_sec=geometry.clip_sec))
         res.update(cue_metrics(preds, tg.tolist(), [it["cue"] for it in items]))
     else:
         res.update({"cue_fraction": None, "cue_n": None, "cue_accuracy_1": None, "cue_accuracy_1_tol1": None,
                     "cue_null_accuracy_1": None, "cue_null_accuracy_1_tol1": None})
     res["items"] = items
-    res["test_data"] = {"dataset": data_cfg.dataset, "root": str(data_cfg.root), "clip_sec": data_cfg.clip_sec,
+    res["test_data"] = {"dataset": data_cfg.dataset, "root": str(data_cfg.root), "clip_sec": geometry.clip_sec,
                         "fixed_offsets": data_cfg.fixed_offsets, "iter_times": data_cfg.iter_times}
     return res
 
@@ -217,15 +220,12 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, key: str, profile: str = 
         raise KeyError(f"unknown campaign key {key!r} at profile {profile!r}; e.g. {list(specs)[:4]}")
     spec = specs[key]
     model, mcfg = load_model(checkpoint)
-    if mcfg.num_classes != spec.num_classes:
-        raise ValueError(f"{checkpoint}: the model has {mcfg.num_classes} offset classes, {key!r} needs "
+    if mcfg.geometry.num_classes != spec.num_classes:
+        raise ValueError(f"{checkpoint}: the model has {mcfg.geometry.num_classes} offset classes, {key!r} needs "
                          f"{spec.num_classes}")
     dcfg = test_data_config(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed)
-    if abs(mcfg.clip_sec - dcfg.clip_sec) > 1e-9 or mcfg.crop != dcfg.crop:
-        dcfg = dataclasses.replace(dcfg, clip_sec=mcfg.clip_sec, crop=mcfg.crop, fps=mcfg.fps,
-                                   sample_rate=mcfg.sample_rate, n_fft=mcfg.n_fft, hop=mcfg.hop)
     t0 = time.time()
-    res = evaluate_model(model, dcfg, num_classes=spec.num_classes, batch_size=batch_size, device=device,
+    res = evaluate_model(model, dcfg, mcfg.geometry, batch_size=batch_size, device=device,
                          seed=TRAIN_SEED_BASE + seed, progress=progress)
     res.update(checkpoint=str(checkpoint), key=key, profile=profile, params=count_params(model),
                eval_s=round(time.time() - t0, 2))
@@ -284,7 +284,7 @@ def _run_job(job: Job) -> None:
         params = count_params(build_model(cfg.model))  # trainable as configured (frozen backbones)
         dcfg = from_dict(DataConfig, job.test_data)
         t1 = time.time()
-        test = evaluate_model(model, dcfg, num_classes=cfg.model.num_classes,
+        test = evaluate_model(model, dcfg, cfg.geometry,
                               batch_size=cfg.train.eval_batch_size or cfg.train.batch_size, device=job.device,
                               seed=cfg.train.seed)
         results = json.loads((run_dir / runs.RESULTS_FILE).read_text())
@@ -402,8 +402,9 @@ def _prepare_fixed_offsets(configs: Iterable[tuple[RunConfig, DataConfig]]) -> N
     seen = set()
     for cfg, tdc in configs:
         for dcfg, split in ((cfg.data, "valid"), (cfg.data, "test"), (tdc, "test")):
-            key = (dcfg.root, dcfg.num_classes, dcfg.clip_sec, dcfg.max_off_sec, split, dcfg.fixed_offsets)
+            geo = cfg.geometry
+            key = (dcfg.root, geo.num_classes, geo.clip_sec, geo.max_off_sec, split, dcfg.fixed_offsets)
             if key in seen or not dcfg.fixed_offsets:
                 continue
             seen.add(key)
-            build_dataset(dcfg, split, seed=cfg.train.seed)
+            build_dataset(dcfg, geo, split, seed=cfg.train.seed)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from paperlib.core.geometry import Geometry, official_max_offset
 from paperlib.core.config import config_hash, merge, to_dict
 from paperlib.core.io import write_json_atomic
 from paperlib.data import synthetic
@@ -409,12 +410,10 @@ def preset_of(profile: str, spec: RunSpec) -> str:
     return PRESET_OF_PROFILE[profile]
 
 
-def data_fields(profile: str, setting: str, num_classes: int, clip_sec: float, root: Path,
-                crop: int) -> dict[str, Any]:
-    """``data`` fields of a setting (dataset, root, classes, window, protocol) on top of the profile's preset."""
-    max_off = 1.0 if num_classes == 3 else 2.0
-    d: dict[str, Any] = {"root": str(root), "dataset": _dataset_of(setting), "num_classes": num_classes,
-                         "max_off_sec": max_off, "clip_sec": clip_sec}
+def data_fields(profile: str, setting: str, geometry: Geometry, root: Path) -> dict[str, Any]:
+    """``data`` fields of a setting (dataset, root, protocol) on top of the profile's preset, for a run's geometry."""
+    clip_sec, max_off, crop = geometry.clip_sec, geometry.max_off_sec, geometry.crop
+    d: dict[str, Any] = {"root": str(root), "dataset": _dataset_of(setting)}
     if profile != "paper":
         # whole decoded clips kept in RAM and shared on disk by every run of the profile (each run would otherwise
         # spend ~35 s of its first epoch decoding the same clips); results are unchanged (tests/test_train_recipe.py)
@@ -437,7 +436,9 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
     """
     base = resolve(preset_of(profile, spec))
     root = data_dir(profile, spec.setting, runs_root, data_root)
-    model: dict[str, Any] = {"variant": spec.variant, "num_classes": spec.num_classes, "clip_sec": spec.clip_sec}
+    geometry = dataclasses.replace(base.geometry, num_classes=spec.num_classes, clip_sec=spec.clip_sec,
+                                   max_off_sec=official_max_offset(spec.num_classes))
+    model: dict[str, Any] = {"variant": spec.variant, "geometry": dataclasses.asdict(geometry)}
     if spec.depth is not None:
         model["depth"] = spec.depth
     if spec.frozen_backbones:
@@ -452,7 +453,7 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
         train |= {"max_steps": spec.steps, "time_budget_min": None, "patience": 1000000}
     # the campaign's own test evaluation (test_detail.json) replaces train's
     train |= {"seed": TRAIN_SEED_BASE + seed, "device": device, "progress": False, "test": False}
-    data = data_fields(profile, spec.setting, spec.num_classes, spec.clip_sec, root, base.model.crop)
+    data = data_fields(profile, spec.setting, geometry, root)
     return check_run_config(merge(base, {"model": model, "data": data, "train": train}))
 
 

@@ -41,7 +41,7 @@ from torch import nn
 
 from paperlib.core.io import finite_or_none
 from paperlib.core.provenance import env_info
-from paperlib.data.datasets import data_config_for_model
+from paperlib.data.datasets import DataConfig
 from paperlib.data.synthetic import DENSE_EVENT_PROBS, SynthConfig, generate
 from paperlib.paper.campaign import TRAIN_SEED_BASE, cue_metrics, evaluate_model
 
@@ -107,14 +107,13 @@ def evaluate(model: nn.Module, mcfg: Any, root: str | Path, *, passes: int = 2, 
              probes: bool = False, batch_size: int = 8) -> dict[str, Any]:
     """Score ``model`` (geometry from its ModelConfig ``mcfg``) on the test split of the sparse root ``root`` (see the
     module docstring)."""
-    num_classes = mcfg.num_classes
-    dcfg = data_config_for_model(mcfg, root=str(root), dataset="vggsound_sparse", fixed_offsets=False,
-                                 iter_times=passes, decoded_cache_dir=decoded_cache_dir)
+    dcfg = DataConfig(root=str(root), dataset="vggsound_sparse", fixed_offsets=False, iter_times=passes,
+                      decoded_cache_dir=decoded_cache_dir)
     res: dict[str, Any] = {}
     for probe in ("none", "audio", "video") if probes else ("none",):
         m = model if probe == "none" else SwapModality(model, probe)
         t0 = time.perf_counter()
-        r = evaluate_model(m, dcfg, num_classes=num_classes, batch_size=batch_size, seed=TRAIN_SEED_BASE)
+        r = evaluate_model(m, dcfg, mcfg.geometry, batch_size=batch_size, seed=TRAIN_SEED_BASE)
         if r["cue_n"] is None:
             raise ValueError(f"{root}: no synthetic sidecars (sidecar/*.json): the cue oracle needs a synthetic root")
         key = "model" if probe == "none" else f"swapped_{probe}"

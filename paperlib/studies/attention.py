@@ -5,7 +5,7 @@ Figures 5 and 8 show, for one head of one layer, the cross-attention of a select
 frames and on the spectrogram. This module records those maps through the model's opt-in path (``model(video, audio,
 return_attention=True)``; official: a forward hook on ``attn_drop`` of every ``CrossAttention``), reshapes them to the
 token grids, scales, upsamples and overlays them, and writes the figure. Scaling, upsampling and overlay code was never
-released (official_implementation.md Sec. 6), so those choices are ours and documented in each function.
+released (v-iashin/SparseSync), so those choices are ours and documented in each function.
 
 Quantitative addition (not in the paper, whose heads were picked by eye): on the synthetic sets the sound source's box
 per frame and its event times are known, so ``localisation_score`` measures, per layer and head, the attention mass on
@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from paperlib.core.geometry import Geometry
 from paperlib.core.media import MediaError, probe, read_audio, read_video
 from paperlib.data.transforms import eval_transforms
 from paperlib.studies.predict import load_predictor, window_starts
@@ -317,8 +318,9 @@ def window_ground_truth(sidecar: Mapping[str, Any], v_start_sec: float, clip_sec
     """Source boxes and event times of a window, in the model input's coordinates.
 
     Args:
-        sidecar: a synthetic clip's ground truth (``paperlib.data.synthetic.load_sidecar``): ``source_boxes`` (frames of the
-            whole clip, x0,y0,x1,y1 px of the ``size`` x ``size`` frame), ``event_onsets_sec``, ``fps``, ``size``.
+        sidecar: a synthetic clip's ground truth (``paperlib.data.synthetic.load_sidecar``): ``source_boxes``
+            (frames of the whole clip, x0,y0,x1,y1 px of the ``size`` x ``size`` frame), ``event_onsets_sec``, ``fps``,
+            ``size``.
         v_start_sec: window start (s); the window's first frame is ``int(v_start_sec * fps)``.
         crop: the centre crop's side (px); short_side: frames rescaled to this short side before the crop (None: as is).
 
@@ -346,7 +348,8 @@ def window_ground_truth(sidecar: Mapping[str, Any], v_start_sec: float, clip_sec
 
 
 def model_grids(model: torch.nn.Module) -> tuple[tuple[int, int, int], tuple[int, int]]:
-    """Token grids ((t, h, w), (f, ta)) of a ``paperlib.model.sparsesync.SyncModel`` (read from its positional tables)."""
+    """Token grids ((t, h, w), (f, ta)) of a ``paperlib.model.sparsesync.SyncModel`` (read from its positional
+    tables)."""
     head = getattr(model, "head", model)
     try:
         return tuple(head.vis_pos.grid), tuple(head.aud_pos.grid)
@@ -362,10 +365,8 @@ def event_window_start(events: Sequence[float], duration_sec: float, clip_sec: f
 
 
 def _input_sample(frames: np.ndarray, audio: np.ndarray, v_start_sec: float, clip_sec: float, fps: float,
-                  sample_rate: int, data_cfg: Any, short_side: int | None) -> dict:
+                  sample_rate: int, geo: Geometry, short_side: int | None) -> dict:
     """In-sync model input of the window (eval transforms) from whole-clip arrays (T, H, W, 3) uint8 and (N,)."""
-    from paperlib.data.transforms import eval_transforms
-
     k0 = int(v_start_sec * fps + 1e-6)
     n = int(round(clip_sec * fps))
     a0 = int(round(k0 / fps * sample_rate))
@@ -379,10 +380,10 @@ def _input_sample(frames: np.ndarray, audio: np.ndarray, v_start_sec: float, cli
 
         video = TF.resize(video, [short_side], antialias=True)
     wave = torch.from_numpy(np.ascontiguousarray(audio[a0:a0 + na], dtype=np.float32))
-    return eval_transforms(data_cfg)({"video": video, "audio": wave})
+    return eval_transforms(geo)({"video": video, "audio": wave})
 
 
-def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data_cfg: Any,
+def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], geo: Geometry,
                 short_side: int | None = None, label: str = "", device: str | torch.device = "cpu",
                 keep_maps: bool = False) -> tuple[pd.DataFrame, list[dict]]:
     """Localisation table of ``model`` over synthetic clips (in sync, one window per clip around its first event).
@@ -390,7 +391,7 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
     Args:
         clips: dicts with "frames" (T, S, S, 3) uint8, "audio" (N,) float and "sidecar" (as ``synthetic.generate_clip``
             returns, or decoded from disk); clips without events are skipped.
-        data_cfg: geometry (clip_sec, fps, sample_rate, crop, n_fft, hop), e.g. a ``paperlib.data.datasets.DataConfig``.
+        geo: the model's geometry (window, rates, crop, spectrogram).
         short_side: resize the frames' short side before the crop (None: as generated).
 
     Returns:
@@ -404,10 +405,10 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
         sc = clip["sidecar"]
         if not sc["event_onsets_sec"]:
             continue
-        v0 = event_window_start(sc["event_onsets_sec"], float(sc["duration_sec"]), data_cfg.clip_sec, data_cfg.fps)
-        b, ev = window_ground_truth(sc, v0, data_cfg.clip_sec, data_cfg.crop, short_side)
-        sample = _input_sample(clip["frames"], clip["audio"], v0, data_cfg.clip_sec, data_cfg.fps,
-                               data_cfg.sample_rate, data_cfg, short_side)
+        v0 = event_window_start(sc["event_onsets_sec"], float(sc["duration_sec"]), geo.clip_sec, geo.fps)
+        b, ev = window_ground_truth(sc, v0, geo.clip_sec, geo.crop, short_side)
+        sample = _input_sample(clip["frames"], clip["audio"], v0, geo.clip_sec, geo.fps,
+                               geo.sample_rate, geo, short_side)
         _, attn = record_attention(model, sample["video"][None].to(device), sample["audio"][None].to(device))
         maps = selector_maps(attn, vgrid, agrid)
         vmaps.append(maps["visual"][0])
@@ -420,15 +421,15 @@ def score_clips(model: torch.nn.Module, clips: Sequence[Mapping[str, Any]], data
         records.append(rec)
     if not records:
         raise ValueError("no clip with events to score")
-    table = localisation_table(np.stack(vmaps), boxes, events, data_cfg.fps, (data_cfg.crop, data_cfg.crop),
-                               amaps=np.stack(amaps), clip_sec=data_cfg.clip_sec, label=label)
+    table = localisation_table(np.stack(vmaps), boxes, events, geo.fps, (geo.crop, geo.crop),
+                               amaps=np.stack(amaps), clip_sec=geo.clip_sec, label=label)
     return table, records
 
 
-def score_models(models: Mapping[str, torch.nn.Module], clips: Sequence[Mapping[str, Any]], data_cfg: Any,
+def score_models(models: Mapping[str, torch.nn.Module], clips: Sequence[Mapping[str, Any]], geo: Geometry,
                  short_side: int | None = None, device: str | torch.device = "cpu") -> pd.DataFrame:
     """``score_clips`` for several models (e.g. {"trained": m1, "untrained": m0}) on the same clips, one table."""
-    return pd.concat([score_clips(m, clips, data_cfg, short_side, label, device)[0] for label, m in models.items()],
+    return pd.concat([score_clips(m, clips, geo, short_side, label, device)[0] for label, m in models.items()],
                      ignore_index=True)
 
 
@@ -536,7 +537,7 @@ def video_attention(checkpoint: str | Path, video: str | Path, out_dir: str | Pa
     """
     path = Path(video)
     pred = load_predictor(checkpoint, device=device)
-    d = pred.data_cfg
+    d = pred.geometry
     info = probe(path)
     if info.video is None or info.audio is None:
         raise MediaError(f"{path}: a video with both picture and sound is needed")

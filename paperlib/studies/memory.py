@@ -3,12 +3,12 @@
 The paper argues for selectors by memory: the no-selector transformer attends over all t*h*w + f*t feature tokens, so
 its footprint grows quadratically with the clip length, while the selectors cross-attend from a fixed number of queries
 and grow linearly. Fig. 4 plots the peak training memory of both, *feature extractors excluded*. The authors released no
-code for it (official_implementation.md Sec. 6), so this module defines the measurement:
+code for it (v-iashin/SparseSync), so this module defines the measurement:
 
-- **What is measured**: one training step of the part after the bridge (``paperlib.model.sparsesync.build_head``) on random
-  features of the token grids that an ``s``-second clip gives at the paper's geometry (``token_grid``), batch 10, paper
-  width/depth: ``zero_grad(set_to_none) -> forward -> cross-entropy -> backward -> clip_grad_norm_(1) -> Adam.step
-  (foreach)``, as the official loop (official_implementation.md Sec. 4) without the GradScaler (a few scalars; leaving
+- **What is measured**: one training step of the part after the bridge (``paperlib.model.sparsesync.build_head``) on
+  random features of the token grids that an ``s``-second clip gives at the paper's geometry (``token_grid``), batch 10,
+  paper width/depth: ``zero_grad(set_to_none) -> forward -> cross-entropy -> backward -> clip_grad_norm_(1) -> Adam.step
+  (foreach)``, as the official loop (v-iashin/SparseSync) without the GradScaler (a few scalars; leaving
   it out keeps the step identical on every device and avoids skipped steps on overflow). The peak is that of a
   steady-state step: Adam's state already exists (CUDA and the exact CPU count run a warm-up step; the estimate creates
   the state a warm-up step leaves). Parameters, gradients, Adam state, inputs and activations all count, as in
@@ -299,7 +299,8 @@ def head_and_inputs(cfg: Any, batch: int, device: str | torch.device, seed: int 
     """The head of ``cfg`` (part after the bridge) and random bridge outputs for one batch, on ``device``.
 
     Returns:
-        (head, vis, aud): vis (B, t, h, w, D) and aud (B, f, ta, D) with the grid of ``paperlib.model.sparsesync.token_grid(cfg)``.
+        (head, vis, aud): vis (B, t, h, w, D) and aud (B, f, ta, D) with the grid of
+        ``paperlib.model.sparsesync.token_grid(cfg)``.
     """
     from paperlib.model.sparsesync import build_head, token_grid
 
@@ -478,7 +479,7 @@ def measure_cuda_peak(cfg: Any, batch: int = 10, *, precision: str = "amp", atte
 # The Fig. 4 sweep and its summaries
 # ----------------------------------------------------------------------------------------------------------------------
 def _cfg_for(base_cfg: Any, variant: str, seconds: float) -> Any:
-    return replace(base_cfg, variant=variant, clip_sec=float(seconds))
+    return replace(base_cfg, variant=variant, geometry=replace(base_cfg.geometry, clip_sec=float(seconds)))
 
 
 def _n_tokens(cfg: Any) -> tuple[int, int]:
@@ -495,7 +496,8 @@ def memory_sweep(base_cfg: Any, seconds: Iterable[float] = PAPER_SECONDS,
     """Peak training memory vs clip duration for each (variant, attention) curve.
 
     Args:
-        base_cfg: a ``paperlib.model.sparsesync.ModelConfig`` (paper width/depth/geometry); ``variant``/``clip_sec`` are replaced.
+        base_cfg: a ``paperlib.model.sparsesync.ModelConfig`` (paper width/depth/geometry); ``variant`` and the
+            geometry's ``clip_sec`` are replaced.
         method: "estimate" (meta device + StorageTracker) or "cuda" (``torch.cuda.max_memory_allocated``; OOM -> NaN).
         overhead_bytes: constant added to each estimate (default: the cuBLAS workspaces, ``CUDA_OVERHEAD_BYTES``).
 

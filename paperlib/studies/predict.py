@@ -4,7 +4,7 @@
                                        [--inject-offset X] [--v-start S] [--top-k 5] [--device auto]
 
 Paper: Sec. 3 (the model classifies the offset of a 5 s audio-visual pair on a grid), Sec. 7.3 (input geometry);
-official_implementation.md section 7 (the demo ``scripts/example.py``) and 3.4 (test transforms).
+the authors' demo ``scripts/example.py`` and test transforms (v-iashin/SparseSync).
 
 What it does: every input (any container, fps, resolution, sample rate, channel count) is decoded and resampled in
 memory to the model's geometry (fps, short side, sample rate, mono), cut into windows of the model's length
@@ -35,6 +35,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from paperlib.core.geometry import Geometry
+from paperlib.core.media import MediaError, probe, read_audio, read_video
+from paperlib.data.transforms import eval_transforms
+from paperlib.model import weights
+from paperlib.model.checkpoints import load_model
+
 ITU_AUDIO_LEAD_SEC = 0.090  # ITU-R BT.1359-1 acceptability: audio ahead of the picture by at most 90 ms
 ITU_AUDIO_LAG_SEC = 0.185  # ... and behind it by at most 185 ms
 
@@ -44,46 +50,39 @@ class Predictor:
     """A loaded model plus what the data pipeline needs to feed it."""
 
     model: nn.Module
-    data_cfg: Any  # paperlib.data.datasets.DataConfig (geometry + class grid)
-    grid: np.ndarray  # offset (s) of each class
+    geometry: Geometry  # the model's window, rates, crop, spectrogram and offset grid (from its checkpoint)
     device: torch.device
     short_side: int  # px: frames are rescaled so that the short side has this size before the centre crop
     checkpoint: str
 
+    @property
+    def grid(self) -> np.ndarray:
+        """Offset (s) of each class."""
+        return self.geometry.grid()
 
-def _data_config_for(path: Path, model_cfg: Any) -> Any:
-    """The checkpoint's own DataConfig (paperlib training checkpoints) or one derived from the model's geometry."""
-    from paperlib.model import weights
-    from paperlib.core.config import from_dict
-    from paperlib.data.datasets import DataConfig, data_config_for_model
 
+def _run_resize_short(path: Path) -> int | None:
+    """The on-the-fly short-side resize of the run that wrote a paperlib checkpoint (None: as stored, or official)."""
     try:
         raw = weights.load_checkpoint(path)
-        if isinstance(raw.get("run_config"), dict) and "data" in raw["run_config"]:
-            return from_dict(DataConfig, raw["run_config"]["data"], strict=False)
     except weights.CheckpointError:
-        pass  # an official checkpoint: geometry from the model
-    return data_config_for_model(model_cfg)
+        return None  # an official checkpoint
+    data = (raw.get("run_config") or {}).get("data") or {}
+    return data.get("resize_short") if isinstance(data, dict) else None
 
 
 def load_predictor(checkpoint: str | Path, device: str = "auto", short_side: int | None = None) -> Predictor:
     """Load a paperlib or official checkpoint for prediction (eval mode, on ``device``)."""
-    from paperlib.model.checkpoints import load_model
-    from paperlib.data.datasets import class_grid
-
     path = Path(checkpoint)
     model, mcfg = load_model(path)
-    dcfg = _data_config_for(path, mcfg)
-    if dcfg.num_classes != mcfg.num_classes:
-        raise ValueError(f"{path}: model has {mcfg.num_classes} classes but its data config {dcfg.num_classes}")
+    geo = mcfg.geometry
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
     if short_side is None:
         # as the data the model saw: the run's on-the-fly resize, else the paper's 256 px short side for a 224 crop
-        short_side = dcfg.resize_short or int(round(dcfg.crop * 256 / 224))
-    if short_side < dcfg.crop:
-        raise ValueError(f"short side {short_side} px is smaller than the model's {dcfg.crop} px crop")
-    return Predictor(model.to(dev).eval(), dcfg, class_grid(dcfg.num_classes, dcfg.max_off_sec), dev, short_side,
-                     str(path))
+        short_side = _run_resize_short(path) or int(round(geo.crop * 256 / 224))
+    if short_side < geo.crop:
+        raise ValueError(f"short side {short_side} px is smaller than the model's {geo.crop} px crop")
+    return Predictor(model.to(dev).eval(), geo, dev, short_side, str(path))
 
 
 def window_starts(video_sec: float, audio_sec: float, window_sec: float, stride_sec: float, fps: float,
@@ -141,10 +140,7 @@ def window_inputs(pred: Predictor, path: str | Path, v_start_sec: float, a_start
     Returns ``{"video": (T, 3, crop, crop) float32, "audio": (1, F, Ta) float32}`` -- the same tensors the test split of
     :mod:`paperlib.data.datasets` builds for a clip with a fixed offset ``a_start - v_start`` (tested).
     """
-    from paperlib.core.media import read_audio, read_video
-    from paperlib.data.transforms import eval_transforms
-
-    d = pred.data_cfg
+    d = pred.geometry
     tf = transforms if transforms is not None else eval_transforms(d)
     frames = read_video(path, v_start_sec, window_sec, fps=d.fps, size=pred.short_side)  # (T, H, W, 3) uint8
     wave = read_audio(path, a_start_sec, window_sec, sample_rate=d.sample_rate, mono=True)  # (N,)
@@ -156,13 +152,10 @@ def predict_video(pred: Predictor, path: str | Path, window_sec: float | None = 
                   batch_size: int = 8) -> dict[str, Any]:
     """Predict the offset of one video. Returns a dict with ``windows`` (per window) and the aggregate.
 
-    Raises ``paperlib.core.media.MediaError`` naming the file for unreadable input, a missing stream or a clip too short for
-    one window.
+    Raises ``paperlib.core.media.MediaError`` naming the file for unreadable input, a missing stream or a clip too short
+    for one window.
     """
-    from paperlib.core.media import MediaError, probe
-    from paperlib.data.transforms import eval_transforms
-
-    d = pred.data_cfg
+    d = pred.geometry
     path = Path(path)
     window = float(window_sec if window_sec is not None else d.clip_sec)
     if abs(window - d.clip_sec) > 1e-9:
@@ -221,9 +214,7 @@ def predict_video(pred: Predictor, path: str | Path, window_sec: float | None = 
         "ffmpeg_fix": itsoffset_command(path, own), "windows": windows,
     }
     if inject_offset_sec:
-        from paperlib.data.datasets import offset_to_target
-
-        res["injected_class"] = offset_to_target(inject_offset_sec, d.num_classes, d.max_off_sec)
+        res["injected_class"] = d.offset_to_target(inject_offset_sec)
     res["summary"] = summary_line(res)
     return res
 
