@@ -1,6 +1,6 @@
 """Write the paper-artefact notebooks ``notebooks/<name>.ipynb`` from the specifications below (one place to edit them).
 
-Each notebook: a markdown cell with the paper's numbers (rendered from :mod:`paperlib.paper.numbers`) and the known
+Each notebook: a markdown cell with the paper's numbers (rendered from :mod:`paperlib.core.paper_numbers`) and the known
 deviations, a ``parameters`` cell of literals (papermill) holding exactly the parameters of its artefact function
 (:data:`paperlib.paper.artefacts.ARTEFACTS`), the call, display, and ``save_artefact``. No def/class.
 ``tests/test_notebooks.py`` checks the committed notebooks equal this script's output and carry no outputs.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from paperlib.paper import numbers as N
+from paperlib.core import paper_numbers as N
 from paperlib.paper.artefacts import ARTEFACTS
 
 ROOT = Path(__file__).resolve().parents[1]

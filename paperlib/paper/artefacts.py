@@ -37,7 +37,8 @@ from paperlib.data import synthetic
 from paperlib.engine.config import resolve
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import ModelConfig, build_model, model_summary
-from paperlib.paper import campaign, numbers
+from paperlib.core import paper_numbers as numbers
+from paperlib.paper import campaign
 from paperlib.paper.plots import plot_fig3, plot_paper_vs_ours
 from paperlib.paper.report import Artefact, Claim, environment, output_roots, publish, rel_to, repo_root, runs_dir, \
     save_figure

@@ -35,7 +35,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from paperlib.paper import numbers
+from paperlib.core import paper_numbers as numbers
 from paperlib.paper.report import Claim, rel_to, repo_root
 from paperlib.paper.verdicts import Measure, Part, Z, chance_level, compare_better, compare_gap_growth, \
     compare_not_better, headline_tol, judge

@@ -85,16 +85,24 @@ def _missing(what: str) -> Part:
     return Part("not testable at this profile", f"{what}: run not available at this profile")
 
 
-def compare_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
-    """Part of a claim "a beats b": judged on the 2-s.e. rule, not testable when both are at chance."""
-    pre = f"{what}: " if what else ""
+def _difference(a: Measure | None, b: Measure | None, what: str) -> tuple[float, float, str] | Part:
+    """(a - b, its s.e., the evidence text) of two measures, or the Part of a comparison that cannot be judged
+    (a run missing, or both runs at chance)."""
     if a is None or b is None:
         return _missing(what or "comparison")
-    d = a.acc - b.acc
-    se = math.hypot(a.se, b.se)
-    head = f"{pre}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f})"
+    d, se = a.acc - b.acc, math.hypot(a.se, b.se)
+    head = f"{what + ': ' if what else ''}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f})"
     if not (a.above_chance or b.above_chance):
         return Part("not testable at this profile", head + ", both at chance")
+    return d, se, head
+
+
+def compare_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
+    """Part of a claim "a beats b": judged on the 2-s.e. rule, not testable when both are at chance."""
+    diff = _difference(a, b, what)
+    if isinstance(diff, Part):
+        return diff
+    d, se, head = diff
     if d > Z * se:
         return Part("reproduced", head)
     return Part("not reproduced", head + (", reversed" if d < -Z * se else ", within noise"))
@@ -119,14 +127,10 @@ def compare_gap_growth(a_hi: Measure | None, b_hi: Measure | None, a_lo: Measure
 
 def compare_not_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
     """Part of a claim "a is no better than b" (saturation): reproduced unless a - b > 2 s.e."""
-    pre = f"{what}: " if what else ""
-    if a is None or b is None:
-        return _missing(what or "comparison")
-    d = a.acc - b.acc
-    se = math.hypot(a.se, b.se)
-    head = f"{pre}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f})"
-    if not (a.above_chance or b.above_chance):
-        return Part("not testable at this profile", head + ", both at chance")
+    diff = _difference(a, b, what)
+    if isinstance(diff, Part):
+        return diff
+    d, se, head = diff
     return Part("not reproduced", head + ", still growing") if d > Z * se else Part("reproduced", head)
 
 

@@ -4,7 +4,6 @@ data generation (``Table1Config``), the size profiles and probe budgets, and Tab
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,17 +103,16 @@ class RowSpec:
     modality: str
     codec: str  # encoder (video) / audio codec
     sample_rate: int = 0  # audio rows
-    paper: tuple[float, float] = (math.nan, math.nan)  # Acc@1, Acc@5 (%) in the paper's Table 1
 
 
 ROWS: dict[str, RowSpec] = {
-    "mpeg4": RowSpec("MPEG-4 Part 2 (mpeg4)", "video", "mpeg4", paper=(27.2, 77.1)),
-    "h264": RowSpec("MPEG-4 Part 10 (H.264)", "video", "libx264", paper=(2.5, 11.9)),
-    "prores": RowSpec("ProRes", "video", "prores_ks", paper=(2.7, 13.4)),
-    "aac44100": RowSpec("AAC @ 44100Hz", "audio", "aac", 44100, paper=(86.7, 100.0)),
-    "aac22050": RowSpec("AAC @ 22050Hz", "audio", "aac", 22050, paper=(23.0, 74.3)),
-    "aac16000": RowSpec("AAC @ 16000Hz", "audio", "aac", 16000, paper=(6.3, 19.3)),
-    "pcm22050": RowSpec("Lossless @ 22050Hz", "audio", "pcm_s16le", 22050, paper=(2.9, 14.6)),
+    "mpeg4": RowSpec("MPEG-4 Part 2 (mpeg4)", "video", "mpeg4"),
+    "h264": RowSpec("MPEG-4 Part 10 (H.264)", "video", "libx264"),
+    "prores": RowSpec("ProRes", "video", "prores_ks"),
+    "aac44100": RowSpec("AAC @ 44100Hz", "audio", "aac", 44100),
+    "aac22050": RowSpec("AAC @ 22050Hz", "audio", "aac", 22050),
+    "aac16000": RowSpec("AAC @ 16000Hz", "audio", "aac", 16000),
+    "pcm22050": RowSpec("Lossless @ 22050Hz", "audio", "pcm_s16le", 22050),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from paperlib.core import paper_numbers
 from paperlib.core.config import config_hash, to_dict
 from paperlib.core.media import MediaError, write_audio, write_video
 from paperlib.studies.leakage.classifier import train_probe
@@ -114,7 +115,7 @@ def run_row(row: str, out_dir: str | Path, cfg: Table1Config, progress: bool = T
     decode_seconds = time.time() - t0 - gen_seconds
     res = train_probe(clips, pcfg, metrics, progress)
     res.update({"row": row, "label": spec.label, "modality": spec.modality, "classifier": pcfg.classifier,
-                "paper_acc1": spec.paper[0], "paper_acc5": spec.paper[1], "config_hash": key,
+                "paper_acc1": paper_numbers.TABLE1[row][1], "paper_acc5": paper_numbers.TABLE1[row][2], "config_hash": key,
                 "probe_config": to_dict(pcfg), "codec_settings": codec_settings, "n_clips": len(paths),
                 "generate_seconds": gen_seconds, "decode_seconds": decode_seconds,
                 "wall_seconds": time.time() - t0, "env": env_info(res["device"])})
