@@ -23,12 +23,13 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
+
+from paperlib.core import provenance
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "runs" / "bench"
@@ -63,48 +64,20 @@ def device_peak_tflops(device: torch.device | str, math_type: str = "bf16") -> t
     return None, f"{name}: unknown device, no peak used"
 
 
-def git_state() -> dict[str, Any]:
-    """Git commit and dirty flag of the repository (``None`` when git or the repository is missing)."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return {"sha": None, "dirty": None}
-    if sha.returncode != 0:
-        return {"sha": None, "dirty": None}
-    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
-
-
 def env_info(device: torch.device | str | None = None) -> dict[str, Any]:
-    """What produced a number: library versions, threads, CPU and (when CUDA is used) the GPU."""
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "git": git_state(),
-    }
-    try:
-        import av  # noqa: PLC0415  (optional: absent on some GPU machines)
-
-        info["av"] = av.__version__
-        info["ffmpeg"] = {k: list(v) if isinstance(v, tuple) else v for k, v in av.library_versions.items()}
-    except ImportError:
-        info["av"] = None
+    """What produced a number: paperlib's provenance (code, library and codec versions, host) plus what a timing
+    depends on: CPU count, torch's thread pools and, when CUDA is used, the GPU's properties."""
+    info = provenance.env_info(None if device is None else str(device))
+    info.update(machine=platform.machine(), cpu_count=os.cpu_count(),
+                torch_interop_threads=torch.get_num_interop_threads())
     if torch.cuda.is_available() and (device is None or torch.device(device).type == "cuda"):
         dev = torch.device(device) if device is not None else torch.device("cuda")
         props = torch.cuda.get_device_properties(dev)
-        info["cuda"] = {
+        info["cuda_device"] = {
             "name": props.name,
             "capability": f"{props.major}.{props.minor}",
             "memory_gib": round(props.total_memory / 2**30, 2),
             "multiprocessors": props.multi_processor_count,
-            "torch_cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
         }
     return info
 

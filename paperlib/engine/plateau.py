@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 
 from paperlib.core.geometry import Geometry
+from paperlib.core.io import atomic_output
 from paperlib.data.synthetic import SynthConfig, generate_clip, has_cue
 from paperlib.data.transforms import (AudioLogSpectrogram, AudioStandardize, Compose, RandomHorizontalFlip,
                                       RGBNormalize, RGBSpatialCrop)
@@ -131,10 +132,8 @@ def load_clips(setting: str, n: int, seed: int, size: int, cache: Path | None) -
             continue
         c = generate_clip(cfg, i)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez(tmp, frames=c["frames"], audio=c["audio"], sidecar=json.dumps(c["sidecar"]))
-            os.replace(tmp, path)
+            with atomic_output(path) as tmp:
+                np.savez(tmp, frames=c["frames"], audio=c["audio"], sidecar=json.dumps(c["sidecar"]))
         out.append({"frames": c["frames"], "audio": c["audio"], "sidecar": c["sidecar"]})
     return out
 
