@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from bench.common import add_common_args, fmt, ratio, time_steps, write_result
-from bench.train_step import apply_channels_last, make_inputs, make_step, smoke_model_config
+from bench.train_step import make_inputs, make_step, smoke_model_config
 
 NAME = "cpu_train_step"
 SETTINGS = ("baseline", "threads-1", "threads-N", "channels_last", "bf16", "channels_last-bf16", "compile")
@@ -47,7 +47,7 @@ def small_config(preset: str) -> tuple[Any, int]:
 
 
 def _one(name: str, cfg: Any, batch: int, warmup: int, iters: int, default_threads: int) -> dict[str, Any]:
-    from paperlib.model.sparsesync import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes, to_channels_last
 
     device = torch.device("cpu")
     threads = {"threads-1": 1, "threads-N": os.cpu_count() or 1}.get(name, default_threads)
@@ -58,7 +58,7 @@ def _one(name: str, cfg: Any, batch: int, warmup: int, iters: int, default_threa
         torch.manual_seed(0)
         model = build_model(cfg).train()
         if "channels_last" in name:
-            apply_channels_last(model)
+            to_channels_last(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-4, eps=1e-8 if precision == "fp32" else 1e-7)
         runner = torch.compile(model) if name == "compile" else model
         step = make_step(runner, optimizer, None, precision, device, "default")

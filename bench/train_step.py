@@ -80,16 +80,6 @@ GPU_EAGER = ["fp32", "fp16-eager", "bf16-eager", "bf16-sdpa-math", "bf16-sdpa-fl
 CPU_DEFAULT = ["fp32", "fp16-eager", "bf16-eager", "bf16-cl"]
 
 
-def apply_channels_last(model: nn.Module) -> nn.Module:
-    """Put every Conv3d weight in channels_last_3d and every Conv2d weight in channels_last (in place)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            m.to(memory_format=torch.channels_last_3d)
-        elif isinstance(m, nn.Conv2d):
-            m.to(memory_format=torch.channels_last)
-    return model
-
-
 def sdpa_context(backend: str):
     """Context manager restricting scaled_dot_product_attention to one backend (``default``: no restriction)."""
     import contextlib
@@ -161,7 +151,7 @@ def make_inputs(shapes: dict[str, tuple[int, ...]], batch: int, num_classes: int
 def run_setting(setting: Setting, cfg: Any, batch: int, warmup: int, iters: int, device: torch.device,
                 train_flops_per_clip: float | None, peak_tflops: float | None) -> dict[str, Any]:
     """Build a fresh model, time ``iters`` steps of ``setting``; returns the measurement (or the error)."""
-    from paperlib.model.sparsesync import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes, to_channels_last
 
     out: dict[str, Any] = {"setting": dataclasses.asdict(setting)}
     model = optimizer = step = None
@@ -169,7 +159,7 @@ def run_setting(setting: Setting, cfg: Any, batch: int, warmup: int, iters: int,
         torch.manual_seed(0)
         model = build_model(cfg).to(device).train()
         if setting.channels_last:
-            apply_channels_last(model)
+            to_channels_last(model)
         fused = setting.fused_adam and device.type == "cuda"
         optimizer = torch.optim.Adam(model.parameters(), lr=5e-6, betas=(0.9, 0.999),
                                      eps=1e-7 if setting.precision != "fp32" else 1e-8,
@@ -328,14 +318,14 @@ def loss_check(cfg: Any, steps: int, batch: int, n_batches: int, precision: str,
     when fp16, unscale, clip 1.0, Adam, per-step LR scheduler; constant LR here) and reads each step's loss through its
     ``on_log`` hook (``log_every=1``: one host sync per step, acceptable for a check); otherwise this module's step,
     with the losses kept on the device until the end."""
-    from paperlib.model.sparsesync import build_model, input_shapes
+    from paperlib.model.sparsesync import build_model, input_shapes, to_channels_last
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
     model = build_model(cfg).to(device).train()
     if channels_last:
-        apply_channels_last(model)
+        to_channels_last(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, eps=1e-7 if precision != "fp32" else 1e-8,
                                  **({"fused": True} if device.type == "cuda" else {}))
     shapes = input_shapes(cfg)

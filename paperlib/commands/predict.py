@@ -35,12 +35,15 @@ def main(argv: list[str]) -> int:
                    help="px of the short side before the centre crop (default: the run's data.resize_short, else "
                         "crop x 256/224 as the paper's 256 px clips; set it when the training clips had another size)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="fp32 (default: logits within 1e-4 of the plain forward) or bf16 autocast (faster on CPUs "
+                        "with bf16 units; logits differ by ~1e-3)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", default=None, metavar="OUT", help="write all results as JSON ('-' for stdout)")
     out.add_argument("--csv", default=None, metavar="OUT", help="write per-window and aggregate rows as CSV")
     args = p.parse_args(argv)
     try:
-        pred = predict.load_predictor(args.checkpoint, args.device, args.short_side)
+        pred = predict.load_predictor(args.checkpoint, args.device, args.short_side, precision=args.precision)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"paperlib predict: {e}", file=sys.stderr)
         return 2

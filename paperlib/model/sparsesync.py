@@ -545,6 +545,20 @@ def build_backbones(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
     return visual, audio
 
 
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Put every convolution weight in channels-last memory order (3-D convolutions: ``channels_last_3d``), in place.
+
+    Values are unchanged; oneDNN then runs the convolutions in its fastest CPU layout (``bench.cpu_inference`` measures
+    it beside the plain forward, with the logit difference), and their sums are rounded in another order.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            m.to(memory_format=torch.channels_last_3d)
+        elif isinstance(m, nn.Conv2d):
+            m.to(memory_format=torch.channels_last)
+    return model
+
+
 def build_model(cfg: ModelConfig) -> SyncModel:
     """The full model for ``cfg`` (see the module docstring for the variants)."""
     _check(cfg)

@@ -25,7 +25,7 @@ from paperlib.core.io import write_bytes_atomic, write_text_atomic
 from paperlib.core.provenance import env_info
 
 PROFILES = ("smoke", "mini", "paper")
-VERDICTS = ("reproduced", "not reproduced", "not testable at this profile")
+VERDICTS = ("reproduced", "reproduced in part", "not reproduced", "not testable at this profile")
 
 
 def repo_root() -> Path:
@@ -165,10 +165,15 @@ def environment() -> dict[str, Any]:
     return env_info("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def write_report(profile: str, results: list[dict[str, Any]], out: Path | None = None) -> Path:
-    """Compose ``figures/REPORT.md`` from the artefacts' markdown tables and claims, with provenance (commit, profile,
-    device, library and codec versions, wall time per notebook)."""
-    out = out or figures_dir() / "REPORT.md"
+def write_report(profile: str, results: list[dict[str, Any]], out: Path | None = None,
+                 since: float | None = None) -> Path:
+    """Compose ``figures/REPORT.md`` (or ``out``) from the artefacts' markdown tables and claims next to it
+    (``tables/``), with provenance (commit, profile, device, library and codec versions, wall time per notebook).
+
+    ``since`` (a time stamp: when this run started): only artefacts written since then are shown, so a notebook that
+    failed is listed as failed without the numbers an earlier run left in ``tables/``.
+    """
+    out = Path(out) if out is not None else figures_dir() / "REPORT.md"
     env = environment()
     lines = [
         "# paperlib: the paper's artefacts, reproduced",
@@ -187,8 +192,10 @@ def write_report(profile: str, results: list[dict[str, Any]], out: Path | None =
     lines.append(f"| **total** | | {sum(r['wall_s'] for r in results):.1f} |")
     lines.append("")
     verdict_rows = []
-    for md in sorted((figures_dir() / "tables").glob("*.md")):
+    for md in sorted((out.parent / "tables").glob("*.md")):
         js = md.with_suffix(".json")
+        if since is not None and (not js.exists() or js.stat().st_mtime < since):
+            continue  # not produced by this run
         if js.exists():
             data = json.loads(js.read_text())
             if data.get("profile") != profile:

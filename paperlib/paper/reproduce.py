@@ -80,6 +80,7 @@ def reproduce(profile: str = "mini", only: list[str] | None = None,
             raise ValueError(f"no notebook matches {only}; have {[p.stem for p in notebooks()]} "
                              f"(and the aliases {ALIASES})")
     out_dir = runs_dir() / "notebooks" / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    started = time.time()
     results = []
     camp = train_campaign(profile, [nb.stem for nb in nbs], data_root)
     if camp is not None:
@@ -92,5 +93,5 @@ def reproduce(profile: str = "mini", only: list[str] | None = None,
         print(f"[reproduce] {nb.name}: {r['status']} in {r['wall_s']} s", flush=True)
         results.append(r)
     write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2))
-    report = write_report(profile, results)
+    report = write_report(profile, results, since=started)
     return report, results

@@ -12,8 +12,10 @@
 - "the gap grows" (difference of differences) holds when it exceeds 2 s.e. of the four-term difference; a gap whose two
   arms are both at chance makes it not testable.
 - "A is no better than B" (saturation) holds unless A - B > 2 s.e.
-- A claim with several parts (settings, grids) is reproduced when every part that can be judged is reproduced and at
-  least one can; not reproduced when any judged part is not; not testable when none can be judged.
+- A claim with several parts (settings, grids) is reproduced when every part is reproduced; reproduced in part when
+  some part is reproduced and another is not reproduced or could not be judged (the evidence lists every part with
+  its verdict); not reproduced when no part is reproduced and at least one was judged; not testable when none can be
+  judged.
 - At the smoke profile every training claim is "not testable at this profile" (the numbers are still reported).
 """
 
@@ -136,10 +138,12 @@ def compare_not_better(a: Measure | None, b: Measure | None, what: str = "") -> 
 
 def combine(parts: Sequence[Part]) -> str:
     """Verdict of a claim from its parts (the rule in the module docstring)."""
-    judged = [p.verdict for p in parts if p.verdict != "not testable at this profile"]
-    if not judged:
+    verdicts = [p.verdict for p in parts]
+    if not verdicts or all(v == "not testable at this profile" for v in verdicts):
         return "not testable at this profile"
-    return "reproduced" if all(v == "reproduced" for v in judged) else "not reproduced"
+    if all(v == "reproduced" for v in verdicts):
+        return "reproduced"
+    return "reproduced in part" if "reproduced" in verdicts else "not reproduced"
 
 
 def judge(text: str, parts: Sequence[Part], profile: str) -> Claim:

@@ -115,7 +115,8 @@ def run_row(row: str, out_dir: str | Path, cfg: Table1Config, progress: bool = T
     decode_seconds = time.time() - t0 - gen_seconds
     res = train_probe(clips, pcfg, metrics, progress)
     res.update({"row": row, "label": spec.label, "modality": spec.modality, "classifier": pcfg.classifier,
-                "paper_acc1": paper_numbers.TABLE1[row][1], "paper_acc5": paper_numbers.TABLE1[row][2], "config_hash": key,
+                "paper_acc1": paper_numbers.TABLE1[row][1], "paper_acc5": paper_numbers.TABLE1[row][2],
+                "config_hash": key,
                 "probe_config": to_dict(pcfg), "codec_settings": codec_settings, "n_clips": len(paths),
                 "generate_seconds": gen_seconds, "decode_seconds": decode_seconds,
                 "wall_seconds": time.time() - t0, "env": env_info(res["device"])})
@@ -194,6 +195,8 @@ def table1_orderings(df: pd.DataFrame) -> dict[str, bool | None]:
         "mpeg4 >> H.264": gt("mpeg4", "h264"), "H.264 ~ chance": None if leak("h264") is None else not leak("h264"),
         "ProRes ~ chance": None if leak("prores") is None else not leak("prores"),
         "AAC 44.1k >> 22.05k": gt("aac44100", "aac22050"), "AAC 22.05k >> 16k": gt("aac22050", "aac16000"),
+        "AAC 16k >> lossless": gt("aac16000", "pcm22050"),
+        "AAC 16k leaks": leak("aac16000"),
         "AAC 16k ~ chance": None if leak("aac16000") is None else not leak("aac16000"),
         "lossless 22.05k ~ chance": None if leak("pcm22050") is None else not leak("pcm22050"),
     }
