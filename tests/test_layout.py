@@ -134,3 +134,31 @@ def _third_party_imports(path: Path) -> set[str]:
 def test_module_is_short_enough_to_read(mod):
     n = len(MODULES[mod].read_text().splitlines())
     assert n <= MAX_LINES, f"{mod}: {n} lines (split it by concept)"
+
+
+def test_readme_layout_table_names_every_module():
+    """The README's layout table has a row per layer folder, and that row names each module of the folder (the commands
+    folder: one module per registered command)."""
+    readme = (PKG.parent / "README.md").read_text()
+    rows = {line.split("|")[2].strip(" `"): line for line in readme.splitlines()
+            if line.startswith("| ") and "`paperlib/" in line.split("|")[2]}
+    missing = []
+    for layer in LAYERS:
+        row = rows.get(f"paperlib/{layer}/")
+        if row is None:
+            missing.append(f"paperlib/{layer}/ (no row)")
+            continue
+        for path in sorted((PKG / layer).iterdir()):
+            name = path.stem if path.suffix == ".py" else path.name
+            if name.startswith("__") or (path.is_dir() and not (path / "__init__.py").exists()):
+                continue
+            if layer == "commands":
+                from paperlib.commands import COMMANDS
+
+                if not any(str(entry[0]).endswith(f".{name}") or entry[0] == name for entry in COMMANDS.values()):
+                    missing.append(f"paperlib/commands/{name} (not a registered command)")
+                continue
+            stem = name.split("_")[0] if layer == "paper" and name.startswith("campaign") else name
+            if f"`{stem}" not in row:
+                missing.append(f"paperlib/{layer}/{name}")
+    assert missing == []
