@@ -95,7 +95,7 @@ def test_combine_and_judge():
     assert V.combine([nt, nt]) == NT and V.combine([]) == NT
     assert V.judge("x", [ok], "mini").verdict == "reproduced"
     part = V.judge("x", [ok, nt], "mini")
-    assert part.verdict == "reproduced in part" and f"[reproduced] a" in part.evidence and f"[{NT}] c" in part.evidence
+    assert part.verdict == "reproduced in part" and "[reproduced] a" in part.evidence and f"[{NT}] c" in part.evidence
     smoke = V.judge("x", [ok], "smoke")
     assert smoke.verdict == NT and "a" in smoke.evidence and "smoke" in smoke.evidence
 
@@ -426,3 +426,16 @@ def test_report_shows_only_what_this_run_produced(tmp_path):
     assert "table2_main_results claim" in text and "table2_main_results table" in text
     assert "table3_ablation" not in text and "12.3" not in text and "45.6" in text
     assert "| table3.ipynb | failed |" in text and "- table3.ipynb: boom" in text
+
+
+def test_every_comparison_states_its_detectable_difference():
+    def m(acc, n=48, c=21):
+        return V.Measure("x", acc, n, V.chance_level(c, 1))
+
+    part = V.compare_better(m(0.8), m(0.5))
+    se = math.hypot(m(0.8).se, m(0.5).se)
+    assert V.detectable_difference(se) == pytest.approx(2.8416 * se)
+    assert f"detects >= {100 * 2.8416 * se:.1f} pts at 80 % power" in part.text
+    # four times the items halve it
+    assert V.detectable_difference(math.hypot(m(0.8, 192).se, m(0.5, 192).se)) < 0.55 * V.detectable_difference(se)
+    assert "detects >=" in V.compare_gap_growth(m(0.8), m(0.5), m(0.6), m(0.5)).text

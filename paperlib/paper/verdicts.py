@@ -4,6 +4,8 @@
   (1/C for Acc@1; 3/C for Acc@1 with +-1 tolerance).
 - s.e. of an accuracy p on n test items: sqrt(p'(1 - p') / n) with p' = (pn + 1)/(n + 2) (never 0). A result is
   "at chance" when p < chance + 2 sqrt(chance (1 - chance) / n).
+- Every comparison states the smallest difference it could have detected: (2 + 0.84) s.e. of the difference, the true
+  difference the 2-s.e. rule finds with 80 % power.
 - "A beats B" holds when A - B > 2 s.e. of the difference (sqrt(se_A^2 + se_B^2); the test items are treated as
   independent, which is conservative for paired items). When both arms are at chance the comparison is
   "not testable at this profile": the runs did not learn the task, so their difference carries no information about
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from paperlib.paper.report import Claim
 
 Z = 2.0  # s.e. multiple a difference must exceed to count
+POWER_Z = 0.8416  # normal quantile of 0.8: the detectable difference is (Z + POWER_Z) s.e. at 80 % power
 SMOKE_EVIDENCE = "smoke profile: a wiring check of a few optimiser steps, its numbers carry no information"
 
 def chance_level(num_classes: int, tol: int = 0) -> float:
@@ -83,6 +86,16 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f} pts"
 
 
+def detectable_difference(se: float) -> float:
+    """The smallest true difference the 2-s.e. rule detects with 80 % power, given the s.e. of the difference:
+    (Z + 0.84) s.e. (0.84: the normal quantile of 0.8). A smaller effect may be missed by the comparison."""
+    return (Z + POWER_Z) * se
+
+
+def _detectable(se: float) -> str:
+    return f"detects >= {100 * detectable_difference(se):.1f} pts at 80 % power"
+
+
 def _missing(what: str) -> Part:
     return Part("not testable at this profile", f"{what}: run not available at this profile")
 
@@ -93,7 +106,7 @@ def _difference(a: Measure | None, b: Measure | None, what: str) -> tuple[float,
     if a is None or b is None:
         return _missing(what or "comparison")
     d, se = a.acc - b.acc, math.hypot(a.se, b.se)
-    head = f"{what + ': ' if what else ''}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f})"
+    head = f"{what + ': ' if what else ''}{a} vs {b}: {_pts(d)} (2 s.e. {100 * Z * se:.1f}; {_detectable(se)})"
     if not (a.above_chance or b.above_chance):
         return Part("not testable at this profile", head + ", both at chance")
     return d, se, head
@@ -119,7 +132,7 @@ def compare_gap_growth(a_hi: Measure | None, b_hi: Measure | None, a_lo: Measure
     g_hi, g_lo = a_hi.acc - b_hi.acc, a_lo.acc - b_lo.acc
     se = math.sqrt(sum(m.se ** 2 for m in (a_hi, b_hi, a_lo, b_lo)))
     head = (f"{pre}gap {_pts(g_hi)} ({a_hi}, {b_hi}) vs {_pts(g_lo)} ({a_lo}, {b_lo}); growth {_pts(g_hi - g_lo)} "
-            f"(2 s.e. {100 * Z * se:.1f})")
+            f"(2 s.e. {100 * Z * se:.1f}; {_detectable(se)})")
     if not (a_hi.above_chance or b_hi.above_chance) or not (a_lo.above_chance or b_lo.above_chance):
         return Part("not testable at this profile", head + ", a gap between two at-chance runs")
     if g_hi - g_lo > Z * se:
