@@ -450,7 +450,9 @@ def _kill_and_restart(wrapper, args, dst, tmp_path, rng, finished, check_complet
             else:
                 want = n0 + rng.randint(1, 3)
                 assert _wait_for(lambda: len(finished()) >= want, proc, 120), log.read_text()[-3000:]
-                time.sleep(rng.uniform(0.0, 0.2))
+                # a kill at a random point of the next output, never so late that the run finishes first (an idle
+                # machine prepares a 64-px clip in ~30 ms)
+                time.sleep(rng.uniform(0.0, 0.03))
         finally:
             killed = _kill(proc)
         assert killed, f"{args[0]} ended before the {plan} kill:\n{log.read_text()[-3000:]}"
