@@ -333,6 +333,11 @@ def aux_weight(step: int, weight: float = 1.0, hold_steps: int = 300, decay_step
 # the training step's view: model + auxiliary losses
 
 
+def has_selectors(model: nn.Module) -> bool:
+    """Is ``model``'s head a SparseSync head (the recipe's selector parts apply)?"""
+    return hasattr(getattr(model, "head", None), "v_selector")
+
+
 class AuxLossModel(nn.Module):
     """Wrap a ``SyncModel`` for training with the auxiliary losses (the wrapped model is unchanged and is what one
     saves; under DDP, wrap the module that calls this one, e.g. :class:`RecipeObjective`, so the auxiliary gradients
@@ -359,7 +364,7 @@ class AuxLossModel(nn.Module):
         self.register_buffer("offsets_sec", torch.as_tensor(offsets_sec, dtype=torch.float32), persistent=False)
         self.xcorr_weight, self.match_weight = xcorr_weight, match_weight
         self.hold_steps, self.decay_steps = hold_steps, decay_steps
-        if match_weight > 0 and not hasattr(model.head, "v_selector"):
+        if match_weight > 0 and not has_selectors(model):
             raise TypeError(f"match_weight > 0 needs a SparseSync head (selectors); got {type(model.head).__name__}")
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, target: torch.Tensor, step: int
@@ -387,11 +392,6 @@ class AuxLossModel(nn.Module):
 
 # ----------------------------------------------------------------------------------------------------------------------
 # the recipe as a training objective
-
-
-def has_selectors(model: nn.Module) -> bool:
-    """Is ``model``'s head a SparseSync head (the recipe's selector parts apply)?"""
-    return hasattr(getattr(model, "head", None), "v_selector")
 
 
 class RecipeObjective(TrainingObjective):
