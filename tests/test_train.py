@@ -483,3 +483,32 @@ def test_finetune_preset_on_sparse_clips_reports_mean_and_std_over_passes(tmp_pa
 
     assert test["per_content_class_accuracy"] and set(test["per_content_class_accuracy"]) <= set(
         map(str, range(len(SPARSE_CLASSES))))
+
+
+@pytest.mark.parametrize("memory_format, device, expect", [("auto", "cpu", True), ("contiguous", "cpu", False),
+                                                           ("channels_last", "cpu", True)])
+def test_memory_format_of_the_training_model(memory_format, device, expect):
+    """auto = channels-last convolution weights on CPU (the faster training step); the step's loss is unchanged up
+    to float rounding, and a bad value is refused by the config check."""
+    from types import SimpleNamespace
+
+    from paperlib.engine.objectives import CrossEntropyObjective
+    from paperlib.model.sparsesync import build_model, input_shapes
+
+    cfg = RC.resolve("smoke")
+    torch.manual_seed(0)
+    model = build_model(cfg.model)
+    ref = build_model(cfg.model)
+    ref.load_state_dict(model.state_dict())
+    tc = dataclasses.replace(cfg.train, memory_format=memory_format)
+    where = SimpleNamespace(device=torch.device(device), dinfo=SimpleNamespace(enabled=False))
+    obj = T.place_objective(CrossEntropyObjective(model), tc, where)
+    convs = [m.weight for m in obj.model.modules()  # layouts differ only where channels and kernel are both > 1
+             if isinstance(m, nn.Conv3d) and m.weight.shape[1] > 1 and m.weight.shape[2:].numel() > 1]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last_3d) == expect for w in convs)
+    shapes = input_shapes(cfg.model)
+    video, audio = torch.randn(2, *shapes["video"]), torch.randn(2, *shapes["audio"])
+    with torch.no_grad():
+        torch.testing.assert_close(obj.model.eval()(video, audio), ref.eval()(video, audio), atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="memory_format"):
+        RC.check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, memory_format="nchw")))

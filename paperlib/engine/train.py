@@ -93,7 +93,7 @@ from paperlib.engine.loop import (PlateauDetector, PlateauWarning, Progress, epo
                                   train_loader, train_one_epoch)
 from paperlib.engine.objectives import CrossEntropyObjective, TrainingObjective
 from paperlib.model.checkpoints import save_checkpoint
-from paperlib.model.sparsesync import build_model
+from paperlib.model.sparsesync import build_model, to_channels_last
 from paperlib.model.weights import load_checkpoint
 
 SPLITS = ("train", "valid", "test")
@@ -262,6 +262,8 @@ def prepare_model(objective: TrainingObjective, cfg: Any, where: Placement, ckpt
 def place_objective(objective: TrainingObjective, tc: TrainConfig, where: Placement) -> TrainingObjective:
     """The objective (and the model in it) on the device; SyncBatchNorm under DDP on CUDA (converted in place)."""
     objective.to(where.device)
+    if tc.memory_format == "channels_last" or (tc.memory_format == "auto" and where.device.type == "cpu"):
+        to_channels_last(objective.model)
     if where.dinfo.enabled and tc.sync_batchnorm and where.device.type == "cuda":
         objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
     return objective
