@@ -84,6 +84,12 @@ def test_gap_growth_and_saturation_rules():
     assert V.compare_gap_growth(m(0.34), m(0.33), m(0.95), m(0.90)).verdict == NT  # sparse gap between at-chance runs
     assert V.compare_not_better(m(0.81), m(0.80)).verdict == "reproduced"
     assert V.compare_not_better(m(0.95), m(0.80)).verdict == "not reproduced"
+    # no difference found, but the test could not have seen the gain at stake: not testable (old rule: reproduced)
+    weak = lambda acc: V.Measure("m", acc, 48, c)  # noqa: E731
+    assert V.compare_not_better(weak(0.52), weak(0.50)).verdict == "reproduced"
+    nt = V.compare_not_better(weak(0.52), weak(0.50), effect=0.077)
+    assert nt.verdict == NT and "too weak" in nt.text
+    assert V.compare_not_better(m(0.81), m(0.80), effect=0.077).verdict == "reproduced"  # n=1000 detects ~6 pts
 
 
 def test_combine_and_judge():
@@ -128,7 +134,11 @@ def test_table2_paper_ours_delta_oracle_and_claims():
     v = verdicts(claims)
     assert all(x in VERDICTS for x in v.values())
     assert v["SparseSync outperforms AVST_dec on sparse data (VGGSound-Sparse; Sec. 5.1)"] == "reproduced"
-    assert v["sparse data is harder than dense data (both models, both grids)"] == "reproduced"
+    # AVST_dec's 21-class sparse run sits at chance (20 % within +-1 vs 14.3 % + 2 s.e.): a run that never learned
+    # cannot show that its data is harder, so those parts are not judged (the old rule called the claim reproduced)
+    hard = next(c for c in claims if c.text.startswith("sparse data is harder"))
+    assert hard.verdict == "reproduced in part" and "never learned" in hard.evidence
+    assert hard.mini.startswith("no:")
     assert v["the gap to AVST_dec grows from dense (face crop) to sparse data"] == "reproduced"
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from paperlib.core.io import write_bytes_atomic, write_text_atomic
 from paperlib.core.provenance import env_info
 
-PROFILES = ("smoke", "mini", "paper")
+PROFILES = ("smoke", "mini", "full", "paper")
 VERDICTS = ("reproduced", "reproduced in part", "not reproduced", "not testable at this profile")
 
 
@@ -61,6 +61,7 @@ class Claim:
     text: str  # the claim, in the paper's words or close
     verdict: str  # one of VERDICTS
     evidence: str  # the measured numbers behind the verdict
+    mini: str = "yes"  # whether the mini profile can test it ("yes", or "no: why" / "in part: why")
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -200,12 +201,13 @@ def write_report(profile: str, results: list[dict[str, Any]], out: Path | None =
             data = json.loads(js.read_text())
             if data.get("profile") != profile:
                 continue
-            verdict_rows += [(data["name"], c["text"], c["verdict"], c["evidence"]) for c in data.get("claims", [])]
+            verdict_rows += [(data["name"], c["text"], c["verdict"], c.get("mini", "yes"), c["evidence"])
+                             for c in data.get("claims", [])]
         lines += [md.read_text(), ""]
     if verdict_rows:
         lines[lines.index("## Notebooks"):lines.index("## Notebooks")] = [
-            "## Claims at a glance", "", "| artefact | claim | verdict | evidence |", "|---|---|---|---|",
-            *[f"| {a} | {t} | {v} | {e} |" for a, t, v, e in verdict_rows], "",
+            "## Claims at a glance", "", "| artefact | claim | verdict | can mini test it | evidence |",
+            "|---|---|---|---|---|", *[f"| {a} | {t} | {v} | {m} | {e} |" for a, t, v, m, e in verdict_rows], "",
         ]
     failed = [r for r in results if r["status"] != "ok"]
     if failed:

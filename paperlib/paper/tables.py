@@ -38,8 +38,8 @@ from typing import Any
 from paperlib.core.geometry import Geometry
 from paperlib.core import paper_numbers as numbers
 from paperlib.paper.report import Claim, rel_to, repo_root
-from paperlib.paper.verdicts import SMOKE_EVIDENCE, Measure, Part, Z, chance_level, combine, compare_better, \
-    compare_gap_growth, compare_not_better, headline_tol, judge
+from paperlib.paper.verdicts import MINI_PART, MINI_SPARSE, SMOKE_EVIDENCE, Measure, Part, Z, chance_level, combine, \
+    compare_better, compare_gap_growth, compare_not_better, headline_tol, judge
 from paperlib.studies.leakage import table1_orderings
 
 SETTING_DATASET = {"dense-crop": "LRS3 (face crop)", "dense-wide": "LRS3 (no face crop)", "sparse": "VGGSound-Sparse",
@@ -226,17 +226,20 @@ def table2_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[
     claims = [
         judge("SparseSync outperforms AVST_dec on sparse data (VGGSound-Sparse; Sec. 5.1)",
               [compare_better(m("sparsesync", "sparse", c), m("avst_dec", "sparse", c), f"{c} classes")
-               for c in (3, 21)], profile),
+               for c in (3, 21)], profile, MINI_SPARSE),
         judge("the gap to AVST_dec grows from dense (face crop) to sparse data",
               [compare_gap_growth(m("sparsesync", "sparse", c), m("avst_dec", "sparse", c),
                                   m("sparsesync", "dense-crop", c), m("avst_dec", "dense-crop", c), f"{c} classes")
-               for c in (3, 21)], profile),
+               for c in (3, 21)], profile, MINI_SPARSE),
         judge("the gap to AVST_dec grows from 3 to 21 classes",
               [compare_gap_growth(m("sparsesync", s, 21), m("avst_dec", s, 21), m("sparsesync", s, 3),
-                                  m("avst_dec", s, 3), s) for s in ("dense-crop", "dense-wide", "sparse")], profile),
+                                  m("avst_dec", s, 3), s) for s in ("dense-crop", "dense-wide", "sparse")], profile,
+              MINI_PART),
         judge("sparse data is harder than dense data (both models, both grids)",
-              [compare_better(m(v, d, c), m(v, "sparse", c), f"{VARIANT_NAME[v].split(' ')[0]} {c} classes")
-               for v in ("sparsesync", "avst_dec") for c in (3, 21) for d in ("dense-crop", "dense-wide")], profile),
+              [compare_better(m(v, d, c), m(v, "sparse", c), f"{VARIANT_NAME[v].split(' ')[0]} {c} classes",
+                              both_learned=True)
+               for v in ("sparsesync", "avst_dec") for c in (3, 21) for d in ("dense-crop", "dense-wide")], profile,
+              MINI_SPARSE),
     ]
     return {"Table 2: SparseSync vs AVST_dec (%, paper | ours | delta)": df}, claims
 
@@ -263,18 +266,18 @@ def table3_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[
     full = "sparsesync/{s}/c21"
     claims = [
         judge("selectors beat the no-selector transformer on sparse data",
-              [compare_better(m(full, "sparse"), m("transformer/{s}/c21", "sparse"))], profile),
+              [compare_better(m(full, "sparse"), m("transformer/{s}/c21", "sparse"))], profile, MINI_SPARSE),
         judge("the selectors' advantage is larger on sparse than on dense (no face crop) data (Sec. 7.2)",
               [compare_gap_growth(m(full, "sparse"), m("transformer/{s}/c21", "sparse"), m(full, "dense-wide"),
-                                  m("transformer/{s}/c21", "dense-wide"))], profile),
+                                  m("transformer/{s}/c21", "dense-wide"))], profile, MINI_SPARSE),
         judge("pre-training the sync model on dense data is essential for sparse data",
-              [compare_better(m(full, "sparse"), m("sparsesync/{s}/c21/scratch", "sparse"))], profile),
+              [compare_better(m(full, "sparse"), m("sparsesync/{s}/c21/scratch", "sparse"))], profile, MINI_SPARSE),
         judge("pre-trained feature extractors help",
               [compare_better(m(full, s), m("sparsesync/{s}/c21/no-pretrained-extractors", s), s)
-               for s in ABLATION_SETTINGS], profile),
+               for s in ABLATION_SETTINGS], profile, MINI_PART),
         judge("trainable (unfrozen) feature extractors help",
               [compare_better(m(full, s), m("sparsesync/{s}/c21/frozen-extractors", s), s)
-               for s in ABLATION_SETTINGS], profile),
+               for s in ABLATION_SETTINGS], profile, MINI_PART),
     ]
     return {"Table 3: ablations on sparse data, 21 classes (%, Acc@1 +-1 cls)": pd.DataFrame(t3),
             "Table 5: ablations, Acc@1 and Acc@1 +-1 cls (%)": pd.DataFrame(t5)}, claims
@@ -308,7 +311,7 @@ def table4_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[
         (s_lo, k_lo), (s_hi, k_hi) = runs[0], runs[-1]
         parts.append(compare_better(measure(records, k_hi, f"{s_hi:g} s"), measure(records, k_lo, f"{s_lo:g} s"),
                                     f"{c} classes, longest vs shortest"))
-    claims = [judge("longer inputs help on sparse data", parts, profile)]
+    claims = [judge("longer inputs help on sparse data", parts, profile, MINI_SPARSE)]
     return {"Table 4: accuracy vs input length on sparse data (%)": pd.DataFrame(rows)}, claims
 
 
@@ -347,7 +350,11 @@ def table6_from_records(records: Mapping[str, Any], profile: str, paper_params: 
     elif helps.verdict != "reproduced":  # nothing grew, so nothing can saturate
         sat = Part(helps.verdict, f"{helps.text}; no growth up to depth {mid} to saturate")
     else:
-        sat = compare_not_better(m(hi), m(mid), f"depth {hi} vs {mid}")
+        # the gain at stake: the paper's own gain from depth 1 to 3 at the headline metric (a test that cannot see
+        # a gain that large cannot tell saturation from growth)
+        col = 1 + headline_tol(21)
+        gain = (numbers.TABLE6[3][col] - numbers.TABLE6[1][col]) / 100
+        sat = compare_not_better(m(hi), m(mid), f"depth {hi} vs {mid}", effect=gain)
     claims = [judge("depth helps (more transformer layers, higher accuracy)", [helps], profile),
               judge("the gain saturates around 3 layers", [sat], profile)]
     ok = [abs(paper_params[d] / 1e6 - numbers.TABLE6[d][0]) <= 0.05 for d in numbers.TABLE6 if d in paper_params]
@@ -373,7 +380,8 @@ def table7_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[
                          "metric": metric_name(tol), **_cell(records, key, tol, numbers.TABLE7[ft][tol])})
     claims = [judge("fine-tuning on a larger, more varied set helps on sparse data",
                     [compare_better(measure(records, "sparsesync/general/c21", "fine-tuned on general"),
-                                    measure(records, "sparsesync/sparse/c21", "fine-tuned on sparse"))], profile)]
+                                    measure(records, "sparsesync/sparse/c21", "fine-tuned on sparse"))], profile,
+                    MINI_SPARSE)]
     return {"Table 7: fine-tuning set, tested on sparse (%)": pd.DataFrame(rows)}, claims
 
 
@@ -459,7 +467,7 @@ def fig3_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[st
     # rule: the overall difference counts (2 s.e.), SparseSync is higher on at least half of the content classes and
     # no class is significantly reversed (2 s.e. with the class's own n)
     claims = [judge("SparseSync's advantage over AVST_dec on sparse data holds across content classes (Fig. 3)",
-                    parts, profile)]
+                    parts, profile, MINI_SPARSE)]
     return {"Fig. 3: per content class and per offset class accuracy on sparse data (%)": df}, claims
 
 

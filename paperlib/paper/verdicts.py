@@ -13,7 +13,8 @@
   reversed).
 - "the gap grows" (difference of differences) holds when it exceeds 2 s.e. of the four-term difference; a gap whose two
   arms are both at chance makes it not testable.
-- "A is no better than B" (saturation) holds unless A - B > 2 s.e.
+- "A is no better than B" (saturation) holds unless A - B > 2 s.e., and only when the comparison could have detected
+  the gain at stake (the paper's gain before saturation): otherwise it is "not testable at this profile".
 - A claim with several parts (settings, grids) is reproduced when every part is reproduced; reproduced in part when
   some part is reproduced and another is not reproduced or could not be judged (the evidence lists every part with
   its verdict); not reproduced when no part is reproduced and at least one was judged; not testable when none can be
@@ -32,6 +33,10 @@ from paperlib.paper.report import Claim
 Z = 2.0  # s.e. multiple a difference must exceed to count
 POWER_Z = 0.8416  # normal quantile of 0.8: the detectable difference is (Z + POWER_Z) s.e. at 80 % power
 SMOKE_EVIDENCE = "smoke profile: a wiring check of a few optimiser steps, its numbers carry no information"
+# Can the mini profile test a claim? (the report's column; mini's sparse runs are starved by design: 350 steps)
+MINI_YES = "yes"
+MINI_SPARSE = "no: it rests on sparse runs, which mini trains 350 of the ~5,000 steps they need (full trains them)"
+MINI_PART = "in part: its dense parts yes; its sparse parts rest on runs mini trains 350 of ~5,000 steps"
 
 def chance_level(num_classes: int, tol: int = 0) -> float:
     """Accuracy of always predicting one interior class under uniform offsets: (2 tol + 1) / C, at most 1."""
@@ -112,12 +117,18 @@ def _difference(a: Measure | None, b: Measure | None, what: str) -> tuple[float,
     return d, se, head
 
 
-def compare_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
-    """Part of a claim "a beats b": judged on the 2-s.e. rule, not testable when both are at chance."""
+def compare_better(a: Measure | None, b: Measure | None, what: str = "", both_learned: bool = False) -> Part:
+    """Part of a claim "a beats b": judged on the 2-s.e. rule, not testable when both are at chance.
+
+    ``both_learned``: also not testable when either run is at chance, for claims about the data rather than the
+    models ("sparse is harder than dense"): a run that never left chance says how long it trained, not how hard its
+    data is."""
     diff = _difference(a, b, what)
     if isinstance(diff, Part):
         return diff
     d, se, head = diff
+    if both_learned and not (a.above_chance and b.above_chance):
+        return Part("not testable at this profile", head + ", a run at chance (it never learned)")
     if d > Z * se:
         return Part("reproduced", head)
     return Part("not reproduced", head + (", reversed" if d < -Z * se else ", within noise"))
@@ -140,13 +151,23 @@ def compare_gap_growth(a_hi: Measure | None, b_hi: Measure | None, a_lo: Measure
     return Part("not reproduced", head + (", shrinks" if g_hi - g_lo < -Z * se else ", within noise"))
 
 
-def compare_not_better(a: Measure | None, b: Measure | None, what: str = "") -> Part:
-    """Part of a claim "a is no better than b" (saturation): reproduced unless a - b > 2 s.e."""
+def compare_not_better(a: Measure | None, b: Measure | None, what: str = "", effect: float | None = None) -> Part:
+    """Part of a claim "a is no better than b" (saturation): reproduced unless a - b > 2 s.e.
+
+    ``effect`` (a fraction): the smallest gain that would contradict the claim, e.g. the gain the paper reports
+    before saturation. Failing to find a difference means nothing when the comparison could not have detected that
+    gain: when the detectable difference (:func:`detectable_difference`) exceeds ``effect`` the part is not testable.
+    """
     diff = _difference(a, b, what)
     if isinstance(diff, Part):
         return diff
     d, se, head = diff
-    return Part("not reproduced", head + ", still growing") if d > Z * se else Part("reproduced", head)
+    if d > Z * se:
+        return Part("not reproduced", head + ", still growing")
+    if effect is not None and detectable_difference(se) > effect:
+        return Part("not testable at this profile",
+                    head + f", too weak to see a {100 * effect:.1f}-pt gain (the effect at stake)")
+    return Part("reproduced", head)
 
 
 def combine(parts: Sequence[Part]) -> str:
@@ -159,12 +180,13 @@ def combine(parts: Sequence[Part]) -> str:
     return "reproduced in part" if "reproduced" in verdicts else "not reproduced"
 
 
-def judge(text: str, parts: Sequence[Part], profile: str) -> Claim:
-    """A :class:`Claim` from its parts; at smoke always "not testable at this profile" (numbers kept as evidence)."""
+def judge(text: str, parts: Sequence[Part], profile: str, mini: str = MINI_YES) -> Claim:
+    """A :class:`Claim` from its parts; at smoke always "not testable at this profile" (numbers kept as evidence).
+    ``mini``: whether the mini profile's runs can test the claim (``MINI_*``)."""
     evidence = "; ".join(p.text for p in parts) or "no runs"
     if profile == "smoke":
-        return Claim(text, "not testable at this profile", f"{SMOKE_EVIDENCE}. {evidence}")
+        return Claim(text, "not testable at this profile", f"{SMOKE_EVIDENCE}. {evidence}", mini)
     if len(parts) > 1:
         evidence = "; ".join(f"[{p.verdict}] {p.text}" for p in parts)
-    return Claim(text, combine(parts), evidence)
+    return Claim(text, combine(parts), evidence, mini)
 
