@@ -87,16 +87,17 @@ def test_anchored_selectors_attend_to_their_own_time_from_step_0():
     assert float(v0.max()) < 0.15
 
 
-def test_anchored_init_keeps_the_architecture_and_rejects_other_heads():
-    head = _head()
+@pytest.mark.parametrize("variant", ["sparsesync", "transformer", "avst_dec"])
+def test_anchored_init_keeps_the_architecture_and_rejects_other_heads(variant):
+    head = _head(variant=variant)
     before = {k: v.shape for k, v in head.state_dict().items()}
     recipes.time_anchored_init(head, CLIP, modality_flag=8.0)
     assert {k: v.shape for k, v in head.state_dict().items()} == before
     assert all(torch.isfinite(p).all() for p in head.parameters())
-    other = build_head(ModelConfig(geometry=Geometry(crop=48), variant="transformer", backbone="small", d_model=64,
-                                   n_head=4, depth=1))
-    with pytest.raises(TypeError, match="SparseSyncHead"):
-        recipes.time_anchored_init(other, CLIP)
+    with pytest.raises(TypeError, match="SparseSyncHead, TransformerHead or AvstDecHead"):
+        recipes.time_anchored_init(torch.nn.Linear(64, 64), CLIP)
+    with pytest.raises(ValueError, match="too small"):
+        recipes.time_anchored_init(_head(variant=variant, d_model=4), CLIP)  # 4 heads of width 1
 
 
 def test_modality_flag_sends_first_block_attention_across_modalities():
@@ -123,6 +124,99 @@ def test_sparsesync_parts_equals_the_head_forward():
         ref = head(vis, aud)
     torch.testing.assert_close(parts["logits"], ref)
     assert parts["q"].shape == parts["k"].shape == (3, 4, 2 + 4 + 4, 16)
+
+
+def _modality_masses(w: torch.Tensor, n_v: int) -> tuple[float, float, float, float]:
+    """First-block attention (B, N, N) over [OFF; n_v visual; MOD; audio]: mean mass of visual rows on audio / visual
+    tokens and of audio rows on visual / audio tokens."""
+    v_rows, a_rows = w[:, 1:1 + n_v], w[:, 2 + n_v:]
+    return (float(v_rows[..., 2 + n_v:].sum(-1).mean()), float(v_rows[..., 1:1 + n_v].sum(-1).mean()),
+            float(a_rows[..., 1:1 + n_v].sum(-1).mean()), float(a_rows[..., 2 + n_v:].sum(-1).mean()))
+
+
+def test_transformer_anchor_codes_the_tables_and_makes_the_first_block_compare_across_modalities():
+    head = recipes.time_anchored_init(_head(variant="transformer"), CLIP)  # d 64, 4 heads of 16: flags 15/31/47/63
+    flags = [15, 31, 47, 63]
+    vch, ach = recipes.visual_time_channels(64), recipes.audio_time_channels(64)
+    v_keep = [c for c in range(vch.start, vch.stop) if c not in flags]
+    a_keep = [c - ach.start for c in range(ach.start, ach.stop) if c not in flags]
+    # time codes (damped: amplitude x sync_code_gain 0.5) in the time channels the flags leave free
+    torch.testing.assert_close(head.vis_pos.time_embed[:, v_keep],
+                               recipes.time_code(recipes.cell_times(16, CLIP), len(v_keep), CLIP, 0.5))
+    torch.testing.assert_close(head.aud_pos.time_embed[:, a_keep],
+                               recipes.time_code(recipes.cell_times(20, CLIP), len(a_keep), CLIP, 0.5))
+    # the flag: the input LayerNorms' bias, +1 visual / -1 audio, with every positional table 0 there
+    assert torch.all(head.vis_pos()[..., flags] == 0) and torch.all(head.aud_pos()[..., flags] == 0)
+    assert torch.all(head.vis_norm.weight[flags] == 0) and torch.all(head.vis_norm.bias[flags] == 1)
+    assert torch.all(head.aud_norm.weight[flags] == 0) and torch.all(head.aud_norm.bias[flags] == -1)
+    rest = [c for c in range(64) if c not in flags]
+    assert torch.all(head.vis_norm.weight[rest] == 1) and torch.all(head.aud_norm.bias[rest] == 0)
+    # first block: query = key = identity on the content channels, +g / -g on the flags; passthrough first and last
+    attn0 = head.blocks[0].attn
+    eye = torch.eye(64)
+    assert torch.equal(attn0.query.weight[rest][:, rest], eye[rest][:, rest])
+    assert torch.equal(attn0.key.weight[rest][:, rest], eye[rest][:, rest])
+    g = math.sqrt(8.0 * math.sqrt(16))
+    torch.testing.assert_close(attn0.query.weight[flags][:, flags], g * torch.eye(4))
+    torch.testing.assert_close(attn0.key.weight[flags][:, flags], -g * torch.eye(4))
+    for attn in (attn0, head.blocks[-1].attn):
+        assert torch.equal(attn.value.weight, eye) and torch.equal(attn.proj.weight, eye)
+    assert not torch.equal(head.blocks[-1].attn.query.weight, eye)  # only the first block compares
+    # functional: every visual token looks at the audio tokens and vice versa
+    head.eval()
+    g_ = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        logits, attn = head(torch.randn(2, 16, 3, 3, 64, generator=g_), torch.randn(2, 9, 20, 64, generator=g_),
+                            return_attention=True)
+    assert torch.isfinite(logits).all()
+    v2a, v2v, a2v, a2a = _modality_masses(attn["transformer.0.attn"].mean(1), 16 * 3 * 3)
+    assert v2a > 0.4 and a2v > 0.4  # (the rest goes to OFF / MOD, which carry no flag)
+    assert v2a > 20 * v2v and a2v > 20 * a2a
+    assert recipes.anchored_parts(head) == {
+        "head": "transformer", "parts": ["time_codes", "passthrough", "identity_qk", "modality_flag"],
+        "not_applicable": {"selector_anchors": recipes.NOT_APPLICABLE["transformer"]["selector_anchors"]}}
+
+
+def test_avst_dec_anchor_codes_the_tables_and_makes_the_first_cross_attention_compare_content():
+    fresh = _head(variant="avst_dec")
+    head = recipes.time_anchored_init(_head(variant="avst_dec"), CLIP)  # the same fresh head (same seed)
+    vch, ach = recipes.visual_time_channels(64), recipes.audio_time_channels(64)
+    torch.testing.assert_close(head.vis_pos.time_embed,
+                               recipes.time_code(recipes.cell_times(16, CLIP), vch.stop - vch.start, CLIP, 0.5))
+    torch.testing.assert_close(head.aud_time_pos[:, ach],
+                               recipes.time_code(recipes.cell_times(20, CLIP), ach.stop - ach.start, CLIP, 0.5))
+    assert torch.equal(head.aud_time_pos[:, :ach.start], fresh.aud_time_pos[:, :ach.start])  # other channels as built
+    eye = torch.eye(64)
+    x0 = head.blocks[0].xattn
+    assert torch.equal(x0.query.weight, eye) and torch.equal(x0.key.weight, eye)
+    for attn in (x0, head.blocks[-1].attn):  # what an audio time picks from the video; OFF's read-out of it
+        assert torch.equal(attn.value.weight, eye) and torch.equal(attn.proj.weight, eye)
+    # no modality flag: the input LayerNorms and the self-attention's query/key stay as built
+    for name in ("vis_norm.weight", "vis_norm.bias", "aud_norm.weight", "aud_norm.bias", "blocks.0.attn.query.weight",
+                 "blocks.0.attn.key.weight", "blocks.1.xattn.query.weight"):
+        assert torch.equal(head.state_dict()[name], fresh.state_dict()[name]), name
+    parts = recipes.anchored_parts(head, modality_flag=8.0)
+    assert parts["parts"] == ["time_codes", "passthrough", "identity_qk"]
+    assert set(parts["not_applicable"]) == {"selector_anchors", "modality_flag"}
+    assert recipes.anchored_parts(_head(), modality_flag=0.0, sync_identity_qk=0.0)["parts"] == [
+        "time_codes", "selector_anchors", "passthrough"]
+
+
+@pytest.mark.parametrize("variant", ["sparsesync", "transformer", "avst_dec"])
+def test_recipe_parts_equal_the_head_forward(variant):
+    head = recipes.time_anchored_init(_head(k=4, variant=variant), CLIP)
+    head.eval()
+    g = torch.Generator().manual_seed(2)
+    vis, aud = torch.randn(3, 16, 3, 3, 64, generator=g), torch.randn(3, 9, 20, 64, generator=g)
+    with torch.no_grad():
+        logits, view = recipes.recipe_parts(head, vis, aud)
+        ref = head(vis, aud)
+    torch.testing.assert_close(logits, ref)
+    n_q, n_k = {"sparsesync": (4, 4), "transformer": (144, 180), "avst_dec": (20, 144)}[variant]
+    assert view.q.shape == (3, 4, n_q, 16) and view.k.shape == (3, 4, n_k, 16)
+    assert view.visual_queries is (variant != "avst_dec")
+    with pytest.raises(TypeError, match="AvstDecHead"):
+        recipes.recipe_parts(torch.nn.Linear(64, 64), vis, aud)
 
 
 def _shifted_pair(offset_s: float, n_v: int = 16, n_a: int = 20, d: int = 8, seed: int = 0):
@@ -178,6 +272,82 @@ def test_sync_match_loss_is_low_for_matching_attention_and_ignores_rows_without_
     assert math.isfinite(float(recipes.sync_match_loss(q, k, n_v, n_a, CLIP, torch.tensor([9.0]))))  # no valid row
 
 
+def _view_with_codes(view, offset: float, sign_as_visual_queries: bool | None = None):
+    """The view's cells, with queries that point (by their time codes) at the keys of the moment ``offset`` gives."""
+    visual = view.visual_queries if sign_as_visual_queries is None else sign_as_visual_queries
+    tq = recipes.cell_times(view.n_q_cells, CLIP)[view.q_cell]
+    tk = recipes.cell_times(view.n_k_cells, CLIP)[view.k_cell]
+    want = tq - offset if visual else tq + offset
+    return recipes.MatchView(recipes.time_code(want, 16, CLIP, 0.6)[None, None],
+                             recipes.time_code(tk, 16, CLIP, 0.6)[None, None], view.q_cell, view.n_q_cells,
+                             view.k_cell, view.n_k_cells, view.visual_queries)
+
+
+@pytest.mark.parametrize("variant", ["sparsesync", "transformer", "avst_dec"])
+def test_match_loss_is_lowest_when_the_first_attention_points_at_the_same_moment(variant):
+    """Queries built by hand to point at the keys of the true moment (visual time tv = audio time ta + o) give a lower
+    matching loss than queries that point nowhere, at the other sign's moment, or at another offset's."""
+    head = recipes.time_anchored_init(_head(k=8, variant=variant), CLIP)
+    with torch.no_grad():
+        _, view = recipes.recipe_parts(head, torch.randn(1, 16, 3, 3, 64), torch.randn(1, 9, 20, 64))
+    off = torch.tensor([1.0])
+    good = recipes.match_loss(_view_with_codes(view, 1.0), CLIP, off)
+    flat_view = _view_with_codes(view, 1.0)
+    flat_view.q = torch.zeros_like(flat_view.q)
+    flat = recipes.match_loss(flat_view, CLIP, off)
+    wrong_sign = recipes.match_loss(_view_with_codes(view, 1.0, not view.visual_queries), CLIP, off)
+    other = recipes.match_loss(_view_with_codes(view, -0.6), CLIP, off)
+    assert float(good) < float(flat) < min(float(wrong_sign), float(other)), (good, flat, wrong_sign, other)
+    assert math.isfinite(float(recipes.match_loss(view, CLIP, torch.tensor([9.0]))))  # no valid row
+
+
+def _ideal(variant: str, d: int = 32, depth: int = 1):
+    grids = ((16, 3, 3), (9, 20))
+    cfg = ModelConfig(geometry=Geometry(crop=48), variant=variant, backbone="small", d_model=d, n_head=2, depth=depth,
+                      n_selectors=16, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    torch.manual_seed(0)
+    head = recipes.time_anchored_init(build_head(cfg, *grids), CLIP)
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(5, d, generator=g) / math.sqrt(d)
+    return head, grids, g, u
+
+
+@pytest.mark.parametrize("variant", ["transformer", "avst_dec"])
+def test_anchored_first_attention_finds_the_matching_moments_of_ideal_features(variant):
+    """Ideal bridge outputs (matching moments hold similar vectors): the anchored head's first matching attention
+    (identity query/key) already scores the true offsets better than other offsets or the offsets' negatives, which
+    checks the token times and the sign convention of each head's view."""
+    head, grids, g, u = _ideal(variant)
+    grid = torch.linspace(-2, 2, 21)
+    vis, aud, y = _easy_batch(32, g, torch.arange(21), grid, u, grids)
+    with torch.no_grad():
+        logits, view = recipes.recipe_parts(head, vis, aud)
+        true = float(recipes.match_loss(view, CLIP, grid[y]))
+        other = float(recipes.match_loss(view, CLIP, grid[(y + 7) % 21]))
+        negated = float(recipes.match_loss(view, CLIP, -grid[y]))
+    assert torch.isfinite(logits).all()
+    assert true < other - 0.3 and true < negated - 0.3, (true, other, negated)
+
+
+@pytest.mark.parametrize("variant", ["transformer", "avst_dec"])
+def test_match_loss_trains_the_first_attention_of_the_other_heads(variant):
+    """A few dozen Adam steps on the matching loss alone lower it (ideal features; < 1 s each)."""
+    head, grids, g, u = _ideal(variant)
+    grid = torch.linspace(-2, 2, 21)
+    opt = torch.optim.Adam(head.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(40):
+        vis, aud, y = _easy_batch(8, g, torch.arange(21), grid, u, grids)
+        _, view = recipes.recipe_parts(head, vis, aud)
+        loss = recipes.match_loss(view, CLIP, grid[y])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 0.3, (first, last)
+
+
 def test_aux_weight_schedule():
     assert recipes.aux_weight(0, 2.0, 10, 10) == 2.0
     assert recipes.aux_weight(9, 2.0, 10, 10) == 2.0
@@ -221,10 +391,39 @@ def test_aux_loss_model_keeps_the_paper_logits_and_follows_its_schedule():
     total.backward()  # the auxiliary losses reach the backbones and the head
     assert model.visual_backbone.features[0].weight.grad.abs().sum() > 0
     assert model.head.sync.blocks[0].attn.query.weight.grad.abs().sum() > 0
-    other = build_model(ModelConfig(**{**cfg.__dict__, "variant": "transformer"}))
-    with pytest.raises(TypeError, match="SparseSync"):
-        recipes.AuxLossModel(other, cfg.geometry.clip_sec, grid, match_weight=1.0)
-    recipes.AuxLossModel(other, cfg.geometry.clip_sec, grid, match_weight=0.0)  # xcorr alone works for any variant
+    stranger = torch.nn.Module()
+    stranger.head = torch.nn.Linear(32, 32)  # a head outside the model family: no matching attention known
+    with pytest.raises(TypeError, match="AvstDecHead"):
+        recipes.AuxLossModel(stranger, cfg.geometry.clip_sec, grid, match_weight=1.0)
+    recipes.AuxLossModel(stranger, cfg.geometry.clip_sec, grid, match_weight=0.0)  # xcorr alone needs no head
+
+
+@pytest.mark.parametrize("variant", ["transformer", "avst_dec"])
+def test_aux_loss_model_keeps_the_logits_of_the_other_heads_and_trains_their_first_attention(variant):
+    from paperlib.model.sparsesync import build_model, input_shapes
+
+    cfg = ModelConfig(geometry=Geometry(crop=32, clip_sec=1.0), variant=variant, backbone="small", d_model=32,
+                      n_head=4, depth=2, embd_pdrop=0.0, attn_pdrop=0.0, resid_pdrop=0.0)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    recipes.time_anchored_init(model.head, cfg.geometry.clip_sec)
+    wrapped = recipes.AuxLossModel(model, cfg.geometry.clip_sec, torch.linspace(-0.4, 0.4, 5), xcorr_weight=1.0,
+                                   match_weight=0.5)
+    shapes = input_shapes(cfg)
+    g = torch.Generator().manual_seed(0)
+    video, audio = torch.randn(2, *shapes["video"], generator=g), torch.randn(2, *shapes["audio"], generator=g)
+    target = torch.tensor([1, 3])
+    model.eval()
+    with torch.no_grad():
+        logits, total, terms = wrapped(video, audio, target, step=0)
+        torch.testing.assert_close(logits, model(video, audio))
+        assert set(terms) == {"xcorr", "match"} and all(math.isfinite(float(v)) for v in terms.values())
+        assert float(total) == pytest.approx(float(terms["xcorr"]) + 0.5 * float(terms["match"]), rel=1e-5)
+    model.train()
+    _, total, _ = wrapped(video, audio, target, step=0)
+    total.backward()
+    first = model.head.blocks[0].attn if variant == "transformer" else model.head.blocks[0].xattn
+    assert first.query.weight.grad.abs().sum() > 0 and first.key.weight.grad.abs().sum() > 0
 
 
 def test_recipe_objective_is_the_papers_loss_plus_the_weighted_aux_terms():
@@ -268,9 +467,17 @@ def test_recipe_objective_is_the_papers_loss_plus_the_weighted_aux_terms():
     assert init_only.start_event() is None
     with torch.no_grad():
         assert set(init_only(batch, 0)[1]) == {"loss"}
+    # every head of the family gets the recipe; the matching loss needs recipe_init only where selectors need anchors
     other = RC.resolve("smoke", ["model.variant=avst_dec", "train.recipe_init=true", "train.aux_match_weight=1.0"])
-    skipped = recipes.recipe_objective(build_model(other.model), other)
-    assert skipped.initialise()["applied"]["time_anchored_init"] is False and skipped.start_event() is None
+    avst = recipes.recipe_objective(build_model(other.model), other)
+    applied = avst.initialise()["applied"]
+    assert applied["time_anchored_init"] is True and applied["head"] == "avst_dec"
+    assert "modality_flag" in applied["not_applicable"] and "modality_flag" not in applied["parts"]
+    assert avst.start_event()["match"] == 1.0
+    for variant, match in (("sparsesync", 0.0), ("transformer", 1.0), ("avst_dec", 1.0)):
+        no_init = RC.resolve("smoke", [f"model.variant={variant}", "train.aux_match_weight=1.0"])
+        objective = recipes.recipe_objective(build_model(no_init.model), no_init)
+        assert (objective.start_event()["match"] if objective else 0.0) == match, variant
 
 
 # ----------------------------------------------------------------------------------------------------------------------

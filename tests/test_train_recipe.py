@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from paperlib.core import config as C
+from paperlib.data.datasets import build_dataset
 from paperlib.engine import config as RC
 from paperlib.engine import runs
 from paperlib.engine import train as T
-from paperlib.data.datasets import build_dataset
 from paperlib.model.sparsesync import build_model
 
 
@@ -65,13 +65,18 @@ def test_sparse_recipe_preset_fine_tunes_the_dense_recipe_model():
     assert sparse.train.init_carry_optimizer is False and sparse.train.time_budget_min == 20.0
 
 
-def test_recipe_parts_that_do_not_apply_are_skipped_and_logged(synth_root, tmp_path):
+def test_every_variant_gets_the_recipe_parts_it_has_and_the_log_says_which(synth_root, tmp_path):
     run = T.fit(_smoke(synth_root, tmp_path, "train.max_steps=2", "train.test=false", "model.variant=avst_dec",
                        *RECIPE))
     (init,) = _events(run, "recipe_init")
-    assert init["applied"]["time_anchored_init"] is False and "avst_dec" in init["applied"]["reason"]
+    applied = init["applied"]
+    assert applied["time_anchored_init"] is True and applied["head"] == "avst_dec"
+    assert applied["parts"] == ["time_codes", "passthrough", "identity_qk"]
+    assert set(applied["not_applicable"]) == {"selector_anchors", "modality_flag"}  # each with its reason
     (aux,) = _events(run, "aux_losses")
-    assert aux["xcorr"] == 1.0 and aux["match"] == 0.0  # the matching loss needs selectors
+    assert aux["xcorr"] == 1.0 and aux["match"] == 1.0  # the matching loss on the first cross-attention
+    train = runs.read_metrics(run, "train")
+    assert train and all(math.isfinite(r["aux_loss"]) and r["aux_loss"] > 0 for r in train)
     # no recipe at all: no events, no aux loss in the logs
     plain = T.fit(_smoke(synth_root, tmp_path, "train.max_steps=2", "train.test=false"))
     assert not _events(plain, "recipe_init") and not _events(plain, "aux_losses")
@@ -114,8 +119,8 @@ def test_partial_init_keeps_mismatched_and_skipped_keys_fresh(synth_root, tmp_pa
     cfg = _smoke(synth_root, tmp_path, *five)
     T.seed_everything(cfg.train.seed)
     fresh = dict(build_model(cfg.model).named_parameters())
-    for name in fresh:  # parameters only: BatchNorm statistics move in the one (lr 0) training step
-        want = fresh[name].detach() if name in kept else source[name]
+    for name, param in fresh.items():  # parameters only: BatchNorm statistics move in the one (lr 0) training step
+        want = param.detach() if name in kept else source[name]
         assert torch.equal(got[name], want), name
 
 

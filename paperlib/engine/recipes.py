@@ -1,11 +1,12 @@
-"""Training recipes that get the SparseSync head off the chance plateau (loss stuck at ln C): an initialisation and
-auxiliary losses, reached by the engine through one training objective (:class:`RecipeObjective`).
+"""Training recipes that get the model off the chance plateau (loss stuck at ln C): an initialisation and auxiliary
+losses, reached by the engine through one training objective (:class:`RecipeObjective`). Each of the three variants
+(SparseSync, the no-selector transformer, AVST_dec) gets every part that has a counterpart in its architecture, so a
+comparison of variants under the recipe compares architectures, not recipes.
 
-Paper: none of this is in the paper (Sec. 7.3 only reports a long warm-up on LRS3); the model stays the paper's
-(selectors, sync transformer, head of ``paperlib.model.sparsesync``): every component here only changes *initial values*
-of its parameters or adds a *training-time* loss term that is dropped later. Measurements: the plateau study
-(:mod:`paperlib.engine.plateau`, ``python -m paperlib plateau``) and the README section "What to expect and how to get
-off the plateau".
+Paper: none of this is in the paper (Sec. 7.3 only reports a long warm-up on LRS3); the models stay the paper's
+(``paperlib.model.sparsesync``): every component here only changes *initial values* of their parameters or adds a
+*training-time* loss term that is dropped later. Measurements: the plateau study (:mod:`paperlib.engine.plateau`,
+``python -m paperlib plateau``) and the README section "What to expect and how to get off the plateau".
 
 Why the plateau: each stream alone carries no offset information. At the official
 initialisation (linears and positional tables N(0, 0.02), selectors N(0, 1)) the positional tables are ~50x weaker than
@@ -13,11 +14,12 @@ the LayerNorm'd features, so every selector attends almost uniformly over time a
 transformer's attention is near-uniform too, so the OFF token does not depend on the *product* of visual and audio
 content, and the first-order gradient carries no label signal (a saddle at loss ln C). Leaving it needs several small
 factors (positional tables x key weights x query weights x value weights ...) to grow together, which takes thousands
-of steps; with Adam the update is dominated by noise meanwhile.
+of steps; with Adam the update is dominated by noise meanwhile. The two other heads sit on the same saddle: their
+attention is near-uniform as well, and their tables carry no usable time either.
 
-Components (composable; what / why / evidence; measured with the plateau study):
+Components for the SparseSync head (composable; what / why / evidence; measured with the plateau study):
 
-``time_anchored_init(head, clip_sec)``  (SparseSync head only; changes initial values, never the architecture)
+``time_anchored_init(head, clip_sec)``  (changes initial values, never the architecture)
     What: (1) sinusoidal time codes (RMS 1, as strong as LayerNorm'd features) in the time channels of the visual and
     audio positional tables; selector s starts as the code of time (s + 0.5) L / k, and the query/key weights of each
     selector's first cross-attention read the time channels (scaled so a selector covers ~1-2 time cells; value and
@@ -34,14 +36,15 @@ Components (composable; what / why / evidence; measured with the plateau study):
     matches content. Evidence: alone it does not leave the plateau (easy 3-class task: official and anchor-only both at
     ln 3 after 600 steps); with the matching loss below it does (~150-400 steps).
 
-``sync_match_loss(q, k, ...)`` (+ ``sparsesync_parts`` to get q, k)  (a training aid; needs time-anchored selectors)
+``match_loss(view, ...)`` (+ ``recipe_parts`` for the view; ``sync_match_loss`` on ``sparsesync_parts``' q, k)
     What: for each visual token whose moment lies inside the audio window, cross-entropy between the softmax of its
     first-sync-block logits over the audio tokens and a Gaussian target at the audio token of the same moment (known
-    from the label and the anchored selector times). Why: a first-order, multiplicative (q . k) signal that teaches the
-    block to match content across modalities; the main loss then leaves ln C. Evidence: ideal-token head 21 classes,
-    left the plateau at step 579 (official init: at ln 21 after 5,300 steps in the prototype); dense-crop full model:
-    left after ~770-950 steps. A variant that read the offset off the *sum* of attention logits along each lag
-    (instead of per-row softmax matching) lowered its own loss to 0.45 but the main loss stayed at ln 21.
+    from the label and the anchored selector times; a training aid that needs time-anchored selectors). Why: a
+    first-order, multiplicative (q . k) signal that teaches the block to match content across modalities; the main
+    loss then leaves ln C. Evidence: ideal-token head 21 classes, left the plateau at step 579 (official init: at ln 21
+    after 5,300 steps in the prototype); dense-crop full model: left after ~770-950 steps. A variant that read the
+    offset off the *sum* of attention logits along each lag (instead of per-row softmax matching) lowered its own loss
+    to 0.45 but the main loss stayed at ln 21.
 
 ``xcorr_logits(vis, aud, ...)``  (any variant; a training aid)
     What: a parameter-free cross-correlation classifier on the bridge outputs (LayerNorm, pool over space / frequency,
@@ -49,6 +52,34 @@ Components (composable; what / why / evidence; measured with the plateau study):
     with a Gaussian kernel one grid step wide) trained with cross-entropy beside the main loss. Why: gives the backbones
     a first-order multiplicative signal at once (its own loss falls from 3.0 to ~0.7 within ~300 dense-crop steps) and
     makes matching visual and audio features similar, which the identity query/key compares. Never used to predict.
+
+The other heads get the same parts where their architecture has them (``time_anchored_init``, ``recipe_parts`` and
+``anchored_parts`` dispatch on the head type; ``anchored_parts`` names what applies and why the rest does not). Their
+tokens are grid cells, so each token's time is its cell's time: the matching loss needs no anchoring there. In both,
+the visual and audio codes sit in disjoint channel ranges (the tables' time channels), so the identity comparison never
+compares a visual code with an audio code (which would pull every match towards offset 0), and codes ride along in
+the values. There is no LayerNorm between the tables and the first block (SparseSync's sync input LayerNorm), so the
+damping ``sync_code_gain`` does there is the codes' amplitude here (``code_amplitude x sync_code_gain``: 0.5, as the
+SparseSync sync input). Not yet measured for these heads.
+
+No-selector transformer (``TransformerHead``: [OFF; t*h*w visual; MOD; f*ta audio] through self-attention blocks)
+    time codes in ``vis_pos.time_embed`` / ``aud_pos.time_embed``; passthrough in the first and last blocks'
+    attention; identity query/key and the modality flag on the first block (the flag is the input LayerNorms' bias,
+    +1 visual / -1 audio in the last channel of every head, with the positional tables zero there; the time codes fill
+    the remaining time channels). Matching loss: every visual token (its time: its frame cell t) against the f*ta
+    audio tokens; the target's mass at a moment is shared by the f frequency rows of that time. Not applicable:
+    selector anchors (no selectors).
+
+AVST_dec (``AvstDecHead``: queries [OFF; ta audio times], keys/values the t*h*w visual tokens; CrossBlocks of
+self-attention, cross-attention, MLP)
+    time codes in ``vis_pos.time_embed`` and in the audio-time channels (the last D // 2, as in the audio table) of
+    ``aud_time_pos``; identity query/key on the first block's cross-attention (audio query vs visual key content);
+    passthrough on that cross-attention (what an audio time picks from the video) and on the last block's
+    self-attention (OFF's read-out of the audio tokens that hold it; at depth 1 OFF reads them before the match).
+    Matching loss on the first cross-attention: each audio query at time ta should find the visual tokens at
+    tv = ta + o (visual time tv matches audio time tv - o), masked where that lies outside the visual window; target
+    width one visual time cell. Not applicable: selector anchors (no selectors) and the modality flag (the matching
+    attention is cross-modal by construction; the self-attention sees audio tokens only).
 
 ``aux_weight(step, ...)`` schedules both aids (constant, then linear to 0); ``AuxLossModel`` is the model plus the
 aids (logits identical to the model's). :class:`RecipeObjective` is the training objective of
@@ -61,14 +92,14 @@ Sparse data (the ``cpu-recipe-sparse`` preset): fine-tune the dense-crop recipe 
 test set): 30.0% top-1 / 60.0% within +-1 class on the test items that hold a cue (null ~5 / 14%), at the null on items
 without a cue and with shuffled audio or video; the same run without the aids stays at chance.
 
-Deviations: everything here is an addition (the official code has neither). ``time_anchored_init`` requires
-``n_head`` heads of width >= 2 and is only defined for ``SparseSyncHead`` (the no-selector transformer and AVST_dec
-have no selectors; for them only the aux loss and the plain-config levers apply).
+Deviations: everything here is an addition (the official code has neither). ``time_anchored_init`` requires heads of
+width d_model / n_head >= 2 and is defined for the three heads of :mod:`paperlib.model.sparsesync` only.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -76,6 +107,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from paperlib.engine.objectives import Batch, TrainingObjective, paper_loss
+from paperlib.model.sparsesync import (
+    AudioPositionalEmbedding,
+    AvstDecHead,
+    SparseSyncHead,
+    TransformerHead,
+    VisualPositionalEmbedding,
+)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # time codes
@@ -114,7 +152,119 @@ def audio_time_channels(d_model: int) -> slice:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# time-anchored initialisation of the SparseSync head
+# which head, and which parts of the recipe it has a counterpart for
+
+HEAD_KINDS = (("sparsesync", SparseSyncHead), ("transformer", TransformerHead), ("avst_dec", AvstDecHead))
+
+NOT_APPLICABLE: dict[str, dict[str, str]] = {
+    "sparsesync": {},
+    "transformer": {"selector_anchors": "no selectors: every token's time is its grid position"},
+    "avst_dec": {"selector_anchors": "no selectors: every token's time is its grid position",
+                 "modality_flag": "the matching attention (cross-attention from audio queries to visual keys) is "
+                                  "cross-modal by construction, and the self-attention sees audio tokens only"},
+}
+
+
+def head_kind(head: nn.Module) -> str | None:
+    """``"sparsesync"``, ``"transformer"`` or ``"avst_dec"`` for the model family's heads; None for anything else."""
+    for kind, cls in HEAD_KINDS:
+        if isinstance(head, cls):
+            return kind
+    return None
+
+
+def anchored_parts(head: nn.Module, sync_passthrough: bool = True, modality_flag: float = 8.0,
+                   sync_identity_qk: float = 1.0) -> dict[str, Any]:
+    """What :func:`time_anchored_init` with these options does to ``head``: {"head": kind, "parts": [applied part
+    names], "not_applicable": {part: why the head has no counterpart}} (the engine logs it)."""
+    kind = head_kind(head)
+    if kind is None:
+        raise TypeError(f"the recipe knows no head of type {type(head).__name__}")
+    skip = NOT_APPLICABLE[kind]
+    parts = [name for name, on in (("time_codes", True), ("selector_anchors", True),
+                                   ("passthrough", sync_passthrough), ("identity_qk", sync_identity_qk > 0),
+                                   ("modality_flag", modality_flag > 0)) if on and name not in skip]
+    return {"head": kind, "parts": parts, "not_applicable": dict(skip)}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# time-anchored initialisation: shared pieces
+
+
+def _check_head_width(d_model: int, n_head: int) -> None:
+    if d_model // n_head < 2:
+        raise ValueError(f"head width d_model / n_head = {d_model // n_head} is too small for time codes")
+
+
+def _flag_channels(d_model: int, n_head: int) -> list[int]:
+    """The modality-flag channel of every head: its last channel."""
+    dh = d_model // n_head
+    return [h * dh + dh - 1 for h in range(n_head)]
+
+
+def _identity_value_output(attns: list[nn.Module]) -> None:
+    """Value and output weights of each attention at the identity (what it reads reaches the residual at full
+    strength instead of through two N(0, 0.02) matrices)."""
+    for attn in {id(a): a for a in attns}.values():
+        eye = torch.eye(attn.value.weight.shape[0])
+        attn.value.weight.copy_(eye)
+        attn.proj.weight.copy_(eye)
+
+
+def _identity_qk(attn: nn.Module, scale: float) -> None:
+    """Query = key = ``scale`` x identity: attention by content similarity."""
+    d_eye = torch.eye(attn.query.weight.shape[0]) * scale
+    attn.query.weight.copy_(d_eye)
+    attn.key.weight.copy_(d_eye)
+
+
+def _modality_flag(vis_norm: nn.LayerNorm, aud_norm: nn.LayerNorm, attn: nn.Module, strength: float) -> None:
+    """The last channel of every head is +1 for visual and -1 for audio tokens (input LayerNorm gain 0, bias +-1);
+    ``attn``'s query reads it with +g and its key with -g, so a same-modality pair (a token and itself included) gets
+    -g^2 / sqrt(Dh) = -strength, a cross-modal pair +strength: tokens look at the other modality."""
+    d = attn.query.weight.shape[0]
+    dh = d // attn.n_head
+    flags = _flag_channels(d, attn.n_head)
+    for norm, sign in ((vis_norm, 1.0), (aud_norm, -1.0)):
+        norm.weight[flags] = 0.0
+        norm.bias[flags] = sign
+    g = math.sqrt(strength * math.sqrt(dh))
+    attn.query.weight[flags, :] = 0.0
+    attn.key.weight[flags, :] = 0.0
+    attn.query.weight[flags, flags] = g
+    attn.key.weight[flags, flags] = -g
+
+
+def _table_columns(pos: nn.Module) -> list[nn.Parameter]:
+    """The per-axis tables of a positional module in the order they are concatenated along channels."""
+    if isinstance(pos, VisualPositionalEmbedding):
+        return [pos.time_embed, pos.width_embed, pos.height_embed]
+    if isinstance(pos, AudioPositionalEmbedding):
+        return [pos.freq_embed, pos.time_embed]
+    raise TypeError(f"not a positional table module: {type(pos).__name__}")
+
+
+def _zero_table_channels(pos: nn.Module, channels: list[int]) -> None:
+    """Zero the given channels of a positional module's output (the columns of the tables that hold them)."""
+    start = 0
+    for table in _table_columns(pos):
+        width = table.shape[1]
+        local = [c - start for c in channels if start <= c < start + width]
+        table[:, local] = 0.0
+        start += width
+
+
+def _write_time_code(table: nn.Parameter, first_channel: int, skip: list[int], clip_sec: float,
+                     amplitude: float) -> None:
+    """Time codes of the table's cells in its columns, except the output channels ``skip`` (left for the flag)."""
+    keep = [c for c in range(table.shape[1]) if c + first_channel not in skip]
+    if len(keep) < 2:
+        raise ValueError(f"only {len(keep)} time channels are left for the time code beside the modality flags")
+    table[:, keep] = time_code(cell_times(table.shape[0], clip_sec), len(keep), clip_sec, amplitude)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# time-anchored initialisation of each head
 
 
 def _head_read_matrix(d_model: int, n_head: int, channels: slice, scale: float) -> torch.Tensor:
@@ -128,7 +278,6 @@ def _head_read_matrix(d_model: int, n_head: int, channels: slice, scale: float) 
     return w
 
 
-@torch.no_grad()
 def _anchor_selector(selector: nn.Module, context_codes: torch.Tensor, channels: slice, clip_sec: float,
                      n_head: int, peak_logit: float) -> None:
     """Selector queries = time codes of their cell times; first cross-attention reads the time channels."""
@@ -157,36 +306,13 @@ def _anchor_selector(selector: nn.Module, context_codes: torch.Tensor, channels:
         lin.bias.zero_()
 
 
-@torch.no_grad()
-def time_anchored_init(head: nn.Module, clip_sec: float, code_amplitude: float = 1.0, selector_peak_logit: float = 6.0,
-                       sync_passthrough: bool = True, modality_flag: float = 8.0, sync_identity_qk: float = 1.0,
-                       sync_code_gain: float = 0.5) -> nn.Module:
-    """Initialise a ``SparseSyncHead`` so that selectors are time-specific from step 0 (see the module docstring).
-
-    Args:
-        head: ``paperlib.model.sparsesync.SparseSyncHead`` (the model's ``.head``), freshly built.
-        clip_sec: the window length (s) the positional tables cover (``Geometry.clip_sec``).
-        code_amplitude: RMS per channel of the sinusoidal time codes (LayerNorm'd features have RMS 1).
-        selector_peak_logit: how peaked each selector's attention over time is (logit of its own time minus the median).
-        sync_passthrough: also start the value/output weights of the first and last sync blocks at the identity, so
-            attention outputs (what a token picked from the other modality, and OFF's average of the tokens) reach the
-            classifier at full strength instead of through two N(0, 0.02) matrices.
-        modality_flag: > 0 adds this logit bonus (x LayerNorm scale) to cross-modal pairs in the first sync block
-            (and the same penalty to same-modality pairs) through one flag channel per head; 0: off.
-        sync_identity_qk: > 0 sets the first sync block's query and key weights to this multiple of the identity
-            (content-similarity attention; pair it with the auxiliary cross-correlation loss, which makes matching
-            visual and audio features similar); 0: keep them.
-        sync_code_gain: with ``sync_identity_qk``, the sync input LayerNorm gain on each modality's time-code channels.
-
-    Returns: ``head`` (modified in place).
-    """
-    for name in ("v_selector", "a_selector", "sync", "vis_pos", "aud_pos"):
-        if not hasattr(head, name):
-            raise TypeError(f"time_anchored_init needs a SparseSyncHead (selectors); got {type(head).__name__}")
+def _anchor_sparsesync(head: SparseSyncHead, clip_sec: float, code_amplitude: float, selector_peak_logit: float,
+                       sync_passthrough: bool, modality_flag: float, sync_identity_qk: float,
+                       sync_code_gain: float) -> None:
     d = head.vis_norm.normalized_shape[0]
-    n_head = head.sync.blocks[0].attn.n_head
-    if d // n_head < 2:
-        raise ValueError(f"head width d_model / n_head = {d // n_head} is too small for time codes")
+    attn0 = head.sync.blocks[0].attn
+    n_head = attn0.n_head
+    _check_head_width(d, n_head)
     t_v = head.vis_pos.grid[0]
     t_a = head.aud_pos.grid[1]
     vch, ach = visual_time_channels(d), audio_time_channels(d)
@@ -199,37 +325,130 @@ def time_anchored_init(head: nn.Module, clip_sec: float, code_amplitude: float =
     _anchor_selector(head.v_selector, v_codes, vch, clip_sec, n_head, selector_peak_logit)
     _anchor_selector(head.a_selector, a_codes, ach, clip_sec, n_head, selector_peak_logit)
     if sync_passthrough:
-        eye = torch.eye(d)
-        for block in {id(b): b for b in (head.sync.blocks[0], head.sync.blocks[-1])}.values():
-            block.attn.value.weight.copy_(eye)
-            block.attn.proj.weight.copy_(eye)
+        _identity_value_output([attn0, head.sync.blocks[-1].attn])
     if sync_identity_qk > 0:
-        # query = key = a scaled identity: a visual token attends to the audio tokens whose (LayerNorm'd) content is
-        # most similar, which is what the auxiliary cross-correlation loss makes matching moments; the time codes are
-        # damped at the sync input (gain ``sync_code_gain`` on each modality's own code channels) so they ride along
-        # in the values but do not dominate the comparison
-        d_eye = torch.eye(d) * sync_identity_qk
-        head.sync.blocks[0].attn.query.weight.copy_(d_eye)
-        head.sync.blocks[0].attn.key.weight.copy_(d_eye)
+        # a visual token attends to the audio tokens whose (LayerNorm'd) content is most similar, which is what the
+        # auxiliary cross-correlation loss makes matching moments; the time codes are damped at the sync input (gain
+        # ``sync_code_gain`` on each modality's own code channels) so they ride along in the values but do not
+        # dominate the comparison
+        _identity_qk(attn0, sync_identity_qk)
         head.sync.vis_norm.weight[vch] = sync_code_gain
         head.sync.aud_norm.weight[ach] = sync_code_gain
     if modality_flag > 0:
-        # the last channel of every head is +1 for visual and -1 for audio tokens (sync input LayerNorm gain 0, bias
-        # +-1); the first block's query reads it with +g and its key with -g, so a same-modality pair (a token and
-        # itself included) gets -g^2 / sqrt(Dh), a cross-modal pair +g^2 / sqrt(Dh): tokens look at the other modality
-        dh = d // n_head
-        flags = [h * dh + dh - 1 for h in range(n_head)]
-        sync = head.sync
-        for norm, sign in ((sync.vis_norm, 1.0), (sync.aud_norm, -1.0)):
-            norm.weight[flags] = 0.0
-            norm.bias[flags] = sign
-        attn = sync.blocks[0].attn
-        g = math.sqrt(modality_flag * math.sqrt(dh))
-        attn.query.weight[flags, :] = 0.0
-        attn.key.weight[flags, :] = 0.0
-        attn.query.weight[flags, flags] = g
-        attn.key.weight[flags, flags] = -g
+        _modality_flag(head.sync.vis_norm, head.sync.aud_norm, attn0, modality_flag)
+
+
+def _anchor_transformer(head: TransformerHead, clip_sec: float, code_amplitude: float, sync_passthrough: bool,
+                        modality_flag: float, sync_identity_qk: float, sync_code_gain: float) -> None:
+    d = head.vis_norm.normalized_shape[0]
+    attn0 = head.blocks[0].attn
+    _check_head_width(d, attn0.n_head)
+    flags = _flag_channels(d, attn0.n_head) if modality_flag > 0 else []
+    # no LayerNorm sits between the tables and the first block: the codes' amplitude is their damping
+    amplitude = code_amplitude * (sync_code_gain if sync_identity_qk > 0 else 1.0)
+    _write_time_code(head.vis_pos.time_embed, visual_time_channels(d).start, flags, clip_sec, amplitude)
+    _write_time_code(head.aud_pos.time_embed, audio_time_channels(d).start, flags, clip_sec, amplitude)
+    if sync_passthrough:
+        _identity_value_output([attn0, head.blocks[-1].attn])
+    if sync_identity_qk > 0:
+        _identity_qk(attn0, sync_identity_qk)
+    if flags:
+        # the flag is the input LayerNorms' bias alone: the positional tables hold 0 in its channels
+        _zero_table_channels(head.vis_pos, flags)
+        _zero_table_channels(head.aud_pos, flags)
+        _modality_flag(head.vis_norm, head.aud_norm, attn0, modality_flag)
+
+
+def _anchor_avst_dec(head: AvstDecHead, clip_sec: float, code_amplitude: float, sync_passthrough: bool,
+                     sync_identity_qk: float, sync_code_gain: float) -> None:
+    d = head.vis_norm.normalized_shape[0]
+    xattn0 = head.blocks[0].xattn
+    _check_head_width(d, xattn0.n_head)
+    amplitude = code_amplitude * (sync_code_gain if sync_identity_qk > 0 else 1.0)
+    vch, ach = visual_time_channels(d), audio_time_channels(d)
+    head.vis_pos.time_embed.copy_(time_code(cell_times(head.vis_pos.grid[0], clip_sec), vch.stop - vch.start,
+                                            clip_sec, amplitude))
+    # the audio codes take the audio table's time channels, disjoint from the visual ones: the identity comparison
+    # never compares a visual code with an audio code (which would pull every match towards offset 0)
+    head.aud_time_pos[:, ach] = time_code(cell_times(head.aud_grid[1], clip_sec), ach.stop - ach.start, clip_sec,
+                                          amplitude)
+    if sync_passthrough:
+        # what an audio time picks from the video (first cross-attention), and OFF's read-out of the audio tokens that
+        # hold it (last self-attention)
+        _identity_value_output([xattn0, head.blocks[-1].attn])
+    if sync_identity_qk > 0:
+        _identity_qk(xattn0, sync_identity_qk)
+
+
+@torch.no_grad()
+def time_anchored_init(head: nn.Module, clip_sec: float, code_amplitude: float = 1.0, selector_peak_logit: float = 6.0,
+                       sync_passthrough: bool = True, modality_flag: float = 8.0, sync_identity_qk: float = 1.0,
+                       sync_code_gain: float = 0.5) -> nn.Module:
+    """Initialise a fresh head of the model family with the recipe's parts that its architecture has (see the
+    module docstring; :func:`anchored_parts` lists them). Changes initial values only, never the architecture.
+
+    Args:
+        head: the model's ``.head``, freshly built: ``SparseSyncHead``, ``TransformerHead`` or ``AvstDecHead``.
+        clip_sec: the window length (s) the positional tables cover (``Geometry.clip_sec``).
+        code_amplitude: RMS per channel of the sinusoidal time codes (LayerNorm'd features have RMS 1).
+        selector_peak_logit: how peaked each selector's attention over time is (logit of its own time minus the
+            median); SparseSync only.
+        sync_passthrough: also start the value/output weights of the first attention that matches the modalities and
+            of the last block's attention at the identity, so what a token picks from the other modality, and OFF's
+            average of the tokens, reach the classifier at full strength instead of through two N(0, 0.02) matrices.
+        modality_flag: > 0 adds this logit bonus to cross-modal pairs in the first block's self-attention (and the
+            same penalty to same-modality pairs) through one flag channel per head; 0: off. Not for AVST_dec, whose
+            matching attention is cross-modal by construction.
+        sync_identity_qk: > 0 sets the first matching attention's query and key weights to this multiple of the
+            identity (content-similarity attention; pair it with the auxiliary cross-correlation loss, which makes
+            matching visual and audio features similar); 0: keep them.
+        sync_code_gain: with ``sync_identity_qk``, the damping of the time codes where the first block compares
+            content: the sync input LayerNorm gain on the code channels (SparseSync), the codes' amplitude factor
+            (the other heads, which have no LayerNorm between the tables and that block).
+
+    Returns: ``head`` (modified in place).
+    """
+    kind = head_kind(head)
+    if kind == "sparsesync":
+        _anchor_sparsesync(head, clip_sec, code_amplitude, selector_peak_logit, sync_passthrough, modality_flag,
+                           sync_identity_qk, sync_code_gain)
+    elif kind == "transformer":
+        _anchor_transformer(head, clip_sec, code_amplitude, sync_passthrough, modality_flag, sync_identity_qk,
+                            sync_code_gain)
+    elif kind == "avst_dec":
+        _anchor_avst_dec(head, clip_sec, code_amplitude, sync_passthrough, sync_identity_qk, sync_code_gain)
+    else:
+        raise TypeError("time_anchored_init needs a SparseSyncHead, TransformerHead or AvstDecHead; got "
+                        f"{type(head).__name__}")
     return head
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# the first matching attention of each head, and the matching loss on it
+
+
+@dataclass
+class MatchView:
+    """The first attention that matches the two modalities: queries of one modality, keys of the other, and the time
+    cell of each (what :func:`match_loss` reads).
+
+    Shapes: q (B, heads, Nq, Dh), k (B, heads, Nk, Dh); q_cell (Nq,), k_cell (Nk,) long: cell index among
+    ``n_q_cells`` / ``n_k_cells`` equal cells of the window. ``visual_queries``: True when the queries are visual and
+    the keys audio, False for the reverse.
+    """
+
+    q: torch.Tensor
+    k: torch.Tensor
+    q_cell: torch.Tensor
+    n_q_cells: int
+    k_cell: torch.Tensor
+    n_k_cells: int
+    visual_queries: bool
+
+
+def _split_heads(lin: nn.Linear, x: torch.Tensor, n_head: int) -> torch.Tensor:
+    b, n, d = x.shape
+    return lin(x).view(b, n, n_head, d // n_head).transpose(1, 2)  # (B, h, N, Dh)
 
 
 def sparsesync_parts(head: nn.Module, vis: torch.Tensor, aud: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -242,43 +461,128 @@ def sparsesync_parts(head: nn.Module, vis: torch.Tensor, aud: torch.Tensor) -> d
     v_sel, _ = head.v_selector(v)  # (B, k, D)
     a_sel, _ = head.a_selector(a)  # (B, k, D)
     sync = head.sync
-    b, kv, d = v_sel.shape
+    b = v_sel.shape[0]
     x = torch.cat([sync.off_token.expand(b, -1, -1), sync.vis_norm(v_sel), sync.mod_token.expand(b, -1, -1),
                    sync.aud_norm(a_sel)], dim=1)  # (B, 2k + 2, D): the sequence SyncTransformer.forward builds
     attn = sync.blocks[0].attn
     ln = sync.blocks[0].ln1(sync.drop(x))
-    h = attn.n_head
-    q = attn.query(ln).view(b, -1, h, d // h).transpose(1, 2)  # (B, h, N, Dh)
-    k = attn.key(ln).view(b, -1, h, d // h).transpose(1, 2)  # (B, h, N, Dh)
+    q = _split_heads(attn.query, ln, attn.n_head)  # (B, h, N, Dh)
+    k = _split_heads(attn.key, ln, attn.n_head)  # (B, h, N, Dh)
     out, _ = sync(v_sel, a_sel)
     return {"logits": head.classifier(out[:, 0]), "v_sel": v_sel, "a_sel": a_sel, "q": q, "k": k}
 
 
+def _sparsesync_view(q: torch.Tensor, k: torch.Tensor, n_v: int, n_a: int) -> MatchView:
+    """The visual-query / audio-key part of the sync sequence [OFF; n_v visual; MOD; n_a audio] (anchored selector
+    s of n sits at cell s)."""
+    return MatchView(q[:, :, 1:1 + n_v], k[:, :, 2 + n_v:2 + n_v + n_a], torch.arange(n_v, device=q.device), n_v,
+                     torch.arange(n_a, device=q.device), n_a, True)
+
+
+def _transformer_parts(head: TransformerHead, vis: torch.Tensor, aud: torch.Tensor) -> tuple[torch.Tensor, MatchView]:
+    (t, hh, ww), (f, ta) = vis.shape[1:4], aud.shape[1:3]
+    v, a = head.embed(vis, aud)  # (B, t*h*w, D), (B, f*ta, D)
+    b, n_v = v.shape[:2]
+    x = head.drop(torch.cat([head.off_token.expand(b, -1, -1), v, head.mod_token.expand(b, -1, -1), a], dim=1))
+    attn = head.blocks[0].attn
+    ln = head.blocks[0].ln1(x)
+    q = _split_heads(attn.query, ln, attn.n_head)  # (B, h, N, Dh)
+    k = _split_heads(attn.key, ln, attn.n_head)  # (B, h, N, Dh)
+    for block in head.blocks:  # TransformerHead.forward from here
+        x, _ = block(x)
+    logits = head.classifier(head.ln_f(x)[:, 0])  # (B, C)
+    dev = vis.device
+    view = MatchView(q[:, :, 1:1 + n_v], k[:, :, 2 + n_v:],
+                     torch.arange(t, device=dev).repeat_interleave(hh * ww), t,  # visual tokens in t,h,w order
+                     torch.arange(ta, device=dev).repeat(f), ta, True)  # audio tokens in f,ta order
+    return logits, view
+
+
+def _avst_dec_parts(head: AvstDecHead, vis: torch.Tensor, aud: torch.Tensor) -> tuple[torch.Tensor, MatchView]:
+    if tuple(aud.shape[1:3]) != head.aud_grid:
+        raise ValueError(f"audio features have grid {tuple(aud.shape[1:3])} but the head was built for "
+                         f"{head.aud_grid}")
+    t, hh, ww = vis.shape[1:4]
+    b = vis.shape[0]
+    v = (head.vis_norm(vis) + head.vis_pos(vis.shape[1:4])).flatten(1, 3)  # (B, t*h*w, D)
+    a = head.aud_norm(aud.mean(dim=1)) + head.aud_time_pos  # (B, ta, D): pooled over frequency
+    x = head.query_drop(torch.cat([head.off_token.expand(b, -1, -1), a], dim=1))  # (B, 1 + ta, D)
+    ctx = head.context_drop(v)  # AvstDecHead.forward up to here
+    b0 = head.blocks[0]  # CrossBlock.forward, with the cross-attention's query and key kept
+    y, _ = b0.attn(b0.ln1(x))
+    x = x + y
+    x_in = b0.ln2(x)
+    q = _split_heads(b0.xattn.query, x_in, b0.xattn.n_head)  # (B, h, 1 + ta, Dh)
+    k = _split_heads(b0.xattn.key, ctx, b0.xattn.n_head)  # (B, h, t*h*w, Dh)
+    y, _ = b0.xattn(x_in, ctx)
+    x = x + y
+    x = x + b0.mlp(b0.ln3(x))
+    for block in head.blocks[1:]:
+        x, _ = block(x, ctx)
+    logits = head.classifier(head.ln_f(x)[:, 0])  # (B, C)
+    ta = a.shape[1]
+    dev = vis.device
+    view = MatchView(q[:, :, 1:], k, torch.arange(ta, device=dev), ta,
+                     torch.arange(t, device=dev).repeat_interleave(hh * ww), t, False)  # visual keys in t,h,w order
+    return logits, view
+
+
+def recipe_parts(head: nn.Module, vis: torch.Tensor, aud: torch.Tensor) -> tuple[torch.Tensor, MatchView]:
+    """The head's forward (same maths, same logits as ``head(vis, aud)``) plus its first matching attention.
+
+    SparseSync: the first sync block, visual selectors querying audio selectors. Transformer: the first block,
+    t*h*w visual tokens querying f*ta audio tokens. AVST_dec: the first block's cross-attention, ta audio times
+    querying t*h*w visual tokens. Shapes: vis (B, t, h, w, D), aud (B, f, ta, D) -> logits (B, C), view.
+    """
+    kind = head_kind(head)
+    if kind == "sparsesync":
+        parts = sparsesync_parts(head, vis, aud)
+        return parts["logits"], _sparsesync_view(parts["q"], parts["k"], parts["v_sel"].shape[1],
+                                                 parts["a_sel"].shape[1])
+    if kind == "transformer":
+        return _transformer_parts(head, vis, aud)
+    if kind == "avst_dec":
+        return _avst_dec_parts(head, vis, aud)
+    raise TypeError(f"the matching loss needs a SparseSyncHead, TransformerHead or AvstDecHead; got "
+                    f"{type(head).__name__}")
+
+
+def match_loss(view: MatchView, clip_sec: float, offset_sec: torch.Tensor,
+               width_sec: float | None = None) -> torch.Tensor:
+    """Auxiliary attention-matching loss on a head's first matching attention (a training aid).
+
+    Visual time tv and audio time ta show the same moment when ta = tv - o (the audio window starts o later). For
+    each query whose moment lies inside the other modality's window, the softmax of its logits over the keys should
+    put its mass on the keys of that moment: cross-entropy against a Gaussian in key time (std ``width_sec``, default
+    one key cell), normalised over all keys (keys that share a time share its mass), mean over heads and valid rows.
+
+    Shapes: view.q (B, heads, Nq, Dh), view.k (B, heads, Nk, Dh); offset_sec (B,) -> scalar.
+    """
+    q, k = view.q, view.k
+    if width_sec is None:
+        width_sec = clip_sec / view.n_k_cells
+    tq = cell_times(view.n_q_cells, clip_sec).to(q)[view.q_cell]  # (Nq,)
+    tk = cell_times(view.n_k_cells, clip_sec).to(q)[view.k_cell]  # (Nk,)
+    off = offset_sec.to(q)[:, None]  # (B, 1)
+    centre = tq[None, :] - off if view.visual_queries else tq[None, :] + off  # (B, Nq): the key time to find
+    valid = (centre >= 0) & (centre < clip_sec)  # (B, Nq)
+    target = torch.exp(-0.5 * ((tk[None, None, :] - centre[:, :, None]) / width_sec) ** 2)  # (B, Nq, Nk)
+    target = target / target.sum(-1, keepdim=True).clamp(min=1e-12)
+    logp = torch.log_softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # (B, h, Nq, Nk)
+    ce = -(target[:, None] * logp).sum(-1).mean(1)  # (B, Nq)
+    return torch.where(valid, ce, torch.zeros_like(ce)).sum() / valid.sum().clamp(min=1)
+
+
 def sync_match_loss(q: torch.Tensor, k: torch.Tensor, n_v: int, n_a: int, clip_sec: float, offset_sec: torch.Tensor,
                     width_sec: float | None = None) -> torch.Tensor:
-    """Auxiliary attention-matching loss on the first sync block (time-anchored heads; a training aid).
+    """:func:`match_loss` on the first sync block of a time-anchored SparseSync head (``sparsesync_parts``' q, k).
 
     For each visual token s (time tv_s) whose moment lies inside the audio window (tv_s - o in [0, L)), the softmax
-    of its logits over the audio tokens should put its mass on the audio tokens of the same moment (ta_r = tv_s - o):
-    cross-entropy against a Gaussian target (std ``width_sec``, default one audio-token spacing), mean over heads and
-    rows. It teaches the block's query/key weights to compare visual and audio content at matching times.
+    of its logits over the audio tokens should put its mass on the audio tokens of the same moment (ta_r = tv_s - o).
 
     Shapes: q, k (B, heads, 2 + n_v + n_a, Dh) in the order [OFF; visual; MOD; audio]; offset_sec (B,) -> scalar.
     """
-    if width_sec is None:
-        width_sec = clip_sec / n_a
-    tv = cell_times(n_v, clip_sec).to(q)  # (n_v,)
-    ta = cell_times(n_a, clip_sec).to(q)  # (n_a,)
-    centre = tv[None, :] - offset_sec.to(q)[:, None]  # (B, n_v): the audio time each visual token should find
-    valid = (centre >= 0) & (centre < clip_sec)  # (B, n_v)
-    target = torch.exp(-0.5 * ((ta[None, None, :] - centre[:, :, None]) / width_sec) ** 2)  # (B, n_v, n_a)
-    target = target / target.sum(-1, keepdim=True).clamp(min=1e-12)
-    qv = q[:, :, 1:1 + n_v]  # (B, h, n_v, Dh)
-    ka = k[:, :, 2 + n_v:2 + n_v + n_a]  # (B, h, n_a, Dh)
-    logp = torch.log_softmax(qv @ ka.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # (B, h, n_v, n_a)
-    ce = -(target[:, None] * logp).sum(-1).mean(1)  # (B, n_v)
-    return torch.where(valid, ce, torch.zeros_like(ce)).sum() / valid.sum().clamp(min=1)
-
+    return match_loss(_sparsesync_view(q, k, n_v, n_a), clip_sec, offset_sec, width_sec)
 
 
 def lag_kernel(n_v: int, n_a: int, clip_sec: float, offsets_sec: torch.Tensor, width_sec: float) -> torch.Tensor:
@@ -333,11 +637,6 @@ def aux_weight(step: int, weight: float = 1.0, hold_steps: int = 300, decay_step
 # the training step's view: model + auxiliary losses
 
 
-def has_selectors(model: nn.Module) -> bool:
-    """Is ``model``'s head a SparseSync head (the recipe's selector parts apply)?"""
-    return hasattr(getattr(model, "head", None), "v_selector")
-
-
 class AuxLossModel(nn.Module):
     """Wrap a ``SyncModel`` for training with the auxiliary losses (the wrapped model is unchanged and is what one
     saves; under DDP, wrap the module that calls this one, e.g. :class:`RecipeObjective`, so the auxiliary gradients
@@ -351,8 +650,9 @@ class AuxLossModel(nn.Module):
     Args:
         model: ``paperlib.model.sparsesync.SyncModel``.
         clip_sec: window length (s); offsets_sec: (C,) class offsets (s) (``paperlib.core.geometry.Geometry.grid``).
-        xcorr_weight / match_weight: weights of :func:`xcorr_logits` cross-entropy and of :func:`sync_match_loss`
-            (the latter needs a SparseSync head with time-anchored selectors).
+        xcorr_weight / match_weight: weights of :func:`xcorr_logits` cross-entropy and of :func:`match_loss` on the
+            head's first matching attention (:func:`recipe_parts`; a SparseSync head needs time-anchored selectors
+            for it to mean anything, the other heads' tokens have their grid times).
         hold_steps / decay_steps: both weights follow :func:`aux_weight` (constant, then linear to 0).
     """
 
@@ -364,8 +664,9 @@ class AuxLossModel(nn.Module):
         self.register_buffer("offsets_sec", torch.as_tensor(offsets_sec, dtype=torch.float32), persistent=False)
         self.xcorr_weight, self.match_weight = xcorr_weight, match_weight
         self.hold_steps, self.decay_steps = hold_steps, decay_steps
-        if match_weight > 0 and not has_selectors(model):
-            raise TypeError(f"match_weight > 0 needs a SparseSync head (selectors); got {type(model.head).__name__}")
+        if match_weight > 0 and head_kind(model.head) is None:
+            raise TypeError("match_weight > 0 needs a SparseSyncHead, TransformerHead or AvstDecHead; got "
+                            f"{type(model.head).__name__}")
 
     def forward(self, video: torch.Tensor, audio: torch.Tensor, target: torch.Tensor, step: int
                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -375,10 +676,8 @@ class AuxLossModel(nn.Module):
         terms: dict[str, torch.Tensor] = {}
         total = vis.new_zeros(())
         if w_m > 0:
-            parts = sparsesync_parts(self.model.head, vis, aud)
-            logits = parts["logits"]
-            match = sync_match_loss(parts["q"], parts["k"], parts["v_sel"].shape[1], parts["a_sel"].shape[1],
-                                    self.clip_sec, self.offsets_sec[target])
+            logits, view = recipe_parts(self.model.head, vis, aud)
+            match = match_loss(view, self.clip_sec, self.offsets_sec[target])
             total = total + w_m * match
             terms["match"] = match.detach()
         else:
@@ -401,8 +700,9 @@ class RecipeObjective(TrainingObjective):
     ``logs``: ``loss`` is the paper's cross-entropy (what the plateau detector and validation see) and ``aux_loss`` the
     weighted sum of the auxiliary terms; the model the engine saves stays the paper's. Without auxiliary weights
     (``aux`` None) the objective is the paper's alone. ``anchor`` (keyword arguments of :func:`time_anchored_init`),
-    when given, is what :meth:`initialise` applies to a fresh SparseSync head; other heads are left as built and the
-    log says why.
+    when given, is what :meth:`initialise` applies to a fresh head (the parts its architecture has; the log names
+    them, and those that do not apply with the reason); a head outside the model family is left as built and the log
+    says why.
 
     The auxiliary terms are read with ``float()`` only when the engine logs; the recipe is meant for CPU-sized runs.
     """
@@ -429,12 +729,15 @@ class RecipeObjective(TrainingObjective):
     def initialise(self) -> dict[str, Any] | None:
         if self.anchor is None:
             return None
-        if not has_selectors(self.model):
-            applied: dict[str, Any] = {"time_anchored_init": False,
-                                       "reason": f"variant {self.variant!r} has no selectors"}
+        head = self.model.head
+        if head_kind(head) is None:
+            applied: dict[str, Any] = {"time_anchored_init": False, "reason": f"variant {self.variant!r}: the recipe "
+                                       f"knows no head of type {type(head).__name__}"}
         else:
-            time_anchored_init(self.model.head, self.clip_sec, sync_passthrough=True, **self.anchor)
-            applied = {"time_anchored_init": True, **self.anchor}
+            time_anchored_init(head, self.clip_sec, sync_passthrough=True, **self.anchor)
+            which = {k: self.anchor[k] for k in ("modality_flag", "sync_identity_qk") if k in self.anchor}
+            applied = {"time_anchored_init": True, **anchored_parts(head, sync_passthrough=True, **which),
+                       **self.anchor}
         return {"event": "recipe_init", "applied": applied}
 
     def start_event(self) -> dict[str, Any] | None:
@@ -446,10 +749,12 @@ class RecipeObjective(TrainingObjective):
 
 def recipe_objective(model: nn.Module, cfg: Any) -> RecipeObjective | None:
     """The recipe objective a run configuration asks for (``train.recipe_init``, ``train.aux_*_weight``), or None when
-    it asks for none. The matching loss needs time-anchored selectors: it is on only with ``recipe_init`` and a
-    SparseSync head."""
+    it asks for none. The matching loss applies to every head of the model family; a SparseSync head needs its
+    selectors time-anchored for it (their times come from the anchoring), so there it is on only with
+    ``recipe_init``."""
     tc = cfg.train
-    match = tc.aux_match_weight if (tc.recipe_init and has_selectors(model)) else 0.0
+    needs_anchor = head_kind(model.head) == "sparsesync"
+    match = tc.aux_match_weight if (tc.recipe_init or not needs_anchor) else 0.0
     if not tc.recipe_init and tc.aux_xcorr_weight <= 0 and match <= 0:
         return None
     anchor = None
