@@ -65,12 +65,12 @@ class TrainConfig:
     tensorboard: bool = True
     progress: bool = True  # tqdm bars (rank 0)
     # --- the plateau recipe (paperlib.engine.recipes; not in the paper or the official code; same model)
-    recipe_init: bool = False  # time-anchored selector/positional init of a fresh SparseSync head (others: no-op)
-    recipe_modality_flag: float = 8.0  # cross-modal logit bonus in the first sync block (0: off)
-    recipe_sync_identity_qk: float = 1.0  # identity query/key in the first sync block (0: off)
-    recipe_sync_code_gain: float = 0.5  # gain of the time-code channels at the sync input
+    recipe_init: bool = False  # time-anchored init of a fresh head: the parts its variant has (recipes.anchored_parts)
+    recipe_modality_flag: float = 8.0  # cross-modal logit bonus in the first self-attention (0: off; AVST_dec: n/a)
+    recipe_sync_identity_qk: float = 1.0  # identity query/key in the first cross-modal matching attention (0: off)
+    recipe_sync_code_gain: float = 0.5  # time-code damping there (SparseSync: sync input gain; others: amplitude)
     aux_xcorr_weight: float = 0.0  # auxiliary cross-correlation loss on the bridge features (any variant; 0: off)
-    aux_match_weight: float = 0.0  # auxiliary first-sync-block matching loss (SparseSync with recipe_init; 0: off)
+    aux_match_weight: float = 0.0  # auxiliary first-attention matching loss (any variant; SparseSync: with recipe_init)
     aux_hold_steps: int = 10**9  # the aux weights stay constant for this many steps ...
     aux_decay_steps: int = 300  # ... then fall linearly to 0 over this many
 
@@ -206,7 +206,8 @@ PRESETS.update({
     # plateau"): time-anchored selector init + auxiliary cross-correlation and matching losses, 16 selectors, no
     # dropout, batch 8, lr 1e-3; decoded clips cached in RAM (num_workers 0). The model is the paper's architecture;
     # the recipe only changes initial values and adds training-time losses. Other variants
-    # (model.variant=transformer|avst_dec) get the parts that apply to them (the cross-correlation loss).
+    # (model.variant=transformer|avst_dec) get every part that has a counterpart in their architecture: time codes,
+    # passthrough, identity query/key and both losses; the modality flag too for transformer, no selector anchors.
     "cpu-recipe": _join(
         {"_base": "cpu-dense-crop"},
         {"model": {"n_selectors": 16, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0},

@@ -43,11 +43,11 @@ Deviations (each is a config switch where it matters):
 - Sanity tools: ``overfit_batches=N`` trains (and validates) on the same first N batches; a plateau detector warns
   when the loss stays near ln(C) (chance) for long, with the steps and minutes spent there.
 - The plateau recipe (not in the paper or the official code; preset ``cpu-recipe``): ``recipe_init`` applies
-  :func:`paperlib.engine.recipes.time_anchored_init` to a fresh SparseSync head before any ``init_from`` weights are
+  :func:`paperlib.engine.recipes.time_anchored_init` to a fresh head before any ``init_from`` weights are
   loaded, and ``aux_xcorr_weight`` / ``aux_match_weight`` add training-time losses; both come with the recipe's
   training objective (:class:`paperlib.engine.recipes.RecipeObjective`), whose logged ``loss`` is the paper's (so the
   plateau detector sees it; validation and checkpoints use the paper's model) next to ``aux_loss``, the weighted aux
-  sum. Parts that need selectors are skipped, with a log event, for the other variants.
+  sum. Every variant gets the parts its architecture has; the ``recipe_init`` event lists them.
 
 Multi-GPU and multi-node use (the paper trained on 8 GPUs; lr scales with the world size)::
 
