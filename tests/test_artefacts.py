@@ -449,3 +449,16 @@ def test_every_comparison_states_its_detectable_difference():
     # four times the items halve it
     assert V.detectable_difference(math.hypot(m(0.8, 192).se, m(0.5, 192).se)) < 0.55 * V.detectable_difference(se)
     assert "detects >=" in V.compare_gap_growth(m(0.8), m(0.5), m(0.6), m(0.5)).text
+
+
+def test_seed_table_mean_spread_and_chance_count():
+    recs = {s: {"sparsesync/dense-crop/c21": rec("sparsesync/dense-crop/c21", a1, t1, n=400),
+                "avst_dec/dense-crop/c21": rec("avst_dec/dense-crop/c21", 0.05, 0.15, n=400)}
+            for s, (a1, t1) in enumerate(((0.40, 0.80), (0.20, 0.60), (0.30, 0.70)))}
+    df = T.seed_table(recs)
+    ss = df[df["run"] == "sparsesync/dense-crop/c21"].iloc[0]
+    assert ss["seeds"] == "0 1 2" and ss["acc1_tol1 per seed"] == "80.0 / 60.0 / 70.0"
+    assert ss["acc1_tol1 mean"] == 70.0 and ss["acc1_tol1 sd"] == 10.0 and ss["acc1_tol1 range"] == 20.0
+    assert ss["acc1 mean"] == 30.0 and ss["n"] == 400 and ss["seeds above chance"] == 3
+    av = df[df["run"] == "avst_dec/dense-crop/c21"].iloc[0]
+    assert av["seeds above chance"] == 0 and av["acc1_tol1 chance"] == pytest.approx(14.3)

@@ -89,6 +89,33 @@ def measure(records: Mapping[str, Any], key: str, label: str | None = None, tol:
     return Measure(label or key, float(acc), _n_eff(test), chance_level(c, tol))
 
 
+def seed_table(records_by_seed: Mapping[int, Mapping[str, Any]]) -> Any:
+    """One row per run key over repeated seeds (``{seed: {key: record}}``): Acc@1 and Acc@1 +-1 cls per seed, their
+    mean, sample standard deviation and range (percent), the binomial 2 s.e. of one run, test items, steps, and how
+    many seeds left chance (the headline metric above chance + 2 s.e., :class:`Measure`). The spread between seeds is
+    what a single run per arm hides."""
+    import pandas as pd
+
+    keys = list(dict.fromkeys(k for recs in records_by_seed.values() for k in recs))
+    rows = []
+    for key in keys:
+        seeds = sorted(s for s, recs in records_by_seed.items() if key in recs)
+        row: dict[str, Any] = {"run": key, "seeds": " ".join(map(str, seeds))}
+        for tol, name in ((0, "acc1"), (1, "acc1_tol1")):
+            ms = [measure(records_by_seed[s], key, tol=tol) for s in seeds]
+            vals = [100 * m.acc for m in ms]
+            mean = sum(vals) / len(vals)
+            sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else float("nan")
+            row |= {f"{name} per seed": " / ".join(f"{v:.1f}" for v in vals), f"{name} mean": round(mean, 1),
+                    f"{name} sd": round(sd, 1), f"{name} range": round(max(vals) - min(vals), 1),
+                    f"{name} 2se one run": round(100 * Z * ms[0].se, 1), f"{name} chance": _pct(ms[0].chance)}
+        heads = [measure(records_by_seed[s], key) for s in seeds]
+        row |= {"n": heads[0].n, "steps": " / ".join(str(records_by_seed[s][key].steps) for s in seeds),
+                "seeds above chance": sum(m.above_chance for m in heads)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _pct(x: float | None) -> float:
     return float("nan") if x is None or (isinstance(x, float) and math.isnan(x)) else round(100 * float(x), 1)
 
