@@ -27,7 +27,9 @@ Command line (:mod:`paperlib.commands.plateau`; from the repository root, 1 torc
     nice -n 5 python -m paperlib plateau --name recipe --data dense-crop --minutes 10 --batch 8 --dropout 0 \\
         --init anchor --modality-flag 8 --sync-identity-qk 1 --sync-code-gain 0.5 --sync-aux 3 --aux 1 \\
         --aux-hold 100000 --test-per-clip 8
-    # the same aids where they apply (no selectors to anchor): --variant transformer | avst_dec --aux 1 --dropout 0
+    # the other variants with the parts their architectures have (time codes, comparing first attention):
+    # --variant transformer | avst_dec --init anchor --aux 1 --dropout 0 (this loop's --sync-aux reads SparseSync
+    # heads only; the engine's recipe objective gives every variant its matching loss)
 
 Rows also carry ``xcorr_ref_top1/pm1``: the accuracy of the cross-correlation aid itself on the same test items (a
 reference, not the paper's model), and the oracle share ``cue_fraction`` (sparse).
