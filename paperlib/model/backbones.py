@@ -19,7 +19,9 @@ Paper Sec. 3 ("Feature extractors") and Sec. 7.3; the authors' code (v-iashin/Sp
   crop 64) forwards one clip in ~50 ms, versus ~25 s for the paper-size model.
 
 No weights are ever downloaded: pretrained weights come only from a user path
-(``paperlib.model.weights.load_backbone_weights``).
+(``paperlib.model.weights.load_backbone_weights``). The paper's are Kinetics-400 S3D (the authors' converted file or
+torchvision's ``S3D_Weights.KINETICS400_V1`` file, the same network) and the authors' VGGSound ResNet18, one per input
+length; the paper profile reads them from ``data_root/weights/`` (``paperlib.model.weights.backbone_weight_paths``).
 
 Every backbone exposes ``out_channels`` and a ``grid(...)`` static method computing its output grid from the input
 geometry with the same layer list that builds it (``tests/test_model.py`` checks grid == actual output shape).

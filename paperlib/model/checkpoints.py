@@ -147,12 +147,14 @@ def _load_strict(model: nn.Module, sd: Mapping[str, torch.Tensor], path: Path) -
         raise CheckpointError(f"{path}: weights do not fit the model: {e}") from None
 
 
-def load_model(path: str | os.PathLike, map_location: Any = "cpu",
-               num_classes: int | None = None) -> tuple[nn.Module, ModelConfig]:
+def load_model(path: str | os.PathLike, map_location: Any = "cpu", num_classes: int | None = None,
+               official_base: ModelConfig | None = None) -> tuple[nn.Module, ModelConfig]:
     """Build the model stored in a paperlib or official checkpoint (auto-detected) and load its weights strictly.
 
     Returns (model in train mode, ModelConfig). ``num_classes``, when given, must match the file's classifier.
     The returned config has ``visual_weights``/``audio_weights`` cleared (the backbones come from the file).
+    ``official_base``: the configuration an official file (which stores no geometry) is read against (its geometry;
+    default: the paper's); see :func:`convert_official_state_dict`.
     """
     from paperlib.core.config import from_dict
 
@@ -166,7 +168,7 @@ def load_model(path: str | os.PathLike, map_location: Any = "cpu",
             k.removeprefix("module.").startswith("transformer.") for k in ckpt["model"]):
         args = _config_to_plain(ckpt.get("args"))
         try:
-            sd, cfg = convert_official_state_dict(ckpt["model"], n_head=_n_head_from_args(args))
+            sd, cfg = convert_official_state_dict(ckpt["model"], n_head=_n_head_from_args(args), base=official_base)
         except CheckpointError as e:
             raise CheckpointError(f"{path}: {e}") from None
     else:

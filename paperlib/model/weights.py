@@ -305,3 +305,79 @@ def load_backbone_weights(module: nn.Module, path: str | os.PathLike, which: str
         module.load_state_dict(out, strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the {which} backbone: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The pretrained feature extractors of the paper (Sec. 3) and where paperlib looks for them
+# ---------------------------------------------------------------------------------------------------------------------
+
+# The official model starts S3D from Kinetics-400 weights: kylemin's file, converted by the authors and committed to
+# their repository; torchvision's S3D_Weights.KINETICS400_V1 holds the same network in torchvision's key layout.
+S3D_OFFICIAL_FILE = "S3D_kinetics400_torchified.pt"
+S3D_TORCHVISION_FILE = "s3d-d76dad2f.pth"
+S3D_SOURCES = {
+    S3D_OFFICIAL_FILE: "the authors' repository (github.com/v-iashin/SparseSync), "
+                       "model/modules/feat_extractors/visual/S3D_kinetics400_torchified.pt",
+    S3D_TORCHVISION_FILE: "https://download.pytorch.org/models/s3d-d76dad2f.pth (what torchvision's "
+                          "S3D_Weights.KINETICS400_V1 downloads into the torch hub cache)",
+}
+# The authors' ResNet18 audio extractors, trained on VGGSound at one input length each (utils/utils.py FNAME2LINK of
+# their repository); Table 4 pairs each input length with its own file.
+AUDIO_FILES = {2.0: "ResNetAudio-22-08-04T09-51-04.pt", 3.0: "ResNetAudio-22-08-03T23-14-49.pt",
+               4.0: "ResNetAudio-22-08-03T23-14-28.pt", 5.0: "ResNetAudio-22-06-24T08-10-33.pt",
+               6.0: "ResNetAudio-22-06-24T17-31-07.pt", 7.0: "ResNetAudio-22-06-24T23-57-11.pt",
+               8.0: "ResNetAudio-22-06-25T04-35-42.pt"}
+AUDIO_URL = "https://a3s.fi/swift/v1/AUTH_a235c0f452d648828f745589cde1219a/sync/{name}"
+
+
+def torch_cache_checkpoints() -> Path:
+    """The torch hub cache's checkpoint folder (``$TORCH_HOME/hub/checkpoints``), where torchvision keeps weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def visual_weight_candidates(weights_dir: str | os.PathLike) -> list[Path]:
+    """Where the Kinetics-400 S3D weights are looked for, in order: the official file, then torchvision's, in
+    ``weights_dir``, then torchvision's in the torch hub cache. Nothing is ever downloaded."""
+    d = Path(weights_dir)
+    return [d / S3D_OFFICIAL_FILE, d / S3D_TORCHVISION_FILE, torch_cache_checkpoints() / S3D_TORCHVISION_FILE]
+
+
+def audio_weight_name(clip_sec: float) -> str:
+    """The file name of the authors' VGGSound ResNet18 audio extractor for ``clip_sec``-second inputs."""
+    for sec, name in AUDIO_FILES.items():
+        if abs(sec - clip_sec) < 1e-6:
+            return name
+    raise ValueError(f"no official VGGSound audio extractor for {clip_sec:g}-s inputs; the authors released "
+                     f"{', '.join(f'{s:g} s' for s in AUDIO_FILES)}")
+
+
+def backbone_weight_paths(weights_dir: str | os.PathLike, clip_sec: float) -> dict[str, Path]:
+    """The files the paper's extractors load for ``clip_sec``-second inputs: {"visual": S3D, "audio": ResNet18}.
+
+    The visual path is the first candidate of :func:`visual_weight_candidates` that exists (the official file's path
+    when none does); the audio path is ``weights_dir/ResNetAudio-<id>.pt``. Existence is checked by
+    :func:`check_backbone_weights`, not here.
+    """
+    candidates = visual_weight_candidates(weights_dir)
+    visual = next((p for p in candidates if p.is_file()), candidates[0])
+    return {"visual": visual, "audio": Path(weights_dir) / audio_weight_name(clip_sec)}
+
+
+def check_backbone_weights(paths: Mapping[str, str | os.PathLike | None]) -> None:
+    """Raise FileNotFoundError naming every missing extractor file of ``paths`` ({"visual": ..., "audio": ...}) and
+    where to get it."""
+    problems = []
+    for which, path in paths.items():
+        if not path or Path(path).is_file():
+            continue
+        path = Path(path)
+        if which == "visual":
+            tried = visual_weight_candidates(path.parent)
+            where = "; ".join(f"{name} from {src}" for name, src in S3D_SOURCES.items())
+            problems.append(f"the Kinetics-400 S3D weights: none of {', '.join(map(str, tried))} exists (get {where})")
+        else:
+            problems.append(f"the VGGSound audio extractor {path} does not exist (get it from "
+                            f"{AUDIO_URL.format(name=path.name)})")
+    if problems:
+        raise FileNotFoundError("missing pretrained feature-extractor weights: " + "; ".join(problems) +
+                                "; paperlib never downloads them")
