@@ -2,12 +2,21 @@
 #   make reproduce [PROFILE=smoke|mini|paper]   regenerate the paper's tables and figures (default: mini)
 #   make test                                    run the test suite
 #   make table2 | table3 | ... | fig5 [PROFILE=...] one artefact (see ARTEFACTS; table5 = table3)
+#   make reproduce PROFILE=paper DATA_ROOT=/data GPUS=8 [RECIPE=on|off] [CHECKPOINT=key=path,...]
+#                                                the paper profile (README, "The paper profile")
 #   make lab [LAB_ARGS=...]                      JupyterLab on notebooks/ with this project's .venv as the kernel
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= mini
+# the paper profile: datasets + weights/ under DATA_ROOT, processes per training run, plateau recipe, official files
+DATA_ROOT ?=
+GPUS ?=
+RECIPE ?=
+CHECKPOINT ?=
+REPRODUCE_ARGS = --profile $(PROFILE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) $(if $(GPUS),--gpus $(GPUS)) \
+	$(if $(RECIPE),--recipe $(RECIPE)) $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT))
 PYTEST_ARGS ?=
 LAB_ARGS ?=
 STAMP := $(VENV)/.installed
@@ -35,11 +44,11 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 reproduce: $(STAMP)
-	$(PY) -m paperlib reproduce --profile $(PROFILE)
+	$(PY) -m paperlib reproduce $(REPRODUCE_ARGS)
 
 # One artefact: `make table2` runs notebooks/table2.ipynb through the same reproduce path (report included).
 $(ARTEFACTS): $(STAMP)
-	$(PY) -m paperlib reproduce --profile $(PROFILE) --only $@
+	$(PY) -m paperlib reproduce $(REPRODUCE_ARGS) --only $@
 
 # Tables 3 and 5 come from one notebook.
 table5: table3

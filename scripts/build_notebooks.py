@@ -28,9 +28,12 @@ WIDTH = 120
 PARAMETERS = {
     "profile": ('"mini"', "smoke | mini | paper"),
     "seed": ("0", ""),
-    "device": ('"cpu"', "cpu | cuda"),
-    "data_root": ('""', "paper profile: folder holding the prepared datasets"),
-    "checkpoint": ('""', "evaluate checkpoint files instead of training (see above)"),
+    "device": ('"auto"', "auto (CUDA when present) | cpu | cuda"),
+    "data_root": ('""', "paper: folder holding lrs3/, lrs3_no_face_crop/, vggsound_sparse/, vggsound/, weights/"),
+    "checkpoint": ('""', "campaign keys and files (see above): evaluate the files instead of training those runs"),
+    "gpus": ("0", "processes per training run, each launched through torchrun (0: one per GPU at paper, else 1)"),
+    "recipe": ('""', "on | off: the plateau recipe (empty: the profile preset's; off at smoke and paper)"),
+    "overrides": ('""', "config overrides for every training run, space-separated (a trial size; see above)"),
     "figures_root": ('""', "folder for figures and tables; empty: figures/ of this repository"),
     "runs_root": ('""', "folder for run directories; empty: runs/ of this repository"),
 }
@@ -115,6 +118,15 @@ resolved config). Tables: paper | ours | delta (percent), two binomial standard 
 level and the test-set size `n`; a difference counts only beyond 2 s.e., and comparisons of runs that are all at chance
 are "not testable" (rules: `paperlib/paper/verdicts.py`)."""
 
+# The paper profile's parameters, and checkpoint mode, in the training notebooks.
+PAPER = """At `paper`: `data_root` holds the prepared datasets and `weights/` (the pretrained extractors; README, "The
+paper profile"); each training run is launched through torchrun with `gpus` processes; `device` "auto" uses CUDA when
+present (the device does not split the run cache; the precision and the number of processes do); `recipe` switches the
+plateau recipe (off by default at `paper`, where it was never measured); `overrides` changes every run's config."""
+CHECKPOINT = """`checkpoint` = `key=path[,key=path]` (keys of the campaign's plan, e.g. `sparsesync/sparse/c21`): the
+cells whose run has the spec of a given key are evaluated from the file instead of trained; the other cells are
+trained, or left empty and named in a note where their data or weights are missing."""
+
 INTROS = {
     "table1": f"""# Table 1 and Figures 6-7: codec leakage (paper Sec. 4, 7.1)
 
@@ -143,9 +155,13 @@ Claims: SparseSync outperforms AVST_dec on sparse data; the gap to AVST_dec grow
 {MAPPING}
 
 Our oracle is the share of sparse test items whose windows hold a sync cue (with the ceiling it implies and
-each model's accuracy on those items). `checkpoint` = `key=path[,key=path]` (keys like `sparsesync/sparse/c21`)
-evaluates given files (e.g. the official checkpoints at the `paper` profile) instead of training; nothing is trained
-then.""",
+each model's accuracy on those items).
+
+{CHECKPOINT} The official checkpoints fill the SparseSync cells on LRS3 no face crop and VGGSound-Sparse
+(22-07-18T08-00-00 / 22-07-13T22-25-49 as `sparsesync/dense-wide/c3` / `c21`, 22-08-13T21-55-03 / 22-07-28T15-49-45
+as `sparsesync/sparse/c3` / `c21`); LRS3 face crop and AVST_dec are trained.
+
+{PAPER}""",
     "table3": f"""# Tables 3 and 5: ablations (paper Sec. 5.2, 7.2)
 
 21 classes, 5-s inputs; Acc@1 / Acc@1 +-1 class on LRS3 (no face crop) and VGGSound-Sparse. Table 3 is the
@@ -159,8 +175,14 @@ trainable (unfrozen) feature extractors help.
 
 {MAPPING}
 
-"Pre-trained feature extractors" here = the extractors carried over from the dense chain (the paper: S3D on
-Kinetics 400 and ResNet18 on VGGSound); without pre-training they start from a fresh init.""",
+"Pre-trained feature extractors" at the CPU profiles = the extractors carried over from the dense chain; at
+`paper` they are the paper's: S3D on Kinetics 400 and ResNet18 on VGGSound (`data_root/weights/`). Without pre-training
+they start from a fresh init; "frozen" keeps the pretrained ones (at `paper`: those weights, never trained).
+
+{CHECKPOINT} The official checkpoints fill the full-model rows (22-07-13T22-25-49 as `sparsesync/dense-wide/c21`,
+22-07-28T15-49-45 as `sparsesync/sparse/c21`); the ablation rows are trained.
+
+{PAPER}""",
     "table4": f"""# Table 4: input length (paper Sec. 5.2)
 
 VGGSound-Sparse; Acc@1 (3 classes) and Acc@1 +-1 class (21 classes); the same length for pre-training, fine-tuning and
@@ -172,7 +194,13 @@ Claim: longer inputs help on sparse data (sparse cues are more likely to fall in
 
 {MAPPING}
 
-The lengths trained depend on the profile (`paperlib.paper.campaign.LENGTHS`); untrained lengths are empty rows.""",
+The lengths trained depend on the profile (`paperlib.paper.campaign.LENGTHS`); untrained lengths are empty rows. At
+`paper` each length starts from the authors' VGGSound audio extractor of that length.
+
+{CHECKPOINT} The official checkpoints fill the 5-s rows (22-08-13T21-55-03 and 22-07-28T15-49-45 as
+`sparsesync/sparse/c3` / `c21`); the other lengths are trained.
+
+{PAPER}""",
     "table6": f"""# Table 6: depth of the transformer modules (paper Sec. 7.2)
 
 LRS3 (no face crop), 21 classes; the depth of both selectors and of the sync transformer.
@@ -184,7 +212,12 @@ Claims: depth helps and the gain saturates around 3 layers.
 {MAPPING}
 
 Parameter counts are given twice: the paper-size model at each depth (`paperlib.model.sparsesync.model_summary`, no
-training) beside the paper's, and the small model this profile trained.""",
+training) beside the paper's, and the small model this profile trained.
+
+{CHECKPOINT} The official 22-07-13T22-25-49 (`sparsesync/dense-wide/c21`) fills the depth-3 row; the other depths are
+trained.
+
+{PAPER}""",
     "table7": f"""# Table 7: fine-tuning on a larger general-purpose dataset (paper Sec. 7.2)
 
 Tested on VGGSound-Sparse, 21 classes, Acc@1 / Acc@1 +-1 class.
@@ -195,8 +228,10 @@ Claim: fine-tuning on a larger, more varied set helps on sparse data.
 
 {MAPPING}
 
-`checkpoint` = `key=path[,key=path]` for `sparsesync/sparse/c21` and `sparsesync/general/c21` (official
-22-07-28T15-49-45 and 22-09-21T21-00-52 at the `paper` profile) evaluates them instead of training.""",
+{CHECKPOINT} With the official 22-07-28T15-49-45 (`sparsesync/sparse/c21`) and 22-09-21T21-00-52
+(`sparsesync/general/c21`) the whole table comes from the official checkpoints.
+
+{PAPER}""",
     "fig3": f"""# Figure 3: performance per content class and per offset class on sparse data (paper Sec. 5.1)
 
 The paper shows, as bars only, the accuracy of SparseSync and AVST_dec per VGGSound-Sparse class (12 classes) and per
@@ -210,7 +245,10 @@ Claim: SparseSync's advantage over AVST_dec on sparse data holds across content 
 
 Our content classes are the synthetic sparse event kinds; per-class bars use each grid's main metric
 (Acc@1 for 3 classes, Acc@1 +-1 class for 21).
-`checkpoint` = `key=path[,key=path]` (keys `sparsesync/sparse/c21` etc.) evaluates given files instead of training.""",
+{CHECKPOINT} The official checkpoints fill SparseSync (22-08-13T21-55-03 and 22-07-28T15-49-45 as
+`sparsesync/sparse/c3` / `c21`); AVST_dec is trained.
+
+{PAPER}""",
     "fig4": """# Figure 4: memory footprint vs input length (paper Sec. 5.2)
 
 The paper's argument for selectors: the no-selector transformer's training memory grows quadratically with input
@@ -230,7 +268,11 @@ the layers", chosen by eye. On the synthetic benchmark the sound source's box an
 each layer and head gets a localisation score: attention mass on the source region at event times divided by the
 region's share of the frame (1.0 = no preference), for an untrained and (where a checkpoint is given or trained) a
 trained model; the figure's head is the best-scoring one. `checkpoint`: a model file to score instead of the trained
-model of the campaign. Real videos: `python -m paperlib attention VIDEO --checkpoint CKPT --out DIR`.""",
+model of the campaign (in a `key=path` list, the file given for `sparsesync/dense-wide/c21`). With a checkpoint or at
+`paper`, the clips are the test splits under `data_root` (VGGSound-Sparse and LRS3 no face crop): scored where they are
+synthetic stand-ins with known sources, drawn with each head's peakedness (max / mean of its map) where they are real
+clips, which carry no ground truth. One real video: `python -m paperlib attention VIDEO --checkpoint CKPT --out
+DIR`.""",
 }
 
 
@@ -242,6 +284,8 @@ def parameters_cell(name: str) -> str:
     lines = []
     for p in _parameter_names(name):
         literal, comment = PARAMETERS[p]
+        if "=" in comment:  # papermill skips a parameters line with two "=" (it would not pass that parameter)
+            raise ValueError(f"the comment of parameter {p!r} holds '=': {comment!r}")
         lines.append(f"{p} = {literal}" + (f"  # {comment}" if comment else ""))
     return "\n".join(lines)
 

@@ -1,12 +1,43 @@
 """``python -m paperlib campaign --profile mini [--keys K ...] [--plan] [--budget]``: train (or reuse) the campaign's
-runs (:mod:`paperlib.paper.campaign`). ``--worker FOLDER ...`` is the campaign's own worker process."""
+runs (:mod:`paperlib.paper.campaign`). ``--worker FOLDER ...`` is the campaign's own worker process.
+
+    python -m paperlib campaign --profile paper --data-root /data --gpus 8          # each run: torchrun, 8 processes
+    python -m paperlib campaign --profile paper --data-root /data --gpus 16 \
+        --launcher "srun --nodes 2 --ntasks-per-node 8"                             # each run: srun, 16 ranks
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 
 from paperlib.paper import campaign
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The options of how campaign runs train, shared with ``python -m paperlib reproduce``."""
+    p.add_argument("--data-root", default=None,
+                   help="paper profile: the folder holding lrs3/, lrs3_no_face_crop/, vggsound_sparse/, vggsound/ "
+                        "and weights/ (README, 'The paper profile')")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda; not part of the run cache")
+    p.add_argument("--gpus", type=int, default=0,
+                   help="processes per training run (0: one per CUDA GPU at paper, 1 elsewhere); at paper, or when "
+                        "> 1, each run is launched through torchrun with that many processes")
+    p.add_argument("--recipe", default=None, choices=("on", "off"),
+                   help="the plateau recipe (default: the profile preset's; on with cpu-recipe, off at smoke, paper)")
+    p.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="config overrides applied to every run (part of the run cache key), e.g. train.max_steps=10")
+    p.add_argument("--launcher", default=None,
+                   help="a command prefix that starts all ranks of a run itself, instead of torchrun --standalone "
+                        "(e.g. 'srun --nodes 2 --ntasks-per-node 8'); --gpus must then be the total of ranks")
+
+
+def run_options(a: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`paperlib.paper.campaign.ensure_runs` that :func:`add_run_options` defines."""
+    return {"data_root": a.data_root, "device": a.device, "gpus": a.gpus, "recipe": a.recipe,
+            "overrides": list(a.overrides), "launcher": shlex.split(a.launcher) if a.launcher else None}
 
 
 def main(argv: list[str]) -> int:
@@ -14,8 +45,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--profile", default="mini", choices=campaign.PROFILES)
     p.add_argument("--keys", nargs="*", default=None, help="keys to ensure (default: every key the artefacts use)")
     p.add_argument("--runs-root", default=None)
-    p.add_argument("--data-root", default=None)
-    p.add_argument("--device", default="cpu")
+    add_run_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parallel", type=int, default=None)
     p.add_argument("--plan", action="store_true", help="print the plan (key, parent, steps) and exit")
@@ -32,8 +62,12 @@ def main(argv: list[str]) -> int:
             print(f"{k:55s} parent={s.init_from} steps={s.steps}")
         return 0
     keys = a.keys or campaign.contract_keys(a.profile)
-    recs = campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, data_root=a.data_root, device=a.device,
-                                seed=a.seed, parallel=a.parallel)
+    try:
+        recs = campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, seed=a.seed, parallel=a.parallel,
+                                    **run_options(a))
+    except (FileNotFoundError, ValueError) as e:  # missing data or weights, a bad option
+        print(f"paperlib campaign: {e}", file=sys.stderr)
+        return 2
     for k, r in recs.items():
         t = r.test
         cue = t.get("cue_accuracy_1_tol1")

@@ -1,18 +1,39 @@
-"""``python -m paperlib reproduce --profile mini [--only PREFIX ...]``: regenerate the paper's tables and figures."""
+"""``python -m paperlib reproduce --profile mini [--only PREFIX ...]``: regenerate the paper's tables and figures.
+
+    python -m paperlib reproduce --profile paper --data-root /data --gpus 8          # train on 8 GPUs per run
+    python -m paperlib reproduce --profile paper --data-root /data \\
+        --checkpoint sparsesync/sparse/c21=22-07-28T15-49-45.pt,sparsesync/general/c21=22-09-21T21-00-52.pt
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from paperlib.commands.campaign import add_run_options, run_options
 from paperlib.paper import reproduce
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m paperlib reproduce", description=reproduce.__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m paperlib reproduce", description=reproduce.__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[2:]))
     p.add_argument("--profile", default="mini", choices=reproduce.PROFILES)
     p.add_argument("--only", nargs="*", help="notebook name prefixes (e.g. table1 fig4)")
-    p.add_argument("--data-root", default=None, help="paper profile: folder holding the prepared datasets")
+    add_run_options(p)
+    p.add_argument("--checkpoint", default=None, metavar="KEY=PATH[,KEY=PATH]",
+                   help="evaluate these files for the runs of these campaign keys instead of training them")
+    p.add_argument("--runs-root", default=None, help="folder for runs (default: runs/ of this repository)")
+    p.add_argument("--figures-root", default=None, help="folder for figures, tables and REPORT.md (default: figures/)")
     args = p.parse_args(argv)
-    report, results = reproduce.reproduce(args.profile, args.only, args.data_root)
+    opts = run_options(args)
+    try:
+        report, results = reproduce.reproduce(args.profile, args.only, opts.pop("data_root"),
+                                              checkpoint=args.checkpoint, runs_root=args.runs_root,
+                                              figures_root=args.figures_root,
+                                              **{k: v for k, v in opts.items() if k != "device" or v != "auto"})
+    except (FileNotFoundError, ValueError) as e:  # missing data or weights, a bad option: nothing has run
+        print(f"paperlib reproduce: {e}", file=sys.stderr)
+        return 2
     print(f"[reproduce] report: {report}")
     return 1 if any(r["status"] != "ok" for r in results) else 0

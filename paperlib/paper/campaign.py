@@ -75,7 +75,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from paperlib.core.geometry import Geometry
-from paperlib.core.config import from_dict, to_dict
+from paperlib.core.config import config_hash, from_dict, to_dict
 from paperlib.core.io import write_json_atomic
 from paperlib.data.datasets import DataConfig, build_dataset, read_vggsound_csv, sparse_classes
 from paperlib.data.synthetic import has_cue, load_sidecar
@@ -89,9 +89,10 @@ from paperlib.paper.campaign_plan import (BACKBONE_PREFIXES, CLASSES, DEFAULT_CL
                                           PAPER_DATA_DIRS, PROFILES, SETTINGS, SYNTH, TRAIN_SEED_BASE, VARIANTS,
                                           RunSpec, campaign_hash, canonical_key, check_profile, closure,
                                           contract_keys, data_dir, data_identity, ensure_data, mini_budget, plan,
-                                          resolve_spec, runs_root_path, spec_hash, synth_config, test_data_config)
+                                          resolve_spec, runs_root_path, spec_hash, synth_config, test_data_config,
+                                          check_paper_inputs, paper_input_problems)
 from paperlib.paper.campaign_runner import (LOG_FILE, SPEC_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
-                                            redirect_output, schedule, slug)
+                                            redirect_output, run_training, schedule, slug, train_command)
 
 __all__ = ["PROFILES", "VARIANTS", "SETTINGS", "CLASSES", "LENGTHS", "DEPTHS", "DEFAULT_DEPTH", "DEFAULT_CLIP_SEC",
            "MINI_STEPS", "MINI_SPARSE_TEST_PASSES", "SYNTH", "GENERAL_PARTS", "PAPER_DATA_DIRS", "BACKBONE_PREFIXES",
@@ -212,23 +213,37 @@ def count_params(model: Any) -> dict[str, int]:
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, key: str, profile: str = "paper", *,
                         data_root: str | os.PathLike | None = None, runs_root: str | os.PathLike | None = None,
-                        device: str = "cpu", seed: int = 0, batch_size: int = 8, progress: bool = True) -> dict:
-    """The test metrics of ``key`` (its test split and protocol at ``profile``) for a user-given paperlib or official
-    checkpoint instead of a trained run. The checkpoint's classes must match the key's."""
+                        device: str = "auto", seed: int = 0, batch_size: int = 8, progress: bool = True,
+                        overrides: Sequence[str] = ()) -> dict:
+    """The test metrics of ``key`` (its test split and protocol at ``profile``, with ``overrides`` as for
+    :func:`resolve_spec`) for a user-given paperlib or official checkpoint instead of a trained run. The checkpoint's
+    classes must match the key's; an official file (which stores no geometry) is read at the key's geometry.
+
+    The result is cached under ``<runs_root>/checkpoint_eval/`` by the file (path, size, modification time) and the
+    test data config: every notebook that uses the same official checkpoint evaluates it once."""
     specs = plan(profile)
     if key not in specs:
         raise KeyError(f"unknown campaign key {key!r} at profile {profile!r}; e.g. {list(specs)[:4]}")
     spec = specs[key]
-    model, mcfg = load_model(checkpoint)
+    cfg = resolve_spec(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed, overrides=overrides)
+    dcfg = test_data_config(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed, cfg=cfg,
+                            overrides=overrides)
+    st = Path(checkpoint).stat()
+    ident = {"file": str(Path(checkpoint).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+             "classes": spec.num_classes, "geometry": to_dict(cfg.geometry), "test": to_dict(dcfg), "seed": seed}
+    cache = runs_root_path(runs_root) / "checkpoint_eval" / f"{slug(key)}-{config_hash(ident)}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    model, mcfg = load_model(checkpoint, official_base=cfg.model)
     if mcfg.geometry.num_classes != spec.num_classes:
         raise ValueError(f"{checkpoint}: the model has {mcfg.geometry.num_classes} offset classes, {key!r} needs "
                          f"{spec.num_classes}")
-    dcfg = test_data_config(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed)
     t0 = time.time()
-    res = evaluate_model(model, dcfg, mcfg.geometry, batch_size=batch_size, device=device,
+    res = evaluate_model(model, dcfg, mcfg.geometry, batch_size=batch_size, device=_device(device),
                          seed=TRAIN_SEED_BASE + seed, progress=progress)
     res.update(checkpoint=str(checkpoint), key=key, profile=profile, params=count_params(model),
                eval_s=round(time.time() - t0, 2))
+    write_json_atomic(cache, res)
     return res
 
 
@@ -245,23 +260,34 @@ def _record(spec: RunSpec, run_dir: Path, reused: bool) -> RunRecord:
 
 
 def _train(job: Job) -> None:
-    """Train the job's run from its resolved config file, or resume its unfinished run (in this process)."""
+    """Train the job's run from its resolved config file, or resume its unfinished run: in this process, or through
+    the job's torchrun / launcher command (:func:`paperlib.paper.campaign_runner.train_command`)."""
     resumable = [r for r in attempts(job.hash_root)
                  if not (r / runs.RESULTS_FILE).is_file() and (r / runs.CHECKPOINT_DIR / "last.pt").is_file()]
+    init_from = None
     if resumable:
-        print(shlex.join(["python", "-m", "paperlib", "train", "--resume", str(resumable[-1])]), flush=True)
-        cfg = train.resolve_train_config(resume=resumable[-1])
+        args = ["--resume", str(resumable[-1])]
     else:
-        init_from = None
         if job.parent_root is not None:
             parent = finished(job.parent_root)
             if parent is None:
                 raise RuntimeError(f"{job.key}: its parent run under {job.parent_root} is not finished")
             init_from = str(parent / runs.CHECKPOINT_DIR / "best.pt")
-        command = ["python", "-m", "paperlib", "train", "--config", str(job.config_file)]
-        print(shlex.join(command + (["--init-from", init_from] if init_from else [])), flush=True)
-        cfg = train.resolve_train_config(config_file=job.config_file, init_from=init_from)
-    train.fit(cfg)
+        args = ["--config", str(job.config_file)] + (["--init-from", init_from] if init_from else [])
+    print(shlex.join(train_command(job, args)), flush=True)
+    if job.nproc or job.launcher:
+        run_training(job, args)
+    elif resumable:
+        train.fit(train.resolve_train_config(resume=resumable[-1]))
+    else:
+        train.fit(train.resolve_train_config(config_file=job.config_file, init_from=init_from))
+
+
+def _device(device: str) -> str:
+    """A concrete device for this process: "auto" is CUDA when present, else the CPU."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
 
 
 def _run_job(job: Job) -> None:
@@ -285,7 +311,7 @@ def _run_job(job: Job) -> None:
         dcfg = from_dict(DataConfig, job.test_data)
         t1 = time.time()
         test = evaluate_model(model, dcfg, cfg.geometry,
-                              batch_size=cfg.train.eval_batch_size or cfg.train.batch_size, device=job.device,
+                              batch_size=cfg.train.eval_batch_size or cfg.train.batch_size, device=_device(job.device),
                               seed=cfg.train.seed)
         results = json.loads((run_dir / runs.RESULTS_FILE).read_text())
         wall = float(results.get("elapsed_s") or 0.0) + (time.time() - t1)
@@ -318,9 +344,19 @@ def run_jobs(hash_roots: Sequence[str | os.PathLike]) -> int:
 
 
 def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | os.PathLike | None = None,
-                data_root: str | os.PathLike | None = None, device: str = "cpu", seed: int = 0,
-                parallel: int | None = None, progress: bool = True) -> dict[str, RunRecord]:
+                data_root: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
+                parallel: int | None = None, progress: bool = True, gpus: int | None = None,
+                recipe: str | None = None, overrides: Sequence[str] = (),
+                launcher: Sequence[str] | None = None) -> dict[str, RunRecord]:
     """Train what is missing for ``keys`` (dependencies first), reuse finished runs, resume unfinished ones.
+
+    ``gpus``: processes per run (None: one per CUDA GPU at ``paper``, else 1). A run is trained through torchrun with
+    that many processes at ``paper`` or when ``gpus > 1`` (in its worker's process otherwise), or through
+    ``launcher``, a command prefix that starts ``gpus`` ranks itself (SLURM's srun, multi-node torchrun; see
+    :mod:`paperlib.paper.campaign_runner`). The number of processes is part of the campaign hash (the lr and the
+    global batch scale with it); the device is not (``device`` "auto": CUDA when present). ``recipe`` and
+    ``overrides``: as for :func:`resolve_spec`. At ``paper`` the data folders and extractor weights of the runs to
+    train are checked first (one FileNotFoundError naming what is missing).
 
     Returns a :class:`RunRecord` per requested key (aliases share their run). A failed run raises RuntimeError with
     the path of its log and its last lines.
@@ -334,11 +370,13 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         parallel = 2 if profile == "mini" else 1
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
-    configs = {k: resolve_spec(specs[k], profile, data_root=data_root, runs_root=root, seed=seed, device=device)
-               for k in order}
+    world = process_count(profile, gpus)
+    configs = {k: resolve_spec(specs[k], profile, data_root=data_root, runs_root=root, seed=seed, device=device,
+                               recipe=recipe, overrides=overrides) for k in order}
     memo: dict[str, str] = {}
-    hashes = {k: spec_hash(specs[k], profile, specs, seed=seed, device=device, data_root=data_root, _memo=memo,
-                           _configs=configs) for k in order}
+    hashes = {k: spec_hash(specs[k], profile, specs, seed=seed, device=device, data_root=data_root,
+                           world_size=world, _memo=memo, _configs=configs) for k in order}
+
     # one run per hash, in a folder named after the first key of the plan with the same spec (aliases differ only in
     # their key), so asking for an alias first or the full key first finds the same folder
     owner: dict[str, str] = {}
@@ -353,9 +391,12 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
                         {specs[owner[h]].test_setting for h in todo if specs[owner[h]].test_setting},
                         runs_root=root, progress=progress, workers=parallel)
         tests = {h: test_data_config(specs[owner[h]], profile, data_root=data_root, runs_root=root, seed=seed,
-                                     cfg=configs[owner[h]]) for h in todo}
-        jobs = {h: _write_job(specs[owner[h]], configs[owner[h]], tests[h], h, hroot, hashes, profile, device)
-                for h in todo}
+                                     cfg=configs[owner[h]], overrides=overrides) for h in todo}
+        if profile == "paper":
+            check_paper_inputs([configs[owner[h]] for h in todo], [tests[h].root for h in todo])
+        nproc = world if (profile == "paper" or world > 1) and not launcher else 0
+        jobs = {h: _write_job(specs[owner[h]], configs[owner[h]], tests[h], h, hroot, hashes, profile, device,
+                              nproc, list(launcher or ())) for h in todo}
         _prepare_fixed_offsets([(configs[owner[h]], tests[h]) for h in todo])
         schedule(jobs, {h: hashes[specs[owner[h]].init_from] if specs[owner[h]].init_from else None for h in todo},
                  parallel, progress)
@@ -370,26 +411,82 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     return out
 
 
+def process_count(profile: str, gpus: int | None) -> int:
+    """Processes per run: ``gpus``, or by default one per CUDA GPU at ``paper`` (at least 1) and 1 elsewhere."""
+    if gpus is None or gpus == 0:
+        return max(1, torch.cuda.device_count()) if profile == "paper" else 1
+    if gpus < 0:
+        raise ValueError(f"gpus must be >= 0 (0: the profile's default), got {gpus}")
+    return int(gpus)
+
+
+def missing_inputs(keys: Iterable[str], profile: str, *, data_root: str | os.PathLike | None = None,
+                   runs_root: str | os.PathLike | None = None, seed: int = 0, recipe: str | None = None,
+                   overrides: Sequence[str] = ()) -> dict[str, list[str]]:
+    """Why each of ``keys`` cannot be trained here, by key (keys that can are absent): at ``paper`` no data_root, or
+    data folders or extractor weights files that the key's run or one of its parents needs are missing (the
+    messages of :func:`paper_input_problems`). The synthetic profiles generate their data: nothing is missing
+    there."""
+    if profile != "paper":
+        return {}
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        try:
+            cfgs, tests = _inputs([key], profile, data_root, runs_root, seed, recipe, overrides)
+        except ValueError as e:  # no data_root, or no official extractor for an input length
+            out[key] = [str(e)]
+            continue
+        problems = paper_input_problems(cfgs, tests)
+        if problems:
+            out[key] = problems
+    return out
+
+
+def check_inputs(keys: Iterable[str], profile: str, *, data_root: str | os.PathLike | None = None,
+                 runs_root: str | os.PathLike | None = None, seed: int = 0, recipe: str | None = None,
+                 overrides: Sequence[str] = ()) -> None:
+    """Raise one error naming everything ``keys`` (and their parents) need and miss at ``paper``: ValueError without
+    data_root, FileNotFoundError for data folders and extractor weights (:func:`check_paper_inputs`)."""
+    if profile == "paper":
+        check_paper_inputs(*_inputs(keys, profile, data_root, runs_root, seed, recipe, overrides))
+
+
+def _inputs(keys: Iterable[str], profile: str, data_root: Any, runs_root: Any, seed: int, recipe: str | None,
+            overrides: Sequence[str]) -> tuple[list[RunConfig], list[str]]:
+    """The resolved configs of ``keys`` and their parents, and the data roots they are tested on."""
+    specs = plan(profile)
+    chain = closure(keys, specs)
+    cfgs = [resolve_spec(specs[k], profile, data_root=data_root, runs_root=runs_root, seed=seed, recipe=recipe,
+                         overrides=overrides) for k in chain]
+    tests = [test_data_config(specs[k], profile, data_root=data_root, runs_root=runs_root, seed=seed, cfg=c,
+                              overrides=overrides).root for k, c in zip(chain, cfgs)]
+    return cfgs, tests
+
+
 def _check_run_config(run_dir: Path, h: str, spec: RunSpec, profile: str, memo: Mapping[str, str],
                       data_root: str | os.PathLike | None) -> None:
     """The run's own config.json must hash to its folder's campaign hash (a moved or edited folder is refused)."""
     cfg = json.loads((run_dir / runs.CONFIG_FILE).read_text())
     parent = memo[spec.init_from] if spec.init_from else None
-    got = campaign_hash(cfg, data_identity(profile, spec.setting, data_root), parent, spec.test_setting)
+    env = run_dir / runs.ENV_FILE
+    world = int(json.loads(env.read_text()).get("world_size", 1)) if env.is_file() else 1
+    got = campaign_hash(cfg, data_identity(profile, spec.setting, data_root), parent, spec.test_setting,
+                        world_size=world)
     if got != h:
         raise RuntimeError(f"{run_dir}: its config.json hashes to {got}, not to its folder's campaign hash {h}; the "
                            "folder was edited or the plan changed; move it away to retrain")
 
 
 def _write_job(spec: RunSpec, cfg: RunConfig, test_cfg: DataConfig, h: str, hroot: Mapping[str, Path],
-               hashes: Mapping[str, str], profile: str, device: str) -> Job:
+               hashes: Mapping[str, str], profile: str, device: str, nproc: int = 0,
+               launcher: Sequence[str] = ()) -> Job:
     """Write the job of a hash folder (campaign.json) and the resolved config its run trains on (config.json: the
     spec's config placed in that folder, ``train.run_root`` and ``train.name`` set)."""
     path = hroot[h]
     path.mkdir(parents=True, exist_ok=True)
     job = Job(key=spec.key, hash=h, hash_root=path, device=device, test_data=to_dict(test_cfg),
               parent_root=hroot[hashes[spec.init_from]] if spec.init_from else None,
-              spec=dataclasses.asdict(spec), profile=profile)
+              spec=dataclasses.asdict(spec), profile=profile, nproc=nproc, launcher=list(launcher))
     placed = dataclasses.replace(cfg.train, run_root=str(path), name=slug(spec.key).replace(".", "p"))
     write_json_atomic(job.config_file, to_dict(dataclasses.replace(cfg, train=placed)))
     job.write()

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from paperlib.core.geometry import Geometry, official_max_offset
-from paperlib.core.config import config_hash, merge, to_dict
+from paperlib.core.config import apply_overrides, config_hash, merge, to_dict
 from paperlib.core.io import write_json_atomic
 from paperlib.data import synthetic
 from paperlib.data.synthetic import SynthConfig
 from paperlib.engine.config import RunConfig, check_run_config, resolve
+from paperlib.model.weights import backbone_weight_paths, check_backbone_weights
 from paperlib.paper.report import runs_dir
 
 PROFILES = ("smoke", "mini", "paper")
@@ -90,6 +91,13 @@ PAPER_PRESETS = {("dense", 21): "paper-lrs3", ("dense", 3): "paper-lrs3-3cls",
 SPARSE_AUGMENT = {"sometimes_upscale_p": 0.5, "p_gray_scale": 0.2, "p_color_jitter": 0.2, "p_audio_aug": 0.2}
 BACKBONE_PREFIXES = ("visual_backbone.", "audio_backbone.")
 TRAIN_SEED_BASE = 1337  # train.seed = 1337 + seed (seed 0 = the official seed)
+# paper: the pretrained feature extractors (Kinetics-400 S3D, the VGGSound ResNet18 of the input length) are read from
+# data_root/WEIGHTS_DIR (paperlib.model.weights.backbone_weight_paths); never downloaded.
+WEIGHTS_DIR = "weights"
+# The plateau recipe (paperlib.engine.recipes) as a switch over the preset's choice (recipe="on" | "off"; None keeps
+# the profile preset's choice: on with cpu-recipe, off with smoke and the paper presets). "on" is cpu-recipe's setting.
+RECIPE_SWITCH = {"on": {"recipe_init": True, "aux_xcorr_weight": 1.0, "aux_match_weight": 3.0},
+                 "off": {"recipe_init": False, "aux_xcorr_weight": 0.0, "aux_match_weight": 0.0}}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -307,6 +315,33 @@ def data_dir(profile: str, setting: str, runs_root: str | os.PathLike | None = N
     return runs_root_path(runs_root) / "data" / profile / setting
 
 
+def paper_input_problems(configs: Iterable[RunConfig], test_roots: Iterable[str | os.PathLike] = ()) -> list[str]:
+    """What the paper-profile run configs ``configs`` need and cannot find: data folders (theirs and
+    ``test_roots``) and extractor weights, one message each (empty when all is there)."""
+    problems: list[str] = []
+    configs = list(configs)
+    roots = dict.fromkeys([Path(c.data.root) for c in configs] + [Path(r) for r in test_roots])
+    missing = [str(r) for r in roots if not r.is_dir()]
+    if missing:
+        problems.append(f"no data folder {', '.join(missing)} (data_root must hold " +
+                        ", ".join(f"{v}/ ({k})" for k, v in PAPER_DATA_DIRS.items()) +
+                        " as `python -m paperlib prepare` writes them; README, 'The paper profile')")
+    for cfg in configs:
+        try:
+            check_backbone_weights({"visual": cfg.model.visual_weights, "audio": cfg.model.audio_weights})
+        except FileNotFoundError as e:
+            if str(e) not in problems:
+                problems.append(str(e))
+    return problems
+
+
+def check_paper_inputs(configs: Iterable[RunConfig], test_roots: Iterable[str | os.PathLike] = ()) -> None:
+    """Raise FileNotFoundError naming every data folder and weights file the paper-profile configs miss."""
+    problems = paper_input_problems(configs, test_roots)
+    if problems:
+        raise FileNotFoundError("the paper profile cannot start: " + "; ".join(problems))
+
+
 def ensure_data(profile: str, settings: Iterable[str], runs_root: str | os.PathLike | None = None,
                 progress: bool = True, workers: int = 1) -> dict[str, Path]:
     """Generate the synthetic sets of ``settings`` (smoke / mini) once; checks their ``synth.json``."""
@@ -428,8 +463,22 @@ def data_fields(profile: str, setting: str, geometry: Geometry, root: Path) -> d
 
 
 def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | None = None,
-                 runs_root: str | os.PathLike | None = None, seed: int = 0, device: str = "cpu") -> RunConfig:
-    """The resolved RunConfig of ``spec``: the profile's preset, then the spec's typed fields.
+                 runs_root: str | os.PathLike | None = None, seed: int = 0, device: str = "auto",
+                 recipe: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """The resolved RunConfig of ``spec``: the profile's preset, then the spec's typed fields, the recipe switch
+    (``recipe``: "on" | "off" | None, :data:`RECIPE_SWITCH`), then ``overrides`` (``key=value``, e.g. a smaller
+    geometry for a trial; they enter the campaign hash like any field).
+
+    At ``paper``, runs that start their extractors afresh (from scratch, and the frozen-extractor rows) load the
+    pretrained extractors from ``data_root/weights/`` (:func:`paperlib.model.weights.backbone_weight_paths`, by the
+    final input length); the frozen rows keep those weights (``train.init_skip``: the parent's extractors are not
+    loaded), so "frozen" means the Kinetics-400 / VGGSound weights never trained, as in the paper. Existence is
+    checked by :func:`check_paper_inputs`, not here.
+
+    ``train.precision`` "auto" is resolved here, since it changes the numbers and so the hash: fp32 at the CPU profiles
+    (every profile but paper; a GPU run of them shares their cache), at ``paper`` the device's (bf16 on CUDA, fp32 on
+    CPU).
+    ``train.device`` stays as given (default "auto": CUDA when present) and is not part of the hash.
 
     ``train.init_from`` (a parent run's checkpoint, known once the parent has trained), ``train.run_root`` and
     ``train.name`` (where the run lives) are left at the preset's values; the campaign sets them per run.
@@ -453,25 +502,57 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
         train |= {"max_steps": spec.steps, "time_budget_min": None, "patience": 1000000}
     # the campaign's own test evaluation (test_detail.json) replaces train's
     train |= {"seed": TRAIN_SEED_BASE + seed, "device": device, "progress": False, "test": False}
+    if recipe:
+        if recipe not in RECIPE_SWITCH:
+            raise ValueError(f"recipe must be one of {tuple(RECIPE_SWITCH)} (or empty: the profile's), got {recipe!r}")
+        train |= RECIPE_SWITCH[recipe]
+    pretrained = profile == "paper" and (spec.init_from is None or spec.frozen_backbones)
+    if pretrained and spec.frozen_backbones:
+        train["init_skip"] = list(BACKBONE_PREFIXES)
     data = data_fields(profile, spec.setting, geometry, root)
-    return check_run_config(merge(base, {"model": model, "data": data, "train": train}))
+    cfg = merge(base, {"model": model, "data": data, "train": train})
+    if overrides:
+        cfg = apply_overrides(cfg, list(overrides))
+    if pretrained and not (cfg.model.visual_weights or cfg.model.audio_weights):
+        paths = backbone_weight_paths(Path(str(data_root)).resolve() / WEIGHTS_DIR, cfg.geometry.clip_sec)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, visual_weights=str(paths["visual"]),
+                                                                 audio_weights=str(paths["audio"])))
+    if cfg.train.precision == "auto":
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=_precision(profile, device)))
+    return check_run_config(cfg)
+
+
+def _precision(profile: str, device: str) -> str:
+    """The precision "auto" stands for in a campaign run (see :func:`resolve_spec`)."""
+    if profile != "paper":
+        return "fp32"
+    import torch
+
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    return "bf16" if cuda else "fp32"
 
 
 def test_data_config(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | None = None,
-                     runs_root: str | os.PathLike | None = None, seed: int = 0, cfg: RunConfig | None = None) -> Any:
+                     runs_root: str | os.PathLike | None = None, seed: int = 0, cfg: RunConfig | None = None,
+                     overrides: Sequence[str] = ()) -> Any:
     """The DataConfig of the split a run is tested on: its own setting's (``cfg.data`` when ``cfg``, the spec's
-    resolved config, is given), or ``spec.test_setting``'s."""
+    resolved config, is given), or ``spec.test_setting``'s. ``overrides`` as for :func:`resolve_spec`."""
     setting = spec.test_setting or spec.setting
     if setting == spec.setting:
-        return (cfg or resolve_spec(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed)).data
+        return (cfg or resolve_spec(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed,
+                                    overrides=overrides)).data
     other = dataclasses.replace(spec, setting=setting, test_setting=None, init_from=None)
-    return resolve_spec(other, profile, data_root=data_root, runs_root=runs_root, seed=seed).data
+    return resolve_spec(other, profile, data_root=data_root, runs_root=runs_root, seed=seed,
+                        overrides=overrides).data
 
 
-def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None, test_setting: str | None) -> str:
+def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None, test_setting: str | None,
+                  world_size: int = 1) -> str:
     """The campaign hash of a resolved config (``to_dict`` form, e.g. a run's ``config.json``): the data folder
-    replaced by the data's identity, the init checkpoint by the parent's campaign hash, run-location fields blanked,
-    and the setting it is tested on."""
+    replaced by the data's identity, the init checkpoint by the parent's campaign hash, the extractor weights by
+    their file names, run-location fields and the device blanked (the precision, resolved by :func:`resolve_spec`,
+    stays), and the setting it is tested on. ``world_size``: processes per run (the lr and the global batch scale
+    with it); 1 adds nothing."""
     d = json.loads(json.dumps(cfg))
     d["data"]["root"] = data_id
     d["data"]["decoded_cache_dir"] = ""  # where decoded clips are cached changes no result
@@ -480,15 +561,24 @@ def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None,
     d["train"]["resume"] = None
     d["train"]["init_from"] = None if parent_hash is None else f"campaign:{parent_hash}"
     d["train"]["progress"] = False
-    return config_hash({"config": d, "test_setting": test_setting})
+    d["train"]["device"] = ""  # where a run trains does not split the cache
+    for w in ("visual_weights", "audio_weights"):
+        if d["model"].get(w):
+            d["model"][w] = Path(d["model"][w]).name
+    key: dict[str, Any] = {"config": d, "test_setting": test_setting}
+    if world_size != 1:
+        key["world_size"] = int(world_size)
+    return config_hash(key)
 
 
 def spec_hash(spec: RunSpec, profile: str, specs: Mapping[str, RunSpec] | None = None, *, seed: int = 0,
-              device: str = "cpu", data_root: str | os.PathLike | None = None, _memo: dict | None = None,
+              device: str = "auto", data_root: str | os.PathLike | None = None, recipe: str | None = None,
+              overrides: Sequence[str] = (), world_size: int = 1, _memo: dict | None = None,
               _configs: Mapping[str, RunConfig] | None = None) -> str:
     """The campaign hash of ``spec`` (:func:`campaign_hash` of its resolved config), its parents' first.
 
-    ``_memo`` collects the hashes by key; ``_configs`` gives already resolved configs by key (else each is resolved).
+    ``_memo`` collects the hashes by key; ``_configs`` gives already resolved configs by key (else each is resolved
+    with ``recipe`` and ``overrides``).
     """
     specs = plan(profile) if specs is None else specs
     memo = {} if _memo is None else _memo
@@ -497,9 +587,11 @@ def spec_hash(spec: RunSpec, profile: str, specs: Mapping[str, RunSpec] | None =
     parent = None
     if spec.init_from is not None:
         parent = spec_hash(specs[spec.init_from], profile, specs, seed=seed, device=device, data_root=data_root,
-                           _memo=memo, _configs=_configs)
+                           recipe=recipe, overrides=overrides, world_size=world_size, _memo=memo, _configs=_configs)
     cfg = _configs[spec.key] if _configs is not None and spec.key in _configs else \
-        resolve_spec(spec, profile, data_root=data_root, runs_root="/nonexistent", seed=seed, device=device)
-    h = campaign_hash(to_dict(cfg), data_identity(profile, spec.setting, data_root), parent, spec.test_setting)
+        resolve_spec(spec, profile, data_root=data_root, runs_root="/nonexistent", seed=seed, device=device,
+                     recipe=recipe, overrides=overrides)
+    h = campaign_hash(to_dict(cfg), data_identity(profile, spec.setting, data_root), parent, spec.test_setting,
+                      world_size=world_size)
     memo[spec.key] = h
     return h

@@ -11,6 +11,13 @@ A worker is a separate process, ``python -m paperlib campaign --worker FOLDER [F
 that runs the jobs of the given folders in order (:func:`paperlib.paper.campaign.run_jobs`). :func:`schedule` starts
 one worker for all jobs (``parallel == 1``: one interpreter start, which keeps the smoke plan within seconds) or one
 per job, at most ``parallel`` at a time, each once its parent has finished.
+
+How a worker trains a run (:func:`train_command`): in its own process (``Job.nproc == 0``: the smoke/mini/full
+default), or as a child command: ``torchrun --standalone --nproc_per_node N -m paperlib train ...`` (``nproc == N``:
+the paper profile, and any profile given several processes), or ``LAUNCHER python -m paperlib train ...`` where
+``Job.launcher`` is a command prefix that starts every rank itself (e.g. ``srun --ntasks-per-node 8``, whose
+``SLURM_*`` variables the engine reads, or ``torchrun --nnodes 2 ... --no-python`` under one ``srun`` task per node).
+The worker then evaluates the run's best checkpoint itself, in one process.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -49,6 +57,8 @@ class Job:
     test_data: dict[str, Any]  # the DataConfig (``to_dict``) of the split the run is tested on
     spec: dict[str, Any]  # the RunSpec, for the record
     profile: str
+    nproc: int = 0  # processes of the torchrun that trains the run; 0: train in the worker's own process
+    launcher: list[str] = dataclasses.field(default_factory=list)  # a command prefix that starts the ranks itself
 
     @property
     def config_file(self) -> Path:
@@ -120,6 +130,31 @@ def redirect_output(path: Path) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# how a run is trained
+
+
+def train_command(job: Job, args: Sequence[str]) -> list[str]:
+    """The command that trains ``job``'s run, ``args`` being the ``paperlib train`` arguments (``--config FILE
+    [--init-from CKPT]`` or ``--resume RUN_DIR``); see the module docstring. With ``nproc == 0`` it is the equivalent
+    command line of the in-process training, for the log."""
+    if job.launcher:
+        return [*job.launcher, sys.executable, "-m", "paperlib", "train", *args]
+    if job.nproc:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(job.nproc),
+                "-m", "paperlib", "train", *args]
+    return ["python", "-m", "paperlib", "train", *args]
+
+
+def run_training(job: Job, args: Sequence[str]) -> None:
+    """Run :func:`train_command` as a child process (its output goes where this process's goes: the run's
+    ``train.log`` in a worker); raise RuntimeError when it fails."""
+    cmd = train_command(job, args)
+    code = subprocess.call(cmd)
+    if code != 0:
+        raise RuntimeError(f"{job.key}: the training command exited with status {code}: {shlex.join(cmd)}")
 
 
 # ---------------------------------------------------------------------------------------------------------------------

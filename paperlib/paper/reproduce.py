@@ -18,7 +18,7 @@ from typing import Any
 
 from paperlib.core.io import write_text_atomic
 from paperlib.paper import campaign
-from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys
+from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills
 from paperlib.paper.report import PROFILES, repo_root, runs_dir, write_report
 
 __all__ = ["PROFILES", "notebooks", "run_notebook", "train_campaign", "reproduce"]
@@ -48,28 +48,54 @@ def run_notebook(nb: Path, profile: str, out_dir: Path, parameters: dict[str, An
     return {"notebook": nb.name, "status": status, "error": error, "wall_s": round(time.time() - t0, 1)}
 
 
-def train_campaign(profile: str, names: list[str], data_root: str | None = None) -> dict[str, Any] | None:
+def train_campaign(profile: str, names: list[str], data_root: str | None = None, *, checkpoint: str | None = None,
+                   runs_root: str | None = None, **run: Any) -> dict[str, Any] | None:
     """Train (or reuse) every run the training notebooks ``names`` need, once, before they execute: the campaign
     schedules all of them together (dependencies first, in parallel where the profile allows), and each notebook then
-    finds its runs cached. Returns a result row like :func:`run_notebook`'s (None when no training notebook is run)."""
+    finds its runs cached. Returns a result row like :func:`run_notebook`'s (None when no training notebook is run).
+
+    ``run``: ``device``, ``gpus``, ``recipe``, ``overrides``, ``launcher`` of :func:`campaign.ensure_runs`. With
+    ``checkpoint`` the runs it fills are not trained (unless another run needs them as its parent), nor are runs
+    whose inputs are missing (the notebooks name those cells). Without it, at ``paper``, a missing data folder or
+    weights file raises one FileNotFoundError naming them before anything is trained."""
     names = [n for n in names if n in TRAINING_ARTEFACTS]
     if not names:
         return None
+    keys = all_keys(profile, names)
+    inputs = {"data_root": data_root or None, "runs_root": runs_root or None,
+              "recipe": run.get("recipe"), "overrides": run.get("overrides") or ()}
+    if checkpoint:
+        filled = checkpoint_fills(keys, profile, checkpoint)
+        keys = [k for k in keys if k not in filled]
+        blocked = campaign.missing_inputs(keys, profile, **inputs)
+        keys = [k for k in keys if k not in blocked]
+    else:
+        campaign.check_inputs(keys, profile, **inputs)
     t0 = time.time()
     status, error = "ok", None
-    keys = all_keys(profile, names)
     print(f"[reproduce] campaign: {len(keys)} runs for {names} (profile={profile}) ...", flush=True)
     try:
-        campaign.ensure_runs(keys, profile, data_root=data_root or None, progress=True)
+        if keys:
+            campaign.ensure_runs(keys, profile, data_root=data_root or None, progress=True,
+                                 **({"runs_root": runs_root} if runs_root else {}), **run)
     except Exception as e:  # the notebooks then fail on the same run and report it; keep going for the others
         status, error = "failed", f"{type(e).__name__}: {str(e)[-2000:]}"
     return {"notebook": "(training campaign)", "status": status, "error": error, "wall_s": round(time.time() - t0, 1)}
 
 
-def reproduce(profile: str = "mini", only: list[str] | None = None,
-              data_root: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
+def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: str | None = None, *,
+              device: str | None = None, gpus: int | None = None, recipe: str | None = None,
+              overrides: list[str] | None = None, checkpoint: str | None = None, launcher: list[str] | None = None,
+              runs_root: str | None = None, figures_root: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
     """Run the campaign and the notebooks ``only`` names (artefact names or prefixes, e.g. ``table2``, ``table5``,
-    ``fig``; default: all) at ``profile``, then write the report. Returns the report's path and a row per step."""
+    ``fig``; default: all) at ``profile``, then write the report. Returns the report's path and a row per step.
+
+    The options, each passed on only when given (else the notebooks' own defaults hold): ``data_root`` (paper: the
+    datasets and ``weights/``), ``device`` (auto | cpu | cuda), ``gpus`` (processes per training run: torchrun at
+    paper or when > 1), ``recipe`` (on | off), ``overrides`` (``key=value`` for every run), ``checkpoint``
+    (``key=path[,key=path]``: cells filled from files instead of training), ``launcher`` (a command prefix that
+    starts a run's ranks, for the campaign only), ``runs_root`` / ``figures_root`` (output folders; default runs/
+    and figures/ of the repository)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     nbs = notebooks()
@@ -79,19 +105,28 @@ def reproduce(profile: str = "mini", only: list[str] | None = None,
         if not nbs:
             raise ValueError(f"no notebook matches {only}; have {[p.stem for p in notebooks()]} "
                              f"(and the aliases {ALIASES})")
-    out_dir = runs_dir() / "notebooks" / f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = (Path(runs_root) if runs_root else runs_dir()) / "notebooks" / \
+        f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
     started = time.time()
     results = []
-    camp = train_campaign(profile, [nb.stem for nb in nbs], data_root)
+    run = {k: v for k, v in {"device": device, "gpus": gpus, "recipe": recipe, "overrides": overrides,
+                             "launcher": launcher}.items() if v}
+    shared = {k: v for k, v in {"checkpoint": checkpoint, "runs_root": runs_root}.items() if v}
+    camp = train_campaign(profile, [nb.stem for nb in nbs], data_root, **shared, **run)
     if camp is not None:
         print(f"[reproduce] campaign: {camp['status']} in {camp['wall_s']} s", flush=True)
         results.append(camp)
-    params = {"data_root": data_root} if data_root else None
+    params = {k: v for k, v in {"data_root": data_root, "device": device, "gpus": gpus, "recipe": recipe,
+                                "overrides": " ".join(overrides or ()), "checkpoint": checkpoint,
+                                "runs_root": runs_root, "figures_root": figures_root}.items() if v}
     for nb in nbs:
         print(f"[reproduce] {nb.name} (profile={profile}) ...", flush=True)
-        r = run_notebook(nb, profile, out_dir, params)
+        r = run_notebook(nb, profile, out_dir, params or None)
         print(f"[reproduce] {nb.name}: {r['status']} in {r['wall_s']} s", flush=True)
         results.append(r)
     write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2))
-    report = write_report(profile, results, since=started)
+    if figures_root:
+        report = write_report(profile, results, out=Path(figures_root) / "REPORT.md", since=started)
+    else:
+        report = write_report(profile, results, since=started)
     return report, results
