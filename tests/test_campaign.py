@@ -99,12 +99,52 @@ def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
             C.resolve_spec(specs["sparsesync/sparse/c21"], "paper")
 
 
-def test_mini_budget_fits_40_minutes():
-    b = C.mini_budget()
+@pytest.mark.parametrize("profile, target, chains", [("mini", 50.0, 8), ("full", 225.0, 12)])
+def test_budget_fits_its_target(profile, target, chains):
+    b = C.budget(profile)
     memo: dict[str, str] = {}
-    assert b["n_runs"] == len({C.spec_hash(s, "mini", _memo=memo) for s in C.plan("mini").values()})
-    assert b["process_minutes"] / 2 <= b["wall_minutes"] <= 40.0
-    assert b["parallel"] == 2 and sum(r["parent"] is None for r in b["runs"]) == 8  # 8 from-scratch chains
+    assert b["n_runs"] == len({C.spec_hash(s, profile, _memo=memo) for s in C.plan(profile).values()})
+    assert b["process_minutes"] / 2 <= b["training_wall_minutes"] <= b["wall_minutes"] <= target
+    assert b["fits"] and b["target_wall_minutes"] == target
+    assert b["parallel"] == 2 and sum(r["parent"] is None for r in b["runs"]) == chains  # from-scratch chains
+
+
+def test_full_profile_trains_every_run_past_its_plateau():
+    """full: the paper's lengths and depths, and the step counts the recipe was measured to need."""
+    specs = C.plan("full")
+    assert C.LENGTHS["full"] == (2.0, 3.0, 4.0, 5.0, 6.0, 7.0) and C.DEPTHS["full"] == (1, 2, 3, 6)
+    for s in specs.values():
+        if s.setting in ("sparse", "general") and s.num_classes == 21:
+            assert s.steps >= 4500, s.key  # the sparse step of the recipe needs ~4,500-5,000 steps
+        elif s.init_from is None:
+            assert s.steps >= 1500, s.key  # dense-crop leaves the plateau after ~800-950 steps
+    cfg = C.resolve_spec(specs["sparsesync/sparse/c21"], "full", runs_root="/r")
+    assert cfg.data.root == "/r/data/full/sparse" and cfg.train.max_steps == 5000
+
+
+def test_mini_and_full_test_on_400_distinct_items_of_a_separate_set():
+    for profile in ("mini", "full"):
+        specs = C.plan(profile)
+        for key in ("sparsesync/dense-crop/c21", "sparsesync/sparse/c21", "sparsesync/general/c21"):
+            tcfg = C.test_data_config(specs[key], profile, runs_root="/r")
+            setting = specs[key].test_setting or specs[key].setting
+            assert tcfg.root == f"/r/data/{profile}/{setting}-test"
+        train_cfg, test_cfg = C.synth_config(profile, "sparse"), C.synth_config(profile, "sparse", test=True)
+        assert train_cfg.event_count_probs != test_cfg.event_count_probs  # dense-event training, standard test
+        assert test_cfg.split_fractions == (0.0, 0.0, 1.0) and C.SYNTH[profile]["test"] >= 400
+    # smoke keeps testing on its own split
+    assert C.test_data_config(C.plan("smoke")["sparsesync/sparse/c21"], "smoke", runs_root="/r").root == \
+        "/r/data/smoke/sparse"
+
+
+def test_the_test_set_enters_the_campaign_hash():
+    spec = C.plan("mini")["sparsesync/dense-crop/c21"]
+    cfg = to_dict(C.resolve_spec(spec, "mini", runs_root="/r"))
+    ident = C.data_identity("mini", "dense-crop")
+    assert C.campaign_hash(cfg, ident, None, None, "synthetic-test:a") != \
+        C.campaign_hash(cfg, ident, None, None, "synthetic-test:b")
+    assert C.spec_hash(spec, "mini") == C.campaign_hash(cfg, ident, None, None,
+                                                        C.spec_test_identity(spec, "mini"))
 
 
 def test_cue_metrics_by_hand():

@@ -47,15 +47,23 @@ def main(argv: list[str]) -> int:
     p.add_argument("--runs-root", default=None)
     add_run_options(p)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                   help="train (or reuse) the keys once per seed and print their mean and spread over the seeds")
+    p.add_argument("--json", default=None, help="with --seeds: also write the per-key table here (JSON records)")
     p.add_argument("--parallel", type=int, default=None)
     p.add_argument("--plan", action="store_true", help="print the plan (key, parent, steps) and exit")
-    p.add_argument("--budget", action="store_true", help="print the estimated mini budget and exit")
+    p.add_argument("--budget", action="store_true",
+                   help="print the plan's estimated wall time on a quiet 2-core machine (mini, full) and exit")
     p.add_argument("--worker", nargs="+", default=None, metavar="FOLDER", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
         return campaign.run_jobs(a.worker)
     if a.budget:
-        print(json.dumps(campaign.mini_budget(parallel=a.parallel or 2), indent=1))
+        b = campaign.budget(a.profile, parallel=a.parallel or 2)
+        print(json.dumps(b, indent=1))
+        print(f"{a.profile}: {b['n_runs']} runs, {b['process_minutes']} process-minutes, {b['data_clips']} synthetic "
+              f"clips ({b['data_minutes']} min), {b['wall_minutes']} min of wall time with {b['parallel']} workers; "
+              f"target {b['target_wall_minutes']} min: {'fits' if b['fits'] else 'does NOT fit'}")
         return 0
     if a.plan:
         for k, s in campaign.plan(a.profile).items():
@@ -63,11 +71,24 @@ def main(argv: list[str]) -> int:
         return 0
     keys = a.keys or campaign.contract_keys(a.profile)
     try:
-        recs = campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, seed=a.seed, parallel=a.parallel,
-                                    **run_options(a))
+        by_seed = {s: campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, seed=s, parallel=a.parallel,
+                                           **run_options(a)) for s in (a.seeds or [a.seed])}
     except (FileNotFoundError, ValueError) as e:  # missing data or weights, a bad option
         print(f"paperlib campaign: {e}", file=sys.stderr)
         return 2
+    if a.seeds:
+        from paperlib.paper.tables import seed_table
+
+        df = seed_table(by_seed)
+        cols = ["run", "seeds", "acc1 per seed", "acc1 mean", "acc1 sd", "acc1_tol1 per seed", "acc1_tol1 mean",
+                "acc1_tol1 sd", "acc1_tol1 2se one run", "acc1_tol1 chance", "n", "steps", "seeds above chance"]
+        print(df[cols].to_string(index=False))
+        if a.json:
+            from paperlib.core.io import write_text_atomic
+
+            write_text_atomic(a.json, df.to_json(orient="records", indent=1))
+        return 0
+    recs = by_seed[a.seed]
     for k, r in recs.items():
         t = r.test
         cue = t.get("cue_accuracy_1_tol1")

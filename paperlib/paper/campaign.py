@@ -36,14 +36,17 @@ artefacts ask for) and :func:`ensure_runs` trains what is missing:
 Synthetic data (smoke, mini), generated once under ``<runs_root>/data/<profile>/<setting>/`` by
 ``paperlib.data.synthetic.generate`` (it skips finished clips and refuses a folder holding another data set):
 ``dense-crop`` / ``dense-wide`` (LRS3 layout, the same seed: the two share talkers and audio as LRS3's two variants
-share videos) and ``sparse`` (VGGSound-Sparse layout), each split 70/10/20 (a larger test split than the official
-80/10/10, for less noisy test numbers on small sets). ``general`` (the analogue of VGGSound, "larger and more varied")
-is a VGGSound-layout folder of links to two other synthetic sets: sparse clips of another seed and dense-wide talker
-clips of another seed (``GENERAL_PARTS``); its content classes are the 8 sparse classes plus ``speech``.
+share videos) and ``sparse`` (VGGSound-Sparse layout; at mini and full with 3-5 events per clip, the training clips of
+the recipe's sparse step). At mini and full each setting is tested on a separate set of 400 clips of other talkers and
+events (``<setting>-test``, the standard generator; ``SYNTH``), so every comparison has 400 distinct test items; the
+training sets split 85/15 into train and valid. smoke splits each set 70/10/20 and tests on its own 20 %.
+``general`` (the analogue of VGGSound, "larger and more varied") is a VGGSound-layout folder of links to two other
+synthetic sets: sparse clips of another seed and dense-wide talker clips of another seed (``GENERAL_PARTS``); its
+content classes are the 8 sparse classes plus ``speech``.
 
 Deviations (from the paper; each is documented at the constant that sets it, in :mod:`paperlib.paper.campaign_plan`):
-- ``mini`` trains by a fixed number of optimiser steps per run (``MINI_STEPS``), not to early stopping; the
-  ``paper`` profile keeps early stopping (``steps=None``).
+- ``mini`` and ``full`` train by a fixed number of optimiser steps per run (``MINI_STEPS``, ``FULL_STEPS``), not to
+  early stopping; the ``paper`` profile keeps early stopping (``steps=None``).
 - Every fine-tune starts a fresh optimiser (``train.init_carry_optimizer=false``; the official fine-tune carries Adam's
   moments), since the 3-class and partial-init runs cannot carry them.
 - "Feature extractors not pre-trained" (Tables 3/5): our extractors have no external pre-training; the dense-crop run
@@ -88,16 +91,16 @@ from paperlib.paper.campaign_plan import (BACKBONE_PREFIXES, CLASSES, DEFAULT_CL
                                           GENERAL_PARTS, LENGTHS, MINI_SPARSE_TEST_PASSES, MINI_STEPS,
                                           PAPER_DATA_DIRS, PROFILES, SETTINGS, SYNTH, TRAIN_SEED_BASE, VARIANTS,
                                           RunSpec, campaign_hash, canonical_key, check_profile, closure,
-                                          contract_keys, data_dir, data_identity, ensure_data, mini_budget, plan,
-                                          resolve_spec, runs_root_path, spec_hash, synth_config, test_data_config,
-                                          check_paper_inputs, paper_input_problems)
+                                          budget, contract_keys, data_dir, data_identity, ensure_data, plan,
+                                          resolve_spec, runs_root_path, spec_hash, spec_test_identity, synth_config,
+                                          test_data_config, check_paper_inputs, paper_input_problems)
 from paperlib.paper.campaign_runner import (LOG_FILE, SPEC_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
                                             redirect_output, run_training, schedule, slug, train_command)
 
 __all__ = ["PROFILES", "VARIANTS", "SETTINGS", "CLASSES", "LENGTHS", "DEPTHS", "DEFAULT_DEPTH", "DEFAULT_CLIP_SEC",
            "MINI_STEPS", "MINI_SPARSE_TEST_PASSES", "SYNTH", "GENERAL_PARTS", "PAPER_DATA_DIRS", "BACKBONE_PREFIXES",
            "TRAIN_SEED_BASE", "TEST_DETAIL", "SPEC_FILE", "LOG_FILE", "RunSpec", "RunRecord", "plan",
-           "contract_keys", "mini_budget", "synth_config", "data_identity", "data_dir", "ensure_data", "resolve_spec",
+           "contract_keys", "budget", "synth_config", "data_identity", "data_dir", "ensure_data", "resolve_spec",
            "campaign_hash", "spec_hash", "canonical_key", "test_data_config", "cue_metrics", "evaluate_model",
            "count_params", "evaluate_checkpoint", "ensure_runs", "run_jobs"]
 
@@ -367,7 +370,7 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     order = closure(keys, specs)
     root = runs_root_path(runs_root)
     if parallel is None:
-        parallel = 2 if profile == "mini" else 1
+        parallel = 2 if profile in ("mini", "full") else 1
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
     world = process_count(profile, gpus)
@@ -376,7 +379,6 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     memo: dict[str, str] = {}
     hashes = {k: spec_hash(specs[k], profile, specs, seed=seed, device=device, data_root=data_root,
                            world_size=world, _memo=memo, _configs=configs) for k in order}
-
     # one run per hash, in a folder named after the first key of the plan with the same spec (aliases differ only in
     # their key), so asking for an alias first or the full key first finds the same folder
     owner: dict[str, str] = {}
@@ -471,7 +473,7 @@ def _check_run_config(run_dir: Path, h: str, spec: RunSpec, profile: str, memo: 
     env = run_dir / runs.ENV_FILE
     world = int(json.loads(env.read_text()).get("world_size", 1)) if env.is_file() else 1
     got = campaign_hash(cfg, data_identity(profile, spec.setting, data_root), parent, spec.test_setting,
-                        world_size=world)
+                        spec_test_identity(spec, profile, data_root), world_size=world)
     if got != h:
         raise RuntimeError(f"{run_dir}: its config.json hashes to {got}, not to its folder's campaign hash {h}; the "
                            "folder was edited or the plan changed; move it away to retrain")

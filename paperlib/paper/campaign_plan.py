@@ -24,62 +24,98 @@ from paperlib.core.geometry import Geometry, official_max_offset
 from paperlib.core.config import apply_overrides, config_hash, merge, to_dict
 from paperlib.core.io import write_json_atomic
 from paperlib.data import synthetic
-from paperlib.data.synthetic import SynthConfig
+from paperlib.data.synthetic import DENSE_EVENT_PROBS, SynthConfig
 from paperlib.engine.config import RunConfig, check_run_config, resolve
 from paperlib.model.weights import backbone_weight_paths, check_backbone_weights
 from paperlib.paper.report import runs_dir
 
-PROFILES = ("smoke", "mini", "paper")
+PROFILES = ("smoke", "mini", "full", "paper")
 VARIANTS = ("sparsesync", "transformer", "avst_dec")
 SETTINGS = ("dense-crop", "dense-wide", "sparse", "general")
 CLASSES = (21, 3)
 
 # Input lengths (s) of Table 4 per profile. The paper has 2..7 s (2 s only for 3 classes). mini trains a subset: each
 # length is a chain of 4 runs (dense-crop, dense-wide, sparse 21 cls, sparse 3 cls), which the 40-minute budget allows
-# for two extra lengths around the default 5 s. smoke: the smoke default (2 s) and one more, for wiring.
+# for two extra lengths around the default 5 s; full has the paper's six. smoke: its default (2 s) and one more.
 LENGTHS: dict[str, tuple[float, ...]] = {"smoke": (2.0, 3.0), "mini": (3.0, 5.0, 7.0),
+                                         "full": (2.0, 3.0, 4.0, 5.0, 6.0, 7.0),
                                          "paper": (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)}
 # Depths of Table 6 (layers of each selector and of the sync transformer). mini: 1, 2 (the cpu-recipe default) and 3;
-# depth 6 does not fit the 40-minute budget (its two runs alone would cost ~15 min; see MINI_STEPS).
-DEPTHS: dict[str, tuple[int, ...]] = {"smoke": (1, 2), "mini": (1, 2, 3), "paper": (1, 2, 3, 6)}
+# depth 6 does not fit the 40-minute budget (its two runs alone would cost ~15 min; see MINI_STEPS); full: the paper's.
+DEPTHS: dict[str, tuple[int, ...]] = {"smoke": (1, 2), "mini": (1, 2, 3), "full": (1, 2, 3, 6), "paper": (1, 2, 3, 6)}
 # The default depth / length of each profile (what the unsuffixed keys use): the preset's.
-DEFAULT_DEPTH = {"smoke": 1, "mini": 2, "paper": 3}
-DEFAULT_CLIP_SEC = {"smoke": 2.0, "mini": 5.0, "paper": 5.0}
-PRESET_OF_PROFILE = {"smoke": "smoke", "mini": "cpu-recipe"}
+DEFAULT_DEPTH = {"smoke": 1, "mini": 2, "full": 2, "paper": 3}
+DEFAULT_CLIP_SEC = {"smoke": 2.0, "mini": 5.0, "full": 5.0, "paper": 5.0}
+PRESET_OF_PROFILE = {"smoke": "smoke", "mini": "cpu-recipe", "full": "cpu-recipe"}
 
 # Optimiser steps per run kind at mini (batch 8 of the cpu-recipe preset). How they were chosen: the mini plan must
 # train in <= 40 min of wall time with two single-threaded processes (= 4,800 process-seconds) on a 2-core machine
 # when it is quiet. Calibration (one thread, `nice -n 5`, while other work kept the load at ~4 on the 2 cores, so
 # these are upper bounds): 130 steps of the mini dense-crop SparseSync run on 240 clips: the first epoch (30 steps)
 # decoded and cached the train clips in 71 s, then 0.47 s/step (0.25 s/step on a less loaded machine, ~0.2 s of CPU
-# per step); MINI_SEC_PER_STEP takes the quiet-machine value. Relative step costs of the variants, depths, lengths and
-# frozen extractors were measured with random inputs of the same geometry (recipe aux losses included, median of 10
-# steps): MINI_COST_*. MINI_OVERHEAD_S is the per-run cost besides the steps: interpreter start, first-epoch decoding
-# of train + valid clips (~0.12 s per clip quiet), valid evaluations every 200 steps and the test evaluation (4
-# random-offset passes on sparse). The base (dense-crop from scratch) run of each chain gets the largest share: with
-# the CPU recipe (preset cpu-recipe) the loss leaves the chance plateau after ~800 steps at batch 8 on dense-crop
-# (step 774 in a long plateau-study run); fine-tunes start from a trained model and get less; 3-class fine-tunes
-# re-learn the classifier and get least. `mini_budget()` adds it all up: 76 process-minutes, 39 min of wall time with
-# parallel=2 (synthetic data generation, ~3 min, comes on top).
+# per step). Relative step costs of the variants, depths, lengths and frozen extractors were measured with random
+# inputs of the same geometry (recipe aux losses included, median of 10 steps): COST_*. OVERHEAD_S is the per-run
+# cost besides the steps: interpreter start, first-epoch decoding of train + valid clips (~0.12 s per clip quiet),
+# valid evaluations every 200 steps and the test evaluation (400 test items; sparse: SPARSE_TEST_PASSES passes). The
+# base (dense-crop from scratch) run of each chain gets the largest share: with the CPU recipe (preset cpu-recipe) the
+# loss leaves the chance plateau after ~800 steps at batch 8 on dense-crop (step 774 in a long plateau-study run);
+# fine-tunes start from a trained model and get less; 3-class fine-tunes re-learn the classifier and get least.
+# `budget()` adds it all up.
 MINI_STEPS = {"base": 900, "dense-wide": 200, "sparse": 350, "general": 350, "c3": 80, "scratch": 900}
-MINI_SEC_PER_STEP = 0.25  # s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine
-MINI_COST_VARIANT = {"sparsesync": 1.0, "transformer": 1.28, "avst_dec": 0.86}  # measured relative step cost
-MINI_COST_DEPTH = {1: 0.90, 2: 1.0, 3: 1.06, 6: 1.17}  # backbones dominate the step, so depth costs little
-MINI_COST_LENGTH = {3.0: 0.63, 5.0: 1.0, 7.0: 1.55}
-MINI_COST_FROZEN = 0.35  # no backward through the extractors
-MINI_OVERHEAD_S = {"dense-crop": 40.0, "dense-wide": 40.0, "sparse": 50.0, "general": 60.0}
-MINI_SPARSE_TEST_PASSES = 4  # random-offset passes over valid/test for sparse/general (official README: 25)
+# full: every run long enough to leave its plateau. The sparse step of the recipe (dense-event training clips, the
+# aids on) needs ~4,500-5,000 steps at batch 8 before it syncs on sparse clips (README, "What to expect": 3,874 steps
+# gave 28 % / 58 % within +-1 class on cue items against a null of 5 / 15 %); dense-crop leaves the plateau after
+# ~800-950 steps and keeps improving to ~1,500 (README: 1,484-1,758 steps in 10 minutes). "Not pre-trained on dense
+# data" (scratch) gets as many sparse steps as the fine-tune, so the comparison is pre-training vs none at equal
+# sparse budgets.
+FULL_STEPS = {"base": 1500, "dense-wide": 400, "sparse": 5000, "general": 5000, "c3": 300, "scratch": 5000}
+STEPS = {"mini": MINI_STEPS, "full": FULL_STEPS}
+# s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine: 0.25 s contiguous, and
+# channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the same step 1.39x faster
+# (bench.cpu_train_step --preset cpu-recipe --threads 1: 147 -> 106 ms without data loading and aux losses)
+SEC_PER_STEP = 0.25 / 1.39
+COST_VARIANT = {"sparsesync": 1.0, "transformer": 1.28, "avst_dec": 0.86}  # measured relative step cost
+COST_DEPTH = {1: 0.90, 2: 1.0, 3: 1.06, 6: 1.17}  # backbones dominate the step, so depth costs little
+# measured at 3, 5 and 7 s; 2, 4 and 6 s are linear interpolations/extrapolations of those (not measured)
+COST_LENGTH = {2.0: 0.45, 3.0: 0.63, 4.0: 0.80, 5.0: 1.0, 6.0: 1.27, 7.0: 1.55}
+COST_FROZEN = 0.35  # no backward through the extractors
+OVERHEAD_S = {"dense-crop": 60.0, "dense-wide": 60.0, "sparse": 80.0, "general": 90.0}
+# random-offset passes over valid/test for sparse/general at mini and full (the official README uses 25 on real data;
+# with 400 distinct test items, 2 passes give 800 scored windows per sparse run)
+SPARSE_TEST_PASSES = 2
+MINI_SPARSE_TEST_PASSES = SPARSE_TEST_PASSES
+# synthetic clips generated per second by one worker at 64 px (10-s clips, x264 + AAC), for the plan's data time
+# (measured 4.3 dense-crop and 5.2 sparse clips/s on one worker while other work shared the machine)
+SYNTH_CLIPS_PER_S = 4.0
 
-# Synthetic data per profile: clips per setting, frame size, seeds. dense-crop/dense-wide share seed 0 (same talkers).
+# Synthetic data per profile: training clips per setting, frame size, clips per talker video, and the clips of each
+# setting's separate test set ("test": 0 = test on the training set's own test split). dense-crop/dense-wide share
+# seed 0 (same talkers); the test sets use TEST_SEED (talkers and events no training clip has). Test clips are cheap
+# to make and to score, so mini and full test on 400 distinct items per setting: two standard errors of a difference
+# near 50 % are then ~7 points instead of ~20 at 48 items.
 SYNTH = {
-    "smoke": {"size": 32, "clips": {"dense-crop": 12, "dense-wide": 12, "sparse": 12}, "clips_per_video": 1},
-    "mini": {"size": 64, "clips": {"dense-crop": 240, "dense-wide": 240, "sparse": 240}, "clips_per_video": 4},
+    "smoke": {"size": 32, "clips": {"dense-crop": 12, "dense-wide": 12, "sparse": 12}, "clips_per_video": 1,
+              "test": 0},
+    "mini": {"size": 64, "clips": {"dense-crop": 240, "dense-wide": 240, "sparse": 240}, "clips_per_video": 4,
+             "test": 400},
+    "full": {"size": 64, "clips": {"dense-crop": 480, "dense-wide": 480, "sparse": 600}, "clips_per_video": 4,
+             "test": 400},
 }
-SYNTH_SPLIT = (0.7, 0.1, 0.2)  # train / valid / test fractions of the synthetic sets (see the campaign's docstring)
-# "general": (setting, seed, clips) of the parts linked into one VGGSound-layout set (smoke, mini).
+# train / valid / test fractions of the synthetic training sets: with a separate test set (mini, full) their own test
+# split keeps only one talker or clip (the split rule keeps >= 1 per split); smoke tests on its own 20 %
+SYNTH_SPLIT = {"smoke": (0.7, 0.1, 0.2), "mini": (0.85, 0.15, 0.0), "full": (0.85, 0.15, 0.0)}
+TEST_SPLIT = (0.0, 0.0, 1.0)  # a test set is all test
+TEST_SEED = 1000
+# The sparse step of the recipe trains on sparse clips with 3-5 events per 10-s clip (synthetic.DENSE_EVENT_PROBS)
+# instead of the test generator's 0-3, so most windows hold a cue to learn from; it is tested on the standard sparse
+# generator. mini and full train every sparse and general run on such clips; smoke keeps the defaults.
+DENSE_EVENT_TRAINING = {"smoke": False, "mini": True, "full": True}
+# "general": (setting, seed, clips) of the parts linked into one VGGSound-layout set ("larger and more varied" than the
+# sparse training set: more clips, and talker clips besides the sparse classes).
 GENERAL_PARTS = {
     "smoke": (("sparse", 1, 12), ("dense-wide", 1, 8)),
     "mini": (("sparse", 1, 200), ("dense-wide", 1, 120)),
+    "full": (("sparse", 1, 800), ("dense-wide", 1, 400)),
 }
 # paper: sub-folders of data_root (prepared with `python -m paperlib prepare`, layouts of paperlib.data.datasets).
 PAPER_DATA_DIRS = {"dense-crop": "lrs3", "dense-wide": "lrs3_no_face_crop", "sparse": "vggsound_sparse",
@@ -133,7 +169,7 @@ def _steps(profile: str, kind: str) -> int:
         return 0
     if profile == "smoke":
         return {"base": 3, "scratch": 3}.get(kind, 2)
-    return MINI_STEPS[kind]
+    return STEPS[profile][kind]
 
 
 def plan(profile: str) -> dict[str, RunSpec]:
@@ -235,25 +271,44 @@ def canonical_key(spec: RunSpec, specs: Mapping[str, RunSpec]) -> str:
     return spec.key
 
 
-def mini_budget(specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -> dict[str, Any]:
-    """Estimated minutes per distinct mini run (steps x MINI_SEC_PER_STEP x relative cost + overhead), their sum, and
-    the wall time of ``parallel`` workers scheduled as :func:`paperlib.paper.campaign.ensure_runs` does (plan order,
-    parents first)."""
-    specs = plan("mini") if specs is None else specs
+# Wall-time targets of the campaign (data + training) on a quiet 2-core machine with two workers (minutes): mini's
+# share of its 60-minute run-all (Table 1, ~7 min, and the other artefacts, ~2 min, take the rest); full's whole
+# overnight run (4 hours, Table 1 at full included).
+BUDGET_TARGET_MIN = {"mini": 50.0, "full": 225.0}
+
+
+def run_minutes(spec: RunSpec, profile: str) -> float:
+    """Estimated minutes of one run (steps x SEC_PER_STEP x relative cost + overhead) on one quiet core."""
+    cost = COST_VARIANT[spec.variant] * COST_DEPTH[spec.depth or DEFAULT_DEPTH[profile]]
+    cost *= COST_LENGTH.get(spec.clip_sec, spec.clip_sec / DEFAULT_CLIP_SEC[profile])
+    if spec.frozen_backbones:
+        cost *= COST_FROZEN
+    return (spec.steps * SEC_PER_STEP * cost + OVERHEAD_S[spec.setting]) / 60
+
+
+def data_clips(profile: str) -> int:
+    """Synthetic clips a whole campaign of ``profile`` generates (training sets, the general parts, test sets)."""
+    p = SYNTH[profile]
+    n = sum(p["clips"].values()) + sum(c for _, _, c in GENERAL_PARTS[profile])
+    return n + p["test"] * len(p["clips"])
+
+
+def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -> dict[str, Any]:
+    """The plan's estimated cost at ``profile`` (mini, full): minutes per distinct run (:func:`run_minutes`), their
+    sum, the data generation, and the wall time of ``parallel`` workers scheduled as
+    :func:`paperlib.paper.campaign.ensure_runs` does (plan order, parents first), against ``BUDGET_TARGET_MIN``."""
+    if profile not in STEPS:
+        raise ValueError(f"budget() estimates the CPU profiles {tuple(STEPS)}, not {profile!r}")
+    specs = plan(profile) if specs is None else specs
     memo: dict[str, str] = {}
     owner: dict[str, str] = {}
     for key, s in specs.items():
-        owner.setdefault(spec_hash(s, "mini", specs, _memo=memo), key)
+        owner.setdefault(spec_hash(s, profile, specs, _memo=memo), key)
     rows = []
     for key in owner.values():
         s = specs[key]
-        cost = MINI_COST_VARIANT[s.variant] * MINI_COST_DEPTH[s.depth or DEFAULT_DEPTH["mini"]]
-        cost *= MINI_COST_LENGTH.get(s.clip_sec, s.clip_sec / DEFAULT_CLIP_SEC["mini"])
-        if s.frozen_backbones:
-            cost *= MINI_COST_FROZEN
-        sec = s.steps * MINI_SEC_PER_STEP * cost + MINI_OVERHEAD_S[s.setting]
         parent = owner[memo[s.init_from]] if s.init_from else None
-        rows.append({"key": key, "parent": parent, "steps": s.steps, "minutes": round(sec / 60, 2)})
+        rows.append({"key": key, "parent": parent, "steps": s.steps, "minutes": round(run_minutes(s, profile), 2)})
     # list scheduling: the next run of the plan whose parent has finished takes the first free worker
     dur = {r["key"]: r["minutes"] for r in rows}
     par = {r["key"]: r["parent"] for r in rows}
@@ -269,8 +324,12 @@ def mini_budget(specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -
         now = running.pop(k)
         done.add(k)
     total = sum(dur.values())
-    return {"runs": rows, "n_runs": len(rows), "process_minutes": round(total, 1), "parallel": parallel,
-            "wall_minutes": round(now, 1)}
+    data_min = data_clips(profile) / (SYNTH_CLIPS_PER_S * parallel) / 60
+    wall = now + data_min
+    return {"profile": profile, "runs": rows, "n_runs": len(rows), "process_minutes": round(total, 1),
+            "parallel": parallel, "training_wall_minutes": round(now, 1), "data_clips": data_clips(profile),
+            "data_minutes": round(data_min, 1), "wall_minutes": round(wall, 1),
+            "target_wall_minutes": BUDGET_TARGET_MIN[profile], "fits": wall <= BUDGET_TARGET_MIN[profile]}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -282,11 +341,22 @@ def runs_root_path(runs_root: str | os.PathLike | None) -> Path:
     return Path(runs_root).resolve() if runs_root is not None else runs_dir()
 
 
-def synth_config(profile: str, setting: str, seed: int = 0) -> SynthConfig:
-    """The SynthConfig of a synthetic setting at ``profile`` (smoke / mini)."""
+def synth_config(profile: str, setting: str, seed: int = 0, *, test: bool = False) -> SynthConfig:
+    """The SynthConfig of a synthetic setting at ``profile`` (smoke, mini, full): its training set (sparse clips
+    with dense events where ``DENSE_EVENT_TRAINING``), or with ``test`` its separate test set (the standard
+    generator, ``TEST_SEED``, all test)."""
     p = SYNTH[profile]
-    return SynthConfig(setting=setting, size=p["size"], seed=seed, clips_per_video=p["clips_per_video"],
-                       split_fractions=SYNTH_SPLIT).validate()
+    split = TEST_SPLIT if test else SYNTH_SPLIT[profile]
+    cfg = SynthConfig(setting=setting, size=p["size"], seed=TEST_SEED if test else seed,
+                      clips_per_video=p["clips_per_video"], split_fractions=split)
+    if setting == "sparse" and not test and DENSE_EVENT_TRAINING[profile]:
+        cfg = dataclasses.replace(cfg, event_count_probs=DENSE_EVENT_PROBS)
+    return cfg.validate()
+
+
+def has_test_set(profile: str) -> bool:
+    """Does ``profile`` test on separate synthetic test sets (else on each training set's own test split)?"""
+    return profile in SYNTH and SYNTH[profile]["test"] > 0
 
 
 def data_identity(profile: str, setting: str, data_root: str | os.PathLike | None = None) -> str:
@@ -298,6 +368,23 @@ def data_identity(profile: str, setting: str, data_root: str | os.PathLike | Non
         return f"synthetic-general:{config_hash({'parts': parts})}"
     cfg = synth_config(profile, setting)
     return f"synthetic:{config_hash({'config': to_dict(cfg), 'clips': SYNTH[profile]['clips'][setting]})}"
+
+
+def test_identity(profile: str, setting: str, data_root: str | os.PathLike | None = None) -> str:
+    """What the test data of a setting *is*: the separate test set's recipe, or the training data's identity (its
+    own test split)."""
+    if not has_test_set(profile):
+        return data_identity(profile, setting, data_root)
+    cfg = synth_config(profile, setting, test=True)
+    return f"synthetic-test:{config_hash({'config': to_dict(cfg), 'clips': SYNTH[profile]['test']})}"
+
+
+def test_dir(profile: str, setting: str, runs_root: str | os.PathLike | None = None,
+             data_root: str | os.PathLike | None = None) -> Path:
+    """The data root a setting is tested on (not created): its separate test set, or its training data."""
+    if not has_test_set(profile):
+        return data_dir(profile, setting, runs_root, data_root)
+    return runs_root_path(runs_root) / "data" / profile / f"{setting}-test"
 
 
 def _paper_root(setting: str, data_root: str | os.PathLike | None) -> Path:
@@ -344,7 +431,8 @@ def check_paper_inputs(configs: Iterable[RunConfig], test_roots: Iterable[str | 
 
 def ensure_data(profile: str, settings: Iterable[str], runs_root: str | os.PathLike | None = None,
                 progress: bool = True, workers: int = 1) -> dict[str, Path]:
-    """Generate the synthetic sets of ``settings`` (smoke / mini) once; checks their ``synth.json``."""
+    """Generate the synthetic sets of ``settings`` (smoke, mini, full) once, with their separate test sets where
+    the profile has them (``{setting}-test`` keys of the result); checks their ``synth.json``."""
     if profile not in SYNTH:
         raise ValueError(f"profile {profile!r} uses real data (data_root), not synthetic sets; use {list(SYNTH)}")
     out: dict[str, Path] = {}
@@ -356,6 +444,11 @@ def ensure_data(profile: str, settings: Iterable[str], runs_root: str | os.PathL
         n = SYNTH[profile]["clips"][setting]
         _generate_checked(synth_config(profile, setting), root, n, progress, workers)
         out[setting] = root
+        if has_test_set(profile):
+            troot = test_dir(profile, setting, runs_root)
+            _generate_checked(synth_config(profile, setting, test=True), troot, SYNTH[profile]["test"], progress,
+                              workers)
+            out[f"{setting}-test"] = troot
     return out
 
 
@@ -458,7 +551,7 @@ def data_fields(profile: str, setting: str, geometry: Geometry, root: Path) -> d
         if setting in ("sparse", "general"):
             d |= SPARSE_AUGMENT
             d |= {"upscale_crop": max(2, int(round(crop * 192 / 224))), "fixed_offsets": False,
-                  "iter_times": MINI_SPARSE_TEST_PASSES if profile == "mini" else 2}
+                  "iter_times": SPARSE_TEST_PASSES}
     return d
 
 
@@ -536,23 +629,29 @@ def test_data_config(spec: RunSpec, profile: str, *, data_root: str | os.PathLik
                      runs_root: str | os.PathLike | None = None, seed: int = 0, cfg: RunConfig | None = None,
                      overrides: Sequence[str] = ()) -> Any:
     """The DataConfig of the split a run is tested on: its own setting's (``cfg.data`` when ``cfg``, the spec's
-    resolved config, is given), or ``spec.test_setting``'s. ``overrides`` as for :func:`resolve_spec`."""
+    resolved config, is given), or ``spec.test_setting``'s; on the setting's separate test set where the profile
+    has one (:func:`test_dir`). ``overrides`` as for :func:`resolve_spec`."""
     setting = spec.test_setting or spec.setting
     if setting == spec.setting:
-        return (cfg or resolve_spec(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed,
+        data = (cfg or resolve_spec(spec, profile, data_root=data_root, runs_root=runs_root, seed=seed,
                                     overrides=overrides)).data
-    other = dataclasses.replace(spec, setting=setting, test_setting=None, init_from=None)
-    return resolve_spec(other, profile, data_root=data_root, runs_root=runs_root, seed=seed,
-                        overrides=overrides).data
+    else:
+        other = dataclasses.replace(spec, setting=setting, test_setting=None, init_from=None)
+        data = resolve_spec(other, profile, data_root=data_root, runs_root=runs_root, seed=seed,
+                            overrides=overrides).data
+    if has_test_set(profile):
+        data = dataclasses.replace(data, root=str(test_dir(profile, setting, runs_root)))
+    return data
 
 
 def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None, test_setting: str | None,
-                  world_size: int = 1) -> str:
+                  test_id: str | None = None, world_size: int = 1) -> str:
     """The campaign hash of a resolved config (``to_dict`` form, e.g. a run's ``config.json``): the data folder
     replaced by the data's identity, the init checkpoint by the parent's campaign hash, the extractor weights by
     their file names, run-location fields and the device blanked (the precision, resolved by :func:`resolve_spec`,
-    stays), and the setting it is tested on. ``world_size``: processes per run (the lr and the global batch scale
-    with it); 1 adds nothing."""
+    stays), and the setting it is tested on with the identity of that test data (``test_id``; its test_detail.json
+    lives in the run). ``world_size``: processes per run (the lr and the global batch scale with it); 1 adds
+    nothing."""
     d = json.loads(json.dumps(cfg))
     d["data"]["root"] = data_id
     d["data"]["decoded_cache_dir"] = ""  # where decoded clips are cached changes no result
@@ -566,9 +665,19 @@ def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None,
         if d["model"].get(w):
             d["model"][w] = Path(d["model"][w]).name
     key: dict[str, Any] = {"config": d, "test_setting": test_setting}
+    if test_id is not None:
+        key["test_data"] = test_id
     if world_size != 1:
         key["world_size"] = int(world_size)
     return config_hash(key)
+
+
+def spec_test_identity(spec: RunSpec, profile: str, data_root: str | os.PathLike | None = None) -> str | None:
+    """The test-data identity that enters a spec's campaign hash: None where runs test on their training data's own
+    split (smoke, paper: the data identity already covers it), else the separate test set's."""
+    if not has_test_set(profile):
+        return None
+    return test_identity(profile, spec.test_setting or spec.setting, data_root)
 
 
 def spec_hash(spec: RunSpec, profile: str, specs: Mapping[str, RunSpec] | None = None, *, seed: int = 0,
@@ -592,6 +701,6 @@ def spec_hash(spec: RunSpec, profile: str, specs: Mapping[str, RunSpec] | None =
         resolve_spec(spec, profile, data_root=data_root, runs_root="/nonexistent", seed=seed, device=device,
                      recipe=recipe, overrides=overrides)
     h = campaign_hash(to_dict(cfg), data_identity(profile, spec.setting, data_root), parent, spec.test_setting,
-                      world_size=world_size)
+                      spec_test_identity(spec, profile, data_root), world_size=world_size)
     memo[spec.key] = h
     return h
