@@ -1,5 +1,5 @@
 # paperlib: two commands do all set-up on a fresh machine.
-#   make reproduce [PROFILE=smoke|mini|paper]   regenerate the paper's tables and figures (default: mini)
+#   make reproduce [PROFILE=smoke|mini|full|paper]   regenerate the paper's tables and figures (default: mini)
 #   make test                                    run the test suite
 #   make table2 | table3 | ... | fig5 [PROFILE=...] one artefact (see ARTEFACTS; table5 = table3)
 #   make reproduce PROFILE=paper DATA_ROOT=/data GPUS=8 [RECIPE=on|off] [CHECKPOINT=key=path,...]

@@ -26,7 +26,7 @@ WIDTH = 120
 # Every parameter an artefact function may take: its literal in the parameters cell and the comment beside it.
 # Empty strings stand for None (the call passes ``x or None``).
 PARAMETERS = {
-    "profile": ('"mini"', "smoke | mini | paper"),
+    "profile": ('"mini"', "smoke | mini | full | paper"),
     "seed": ("0", ""),
     "device": ('"auto"', "auto (CUDA when present) | cpu | cuda"),
     "data_root": ('""', "paper: folder holding lrs3/, lrs3_no_face_crop/, vggsound_sparse/, vggsound/, weights/"),
@@ -107,14 +107,15 @@ def _overall(variant: str) -> str:
 
 
 # The training-based artefacts share one set of cached training runs (paperlib/paper/campaign.py).
-MAPPING = """Mapping at the `smoke` and `mini` profiles (synthetic benchmark, `paperlib/data/synthetic/`):
+MAPPING = """Mapping at the `smoke`, `mini` and `full` profiles (synthetic benchmark, `paperlib/data/synthetic/`):
 dense-crop = LRS3 (face crop), dense-wide = LRS3 (no face crop), sparse = VGGSound-Sparse, general = VGGSound (a larger,
 more varied set); "pre-trained on LRS3" = the dense-crop -> dense-wide chain before sparse. At `mini` the model is the
 small CPU configuration of the paper's architecture (`cpu-recipe`: d_model 64, depth 2, 16 selectors, 48-px crops, 5-s
-windows) with the plateau recipe of `paperlib/engine/recipes.py` (time-anchored selector init, auxiliary losses);
-`smoke` is a wiring check whose claims are all "not testable at this profile"; `paper` uses the paper's geometry and
-backbones on the prepared datasets. Every run is trained once per profile and shared by all notebooks (cached by its
-resolved config). Tables: paper | ours | delta (percent), two binomial standard errors of ours (`2se`), the chance
+windows) with the plateau recipe of `paperlib/engine/recipes.py` (time-anchored init, auxiliary losses); `full` is the
+same model with every run trained past its plateau (`python -m paperlib campaign --profile full --budget`); `smoke` is
+a wiring check whose claims are all "not testable at this profile"; `paper` uses the paper's geometry and backbones on
+the prepared datasets. Every run is trained once per profile and shared by all notebooks (cached by its resolved
+config). Tables: paper | ours | delta (percent), two binomial standard errors of ours (`2se`), the chance
 level and the test-set size `n`; a difference counts only beyond 2 s.e., and comparisons of runs that are all at chance
 are "not testable" (rules: `paperlib/paper/verdicts.py`)."""
 
