@@ -309,3 +309,28 @@ def test_torchrun_trains_a_resolved_config_file(tmp_path):
     res = json.loads((run / runs.RESULTS_FILE).read_text())
     assert res["world_size"] == 2 and res["ranks_in_sync"] is True and res["steps"] == cfg["train"]["max_steps"]
     assert json.loads((run / runs.CONFIG_FILE).read_text()) == cfg | {"train": cfg["train"] | {"ddp_timeout_s": 120.0}}
+
+
+@pytest.mark.slow
+def test_progress_report_and_seeds_train_nothing_new(tmp_path, capsys):
+    """A campaign spread over sessions: train=False returns the finished runs only and trains nothing; the progress
+    report lists finished and missing runs; --seeds trains once per seed and prints the spread."""
+    from paperlib.paper.reproduce import progress_report
+
+    key = "sparsesync/dense-crop/c21"
+    assert C.ensure_runs([key, "avst_dec/dense-crop/c21"], "smoke", runs_root=tmp_path, train=False) == {}
+    assert not (tmp_path / "campaign").exists()  # nothing trained, nothing generated
+    assert main(["campaign", "--profile", "smoke", "--runs-root", str(tmp_path), "--keys", key,
+                 "--seeds", "0", "1", "--json", str(tmp_path / "seeds.json")]) == 0
+    rows = json.loads((tmp_path / "seeds.json").read_text())
+    assert [r["run"] for r in rows] == [key] and rows[0]["seeds"] == "0 1" and " / " in rows[0]["acc1 per seed"]
+    assert len(list((tmp_path / "campaign" / "smoke").iterdir())) == 2  # one run per seed
+    got = C.ensure_runs([key, "avst_dec/dense-crop/c21"], "smoke", runs_root=tmp_path, train=False)
+    assert list(got) == [key] and got[key].reused
+    report = progress_report("smoke", tmp_path / "report", runs_root=tmp_path)
+    text = report.read_text()
+    assert f"| {key} | {C.plan('smoke')[key].steps} |" in text and "| avst_dec/dense-crop/c21 | not finished |" in text
+    claims = json.loads((tmp_path / "report" / "claims.json").read_text())
+    judged = [c for c in claims["claims"] if not c["claim"].startswith("parameter counts")]  # no training needed
+    assert claims["finished"] and judged and all(c["verdict"] == "not testable at this profile" for c in judged)
+    assert len(list((tmp_path / "campaign" / "smoke").iterdir())) == 2  # the report trained nothing

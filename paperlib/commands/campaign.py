@@ -54,6 +54,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--plan", action="store_true", help="print the plan (key, parent, steps) and exit")
     p.add_argument("--budget", action="store_true",
                    help="print the plan's estimated wall time on a quiet 2-core machine (mini, full) and exit")
+    p.add_argument("--progress-report", default=None, metavar="OUT",
+                   help="train nothing: write OUT/REPORT.md with the tables and claims of the runs finished so far")
     p.add_argument("--worker", nargs="+", default=None, metavar="FOLDER", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
@@ -68,6 +70,12 @@ def main(argv: list[str]) -> int:
     if a.plan:
         for k, s in campaign.plan(a.profile).items():
             print(f"{k:55s} parent={s.init_from} steps={s.steps}")
+        return 0
+    if a.progress_report:
+        from paperlib.paper.reproduce import progress_report
+
+        opts = {k: v for k, v in run_options(a).items() if k in ("data_root", "recipe", "overrides", "gpus")}
+        print(progress_report(a.profile, a.progress_report, runs_root=a.runs_root, seed=a.seed, **opts))
         return 0
     keys = a.keys or campaign.contract_keys(a.profile)
     try:

@@ -350,8 +350,11 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
                 data_root: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
                 parallel: int | None = None, progress: bool = True, gpus: int | None = None,
                 recipe: str | None = None, overrides: Sequence[str] = (),
-                launcher: Sequence[str] | None = None) -> dict[str, RunRecord]:
+                launcher: Sequence[str] | None = None, train: bool = True) -> dict[str, RunRecord]:
     """Train what is missing for ``keys`` (dependencies first), reuse finished runs, resume unfinished ones.
+
+    ``train=False`` trains nothing: the records of the keys whose runs have finished, the others left out (what a
+    campaign that runs over several sessions has so far).
 
     ``gpus``: processes per run (None: one per CUDA GPU at ``paper``, else 1). A run is trained through torchrun with
     that many processes at ``paper`` or when ``gpus > 1`` (in its worker's process otherwise), or through
@@ -387,7 +390,7 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     hroot = {h: hash_root(root, profile, canonical_key(specs[k], specs), h) for h, k in owner.items()}
     done = {h: finished(p) for h, p in hroot.items()}
     todo = [h for h in dict.fromkeys(hashes[k] for k in order) if done[h] is None]
-    if todo:
+    if todo and train:
         if profile != "paper":
             ensure_data(profile, {specs[owner[h]].setting for h in todo} |
                         {specs[owner[h]].test_setting for h in todo if specs[owner[h]].test_setting},
@@ -406,6 +409,8 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     for k in keys:
         h = hashes[k]
         run_dir = finished(hroot[h])
+        if run_dir is None and not train:
+            continue
         if run_dir is None:
             raise RuntimeError(f"{k}: no finished run under {hroot[h]} after training")
         _check_run_config(run_dir, h, specs[k], profile, memo, data_root)

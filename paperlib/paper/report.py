@@ -106,7 +106,7 @@ def publish(src: Path, name: str, figures_root: str | None = None) -> list[str]:
     return out
 
 
-def _df_to_markdown(df) -> str:
+def df_to_markdown(df) -> str:
     cols = [str(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in df.itertuples(index=False):
@@ -130,7 +130,7 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
         csv_path = out / "tables" / f"{art.name}{suffix}.csv"
         write_text_atomic(csv_path, df.to_csv(index=False))
         written[f"csv:{title}"] = str(csv_path)
-        md_parts += [f"### {title}", "", _df_to_markdown(df), ""]
+        md_parts += [f"### {title}", "", df_to_markdown(df), ""]
     if art.claims:
         md_parts += ["### Claims", "", "| claim | verdict | evidence |", "|---|---|---|"]
         md_parts += [f"| {c.text} | {c.verdict} | {c.evidence} |" for c in art.claims]

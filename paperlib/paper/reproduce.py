@@ -18,10 +18,10 @@ from typing import Any
 
 from paperlib.core.io import write_text_atomic
 from paperlib.paper import campaign
-from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills
-from paperlib.paper.report import PROFILES, repo_root, runs_dir, write_report
+from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills, paper_size_params
+from paperlib.paper.report import PROFILES, df_to_markdown, environment, repo_root, runs_dir, write_report
 
-__all__ = ["PROFILES", "notebooks", "run_notebook", "train_campaign", "reproduce"]
+__all__ = ["PROFILES", "notebooks", "run_notebook", "train_campaign", "reproduce", "progress_report"]
 
 
 def notebooks() -> list[Path]:
@@ -130,3 +130,59 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
     else:
         report = write_report(profile, results, since=started)
     return report, results
+
+
+def progress_report(profile: str, out: str | Path, *, runs_root: str | None = None, seed: int = 0,
+                    **run: Any) -> Path:
+    """What a long campaign (``full`` over several nights) has found so far, without training anything: the
+    training artefacts' tables and claims from the runs that have finished (the others' cells empty, their claims
+    "not testable at this profile: run not available"), the finished and the missing runs. Writes ``out/REPORT.md``
+    and ``out/claims.json``; returns the report's path. ``run``: ``data_root``, ``recipe``, ``overrides``, ``gpus``
+    of :func:`campaign.ensure_runs` (they select the runs, as when training)."""
+    from paperlib.core import paper_numbers as numbers
+    from paperlib.paper import tables as T
+
+    out = Path(out)
+    keys = all_keys(profile)
+    records = campaign.ensure_runs(keys, profile, runs_root=runs_root, seed=seed, train=False, progress=False,
+                                   **run)
+    params = paper_size_params(sorted(numbers.TABLE6))
+    parts = [("table2_main_results", T.table2_from_records(records, profile)),
+             ("table3_ablation", T.table3_from_records(records, profile)),
+             ("table4_input_length", T.table4_from_records(records, profile)),
+             ("table6_depth", T.table6_from_records(records, profile, params)),
+             ("table7_finetune", T.table7_from_records(records, profile)),
+             ("fig3_per_class", T.fig3_from_records(records, profile))]
+    env = environment()
+    git = env.get("git", {})
+    lines = [f"# paperlib at `{profile}`: what the campaign has found so far", "",
+             f"{len(set(records))} of {len(keys)} run keys finished (commit `{git.get('sha')}`"
+             f"{' (dirty)' if git.get('dirty') else ''}; written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; "
+             f"`python -m paperlib campaign --profile {profile} --progress-report OUT`). Claims that need a run "
+             "that has not finished are \"not testable at this profile\" here; train it and write this again.", "",
+             "## Claims", "", "| artefact | claim | verdict | evidence |", "|---|---|---|---|"]
+    claims = []
+    for name, (_, cl) in parts:
+        claims += [{"artefact": name, "claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in cl]
+    lines += [f"| {c['artefact']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in claims] + [""]
+    lines += ["## Runs", "",
+              "| run | steps | left the plateau at step | learned | wall (min) | Acc@1 | Acc@1 +-1 cls | n |",
+              "|---|---|---|---|---|---|---|---|"]
+    for k in keys:
+        r = records.get(k)
+        if r is None:
+            lines.append(f"| {k} | not finished | | | | | | |")
+            continue
+        t = r.test
+        learned = "yes" if T.measure(records, k).above_chance else "no: at chance"
+        lines.append(f"| {k} | {r.steps} | {r.left_plateau_at_step} | {learned} | {r.wall_s / 60:.1f} | "
+                     f"{100 * t['accuracy_1']:.1f} | {100 * t['accuracy_1_tol1']:.1f} | {t['n']} |")
+    lines.append("")
+    for _, (tabs, _) in parts:
+        for title, df in tabs.items():
+            lines += [f"## {title}", "", df_to_markdown(df), ""]
+    write_text_atomic(out / "claims.json", json.dumps({"profile": profile, "claims": claims,
+                                                       "finished": sorted(records), "keys": keys,
+                                                       "runs": {k: str(r.run_dir) for k, r in records.items()}},
+                                                      indent=2))
+    return write_text_atomic(out / "REPORT.md", "\n".join(lines))
