@@ -476,3 +476,10 @@ def test_seed_table_mean_spread_and_chance_count():
     assert ss["acc1 mean"] == 30.0 and ss["n"] == 400 and ss["seeds above chance"] == 3
     av = df[df["run"] == "avst_dec/dense-crop/c21"].iloc[0]
     assert av["seeds above chance"] == 0 and av["acc1_tol1 chance"] == pytest.approx(14.3)
+
+
+def test_runs_table_flags_runs_that_never_learned():
+    recs = _table2_records(ss_sparse=0.50, avst_sparse=0.15)
+    rt = T.runs_table(recs).set_index("run")
+    assert rt.loc["avst_dec/sparse/c21", "learned"].startswith("no: at chance")  # 15 % within +-1, chance 14.3 %
+    assert rt.loc["sparsesync/sparse/c21", "learned"] == "yes"

@@ -38,8 +38,9 @@ from typing import Any
 from paperlib.core.geometry import Geometry
 from paperlib.core import paper_numbers as numbers
 from paperlib.paper.report import Claim, rel_to, repo_root
-from paperlib.paper.verdicts import MINI_PART, MINI_SPARSE, SMOKE_EVIDENCE, Measure, Part, Z, chance_level, combine, \
-    compare_better, compare_gap_growth, compare_not_better, headline_tol, judge
+from paperlib.paper.verdicts import (MINI_DEPTH6, MINI_PART, MINI_SPARSE, SMOKE_EVIDENCE, Measure, Part, Z,
+                                     chance_level, combine, compare_better, compare_gap_growth, compare_not_better,
+                                     headline_tol, judge)
 from paperlib.studies.leakage import table1_orderings
 
 SETTING_DATASET = {"dense-crop": "LRS3 (face crop)", "dense-wide": "LRS3 (no face crop)", "sparse": "VGGSound-Sparse",
@@ -154,14 +155,18 @@ def _oracle(rec: Any, tol: int) -> dict[str, float]:
 
 
 def runs_table(records: Mapping[str, Any]) -> Any:
-    """One row per run used: steps, where it left the chance plateau, wall time, parameters, cache reuse, folder."""
+    """One row per run used: steps, where it left the chance plateau, whether its test accuracy (the headline metric)
+    is above chance (a run at chance never learned: claims resting on it say so), wall time, parameters, cache
+    reuse, folder."""
     import pandas as pd
 
     rows = []
     for key, rec in records.items():
         params = getattr(rec, "params", None) or {}
+        m = measure(records, key)
         rows.append({"run": key, "steps": getattr(rec, "steps", None),
                      "left_plateau_at_step": getattr(rec, "left_plateau_at_step", None),
+                     "learned": "yes" if m.above_chance else "no: at chance on its test set",
                      "wall_s": round(float(getattr(rec, "wall_s", float("nan")) or float("nan")), 1),
                      "params": params.get("total"), "reused": getattr(rec, "reused", None),
                      "run_dir": rel_to(str(getattr(rec, "run_dir", "")), repo_root())})
@@ -383,7 +388,7 @@ def table6_from_records(records: Mapping[str, Any], profile: str, paper_params: 
         gain = (numbers.TABLE6[3][col] - numbers.TABLE6[1][col]) / 100
         sat = compare_not_better(m(hi), m(mid), f"depth {hi} vs {mid}", effect=gain)
     claims = [judge("depth helps (more transformer layers, higher accuracy)", [helps], profile),
-              judge("the gain saturates around 3 layers", [sat], profile)]
+              judge("the gain saturates around 3 layers", [sat], profile, MINI_DEPTH6)]
     ok = [abs(paper_params[d] / 1e6 - numbers.TABLE6[d][0]) <= 0.05 for d in numbers.TABLE6 if d in paper_params]
     claims.append(Claim(
         "parameter counts of the paper-size model (Table 6 Params)",

@@ -37,6 +37,7 @@ SMOKE_EVIDENCE = "smoke profile: a wiring check of a few optimiser steps, its nu
 MINI_YES = "yes"
 MINI_SPARSE = "no: it rests on sparse runs, which mini trains 350 of the ~5,000 steps they need (full trains them)"
 MINI_PART = "in part: its dense parts yes; its sparse parts rest on runs mini trains 350 of ~5,000 steps"
+MINI_DEPTH6 = "no: it needs depth 6, which mini does not train (its budget allows depths 1-3; full trains 1, 2, 3, 6)"
 
 def chance_level(num_classes: int, tol: int = 0) -> float:
     """Accuracy of always predicting one interior class under uniform offsets: (2 tol + 1) / C, at most 1."""
