@@ -488,8 +488,8 @@ def test_finetune_preset_on_sparse_clips_reports_mean_and_std_over_passes(tmp_pa
 @pytest.mark.parametrize("memory_format, device, expect", [("auto", "cpu", True), ("contiguous", "cpu", False),
                                                            ("channels_last", "cpu", True)])
 def test_memory_format_of_the_training_model(memory_format, device, expect):
-    """auto = channels-last convolution weights on CPU (the faster training step); the step's loss is unchanged up
-    to float rounding, and a bad value is refused by the config check."""
+    """auto = channels-last convolution weights on CPU (the faster training step); the logits are unchanged up to
+    float rounding, and a bad value is refused by the config check."""
     from types import SimpleNamespace
 
     from paperlib.engine.objectives import CrossEntropyObjective

@@ -54,9 +54,10 @@ Deviations (from the paper; each is documented at the constant that sets it, in 
   their fresh init (``train.init_skip``); the sparse row fine-tunes that dense-wide row (its extractors never saw
   dense-crop). "Frozen extractors": the dense-crop extractors, frozen through dense-wide and sparse.
 - "Sync model not pre-trained on dense data" trains on sparse from scratch for as many steps as a from-scratch dense
-  run (``MINI_STEPS`` ``base``), so it is not starved of steps relative to the fine-tune.
+  run at mini (``MINI_STEPS`` ``base``) and as the sparse fine-tune at full (``FULL_STEPS``), so it is not starved of
+  steps relative to the fine-tune.
 - ``mini`` evaluates the sparse and general settings as the official VGGSound-Sparse README (random offsets, several
-  passes: ``MINI_SPARSE_TEST_PASSES`` instead of 25) and trains them with the official fine-tuning augmentations,
+  passes: ``SPARSE_TEST_PASSES`` instead of 25) and trains them with the official fine-tuning augmentations,
   scaled to the CPU crop.
 """
 
@@ -88,7 +89,7 @@ from paperlib.engine.evaluate import predict, summarise
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import build_model
 from paperlib.paper.campaign_plan import (BACKBONE_PREFIXES, CLASSES, DEFAULT_CLIP_SEC, DEFAULT_DEPTH, DEPTHS,
-                                          GENERAL_PARTS, LENGTHS, MINI_SPARSE_TEST_PASSES, MINI_STEPS,
+                                          GENERAL_PARTS, LENGTHS, MINI_STEPS, SPARSE_TEST_PASSES,
                                           PAPER_DATA_DIRS, PROFILES, SETTINGS, SYNTH, TRAIN_SEED_BASE, VARIANTS,
                                           RunSpec, campaign_hash, canonical_key, check_profile, closure,
                                           budget, contract_keys, data_dir, data_identity, ensure_data, plan,
@@ -98,7 +99,7 @@ from paperlib.paper.campaign_runner import (LOG_FILE, SPEC_FILE, TEST_DETAIL, Jo
                                             redirect_output, run_training, schedule, slug, train_command)
 
 __all__ = ["PROFILES", "VARIANTS", "SETTINGS", "CLASSES", "LENGTHS", "DEPTHS", "DEFAULT_DEPTH", "DEFAULT_CLIP_SEC",
-           "MINI_STEPS", "MINI_SPARSE_TEST_PASSES", "SYNTH", "GENERAL_PARTS", "PAPER_DATA_DIRS", "BACKBONE_PREFIXES",
+           "MINI_STEPS", "SPARSE_TEST_PASSES", "SYNTH", "GENERAL_PARTS", "PAPER_DATA_DIRS", "BACKBONE_PREFIXES",
            "TRAIN_SEED_BASE", "TEST_DETAIL", "SPEC_FILE", "LOG_FILE", "RunSpec", "RunRecord", "plan",
            "contract_keys", "budget", "synth_config", "data_identity", "data_dir", "ensure_data", "resolve_spec",
            "campaign_hash", "spec_hash", "canonical_key", "test_data_config", "cue_metrics", "evaluate_model",

@@ -83,7 +83,6 @@ OVERHEAD_S = {"dense-crop": 60.0, "dense-wide": 60.0, "sparse": 80.0, "general":
 # random-offset passes over valid/test for sparse/general at mini and full (the official README uses 25 on real data;
 # with 400 distinct test items, 2 passes give 800 scored windows per sparse run)
 SPARSE_TEST_PASSES = 2
-MINI_SPARSE_TEST_PASSES = SPARSE_TEST_PASSES
 # synthetic clips generated per second by one worker at 64 px (10-s clips, x264 + AAC), for the plan's data time
 # (measured 4.3 dense-crop and 5.2 sparse clips/s on one worker while other work shared the machine)
 SYNTH_CLIPS_PER_S = 4.0

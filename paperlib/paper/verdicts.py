@@ -103,7 +103,8 @@ def _detectable(se: float) -> str:
 
 
 def _missing(what: str) -> Part:
-    return Part("not testable at this profile", f"{what}: run not available (not in this profile's plan, or not finished)")
+    return Part("not testable at this profile",
+                f"{what}: run not available (not in this profile's plan, or not finished)")
 
 
 def _difference(a: Measure | None, b: Measure | None, what: str) -> tuple[float, float, str] | Part:
