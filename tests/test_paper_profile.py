@@ -301,8 +301,12 @@ def test_train_command_in_process_torchrun_or_launcher(tmp_path):
 
 
 def test_make_passes_the_paper_options():
-    out = subprocess.run(["make", "-n", "-o", ".venv/.installed", "table5", "PROFILE=paper", "DATA_ROOT=/data",
-                          "GPUS=8", "RECIPE=on", "CHECKPOINT=a=b.pt"], cwd=ROOT, capture_output=True, text=True)
+    # Under `make test` the parent make's MAKEFLAGS/MAKELEVEL reach this child make, which then prints
+    # "Entering/Leaving directory" lines around the recipe; run it as a top-level make.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-o", ".venv/.installed", "table5", "PROFILE=paper",
+                          "DATA_ROOT=/data", "GPUS=8", "RECIPE=on", "CHECKPOINT=a=b.pt"], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
     line = out.stdout.strip().splitlines()[-1]
     assert "-m paperlib reproduce --profile paper --data-root /data --gpus 8 --recipe on --checkpoint a=b.pt" \
         in " ".join(line.split()) and line.endswith("--only table3")
