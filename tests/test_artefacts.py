@@ -483,3 +483,43 @@ def test_runs_table_flags_runs_that_never_learned():
     rt = T.runs_table(recs).set_index("run")
     assert rt.loc["avst_dec/sparse/c21", "learned"].startswith("no: at chance")  # 15 % within +-1, chance 14.3 %
     assert rt.loc["sparsesync/sparse/c21", "learned"] == "yes"
+
+
+def test_repeated_seeds_average_and_carry_their_spread():
+    """The mean of repeated runs: its s.e. is the between-seed s.e. when the seeds disagree (so a gap that one run
+    shows can vanish in the seeds' spread) and the pooled binomial s.e. when they agree."""
+    chance = V.chance_level(21, 1)
+    spread = V.Measure.repeated("A", [0.60, 0.20, 0.25], 400, chance)
+    assert spread.acc == pytest.approx(0.35) and spread.runs == 3 and spread.seed_sd == pytest.approx(0.2179, abs=1e-4)
+    assert spread.se == pytest.approx(0.2179 / math.sqrt(3), abs=1e-4)
+    agree = V.Measure.repeated("A", [0.5, 0.5, 0.5], 400, chance)
+    assert agree.se == pytest.approx(V.binomial_se(0.5, 1200)) and agree.seed_sd == 0.0
+    assert V.Measure.repeated("A", [0.3], 400, chance) == V.Measure("A", 0.3, 400, chance)  # one run: as before
+    low = V.Measure.repeated("B", [0.15, 0.14, 0.15], 400, chance)
+    one_seed = V.compare_better(V.Measure("A", 0.60, 400, chance), V.Measure("B", 0.15, 400, chance))
+    assert one_seed.verdict == "reproduced"  # seed 0 alone looks decisive ...
+    three = V.compare_better(spread, low, "21 classes")
+    assert three.verdict == "not reproduced" and "within noise" in three.text  # ... its seeds do not carry it
+    assert "mean of 3 seeds: 60.0 / 20.0 / 25.0, sd 21.8" in three.text
+    # at chance is judged on the pooled items: 3 x 400 items make 17 % (chance 14.3 %) distinguishable
+    assert V.Measure.repeated("B", [0.17, 0.17, 0.17], 400, chance).above_chance
+    assert not V.Measure("B", 0.17, 400, chance).above_chance
+
+
+def test_tables_average_repeated_records_and_list_every_seed():
+    recs = _table2_records(ss_sparse=0.50, avst_sparse=0.15)
+    key = "sparsesync/sparse/c21"
+    seeds = {0: recs[key], 1: rec(key, 0.2, 0.40, n=800), 2: rec(key, 0.2, 0.45, n=800)}
+    recs[key] = SimpleNamespace(by_seed=seeds, spec=recs[key].spec, test=recs[key].test, steps=50,
+                                left_plateau_at_step=20, wall_s=9.0, params={"total": 1}, reused=True,
+                                run_dir=recs[key].run_dir)
+    m = T.measure(recs, key)
+    assert m.acc == pytest.approx((0.50 + 0.40 + 0.45) / 3) and m.runs == 3
+    tables, claims = T.table2_from_records(recs, "full")
+    df = next(iter(tables.values()))
+    cell = df[(df["model"] == "SparseSync (ours)") & (df["setting"] == "sparse") & (df["classes"] == 21)].iloc[0]
+    assert cell["ours"] == 45.0 and "mean of 3 seeds: 50.0 / 40.0 / 45.0" in cell["run"]
+    beats = [c for c in claims if c.text.startswith("SparseSync outperforms AVST_dec")][0]
+    assert "mean of 3 seeds" in beats.evidence
+    rt = T.runs_table(recs)
+    assert list(rt[rt["run"] == key]["seed"]) == [0, 1, 2]

@@ -99,11 +99,21 @@ def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
             C.resolve_spec(specs["sparsesync/sparse/c21"], "paper")
 
 
-@pytest.mark.parametrize("profile, target, chains", [("mini", 50.0, 8), ("full", 225.0, 12)])
+@pytest.mark.parametrize("profile, target, chains", [("mini", 50.0, 8), ("full", 225.0, 12 + 2 * 2)])
 def test_budget_fits_its_target(profile, target, chains):
+    """Every distinct run of the plan, plus (full) the chains of the repeated keys once per repeat seed, each with
+    its own campaign hash; from-scratch chains: full's 12 and the SparseSync and AVST_dec chains at seeds 1 and 2."""
     b = C.budget(profile)
+    specs = C.plan(profile)
     memo: dict[str, str] = {}
-    assert b["n_runs"] == len({C.spec_hash(s, profile, _memo=memo) for s in C.plan(profile).values()})
+    n = len({C.spec_hash(s, profile, _memo=memo) for s in specs.values()})
+    for offset in C.REPEAT_SEEDS[profile]:
+        m: dict[str, str] = {}
+        again = {C.spec_hash(specs[k], profile, seed=offset, _memo=m)
+                 for k in C.closure(C.repeated_keys(specs, profile), specs)}
+        assert not again & set(memo.values())  # a repeat is a run of its own
+        n += len(again)
+    assert b["n_runs"] == n and (profile != "full" or n == 47 + 16)
     assert b["process_minutes"] / 2 <= b["training_wall_minutes"] <= b["wall_minutes"] <= target
     assert b["fits"] and b["target_wall_minutes"] == target
     assert b["parallel"] == 2 and sum(r["parent"] is None for r in b["runs"]) == chains  # from-scratch chains
@@ -329,8 +339,36 @@ def test_progress_report_and_seeds_train_nothing_new(tmp_path, capsys):
     assert list(got) == [key] and got[key].reused
     report = progress_report("smoke", tmp_path / "report", runs_root=tmp_path)
     text = report.read_text()
-    assert f"| {key} | {C.plan('smoke')[key].steps} |" in text and "| avst_dec/dense-crop/c21 | not finished |" in text
+    assert f"| {key} | 0 | {C.plan('smoke')[key].steps} |" in text
+    assert "| avst_dec/dense-crop/c21 | 0 | not finished |" in text and f"| {key} | 1 |" not in text
     claims = json.loads((tmp_path / "report" / "claims.json").read_text())
     judged = [c for c in claims["claims"] if not c["claim"].startswith("parameter counts")]  # no training needed
     assert claims["finished"] and judged and all(c["verdict"] == "not testable at this profile" for c in judged)
     assert len(list((tmp_path / "campaign" / "smoke").iterdir())) == 2  # the report trained nothing
+
+
+def test_repeated_keys_gather_their_seeds(tmp_path, monkeypatch):
+    """A profile that repeats a key under other seeds: with_repeats returns a RepeatedRecord over the finished seeds
+    (train=False trains nothing), the progress report lists a row per planned seed, and measure() averages them."""
+    from paperlib.paper import campaign_plan
+    from paperlib.paper import tables as T
+    from paperlib.paper.reproduce import progress_report
+
+    key, other = "sparsesync/dense-crop/c21", "avst_dec/dense-crop/c21"
+    monkeypatch.setitem(campaign_plan.REPEAT_SEEDS, "smoke", (1, 2))
+    monkeypatch.setattr(campaign_plan, "REPEATED_KEYS", (key,))
+    assert C.repeated_keys([key, other, "sparsesync/dense-wide/c21"], "smoke") == [key]
+    assert main(["campaign", "--profile", "smoke", "--runs-root", str(tmp_path), "--keys", key,
+                 "--seeds", "0", "1"]) == 0
+    base = C.ensure_runs([key], "smoke", runs_root=tmp_path, train=False)
+    got = C.with_repeats(base, "smoke", runs_root=tmp_path, train=False)
+    rep = got[key]
+    assert isinstance(rep, C.RepeatedRecord) and list(rep.by_seed) == [0, 1]  # seed 2 not trained
+    assert rep.run_dir == base[key].run_dir and rep.by_seed[1].run_dir != rep.run_dir
+    assert len(list((tmp_path / "campaign" / "smoke").iterdir())) == 2  # nothing trained
+    accs = [r.test["accuracy_1_tol1"] for r in rep.by_seed.values()]
+    m = T.measure(got, key)
+    assert m.acc == pytest.approx(sum(accs) / 2) and m.seeds == pytest.approx(tuple(accs))
+    text = progress_report("smoke", tmp_path / "report", runs_root=tmp_path).read_text()
+    assert f"| {key} | 0 | " in text and f"| {key} | 1 | " in text and f"| {key} | 2 | not finished |" in text
+    assert f"| {other} | 1 |" not in text  # not a repeated key

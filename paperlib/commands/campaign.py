@@ -96,11 +96,18 @@ def main(argv: list[str]) -> int:
 
             write_text_atomic(a.json, df.to_json(orient="records", indent=1))
         return 0
-    recs = by_seed[a.seed]
-    for k, r in recs.items():
-        t = r.test
-        cue = t.get("cue_accuracy_1_tol1")
-        print(f"{k:55s} acc1 {t['accuracy_1']:.3f} tol1 {t['accuracy_1_tol1']:.3f} cue_tol1 "
-              f"{'-' if cue is None else f'{cue:.3f}'} steps {r.steps} {'reused' if r.reused else 'trained'} "
-              f"{r.run_dir}")
+    # the keys this profile judges on repeated seeds are trained at those seeds too (campaign_plan.REPEAT_SEEDS)
+    try:
+        recs = campaign.with_repeats(by_seed[a.seed], a.profile, seed=a.seed, runs_root=a.runs_root,
+                                     parallel=a.parallel, **run_options(a))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"paperlib campaign: {e}", file=sys.stderr)
+        return 2
+    for k, rep in recs.items():
+        for seed, r in (getattr(rep, "by_seed", None) or {a.seed: rep}).items():
+            t = r.test
+            cue = t.get("cue_accuracy_1_tol1")
+            print(f"{k:55s} seed {seed} acc1 {t['accuracy_1']:.3f} tol1 {t['accuracy_1_tol1']:.3f} cue_tol1 "
+                  f"{'-' if cue is None else f'{cue:.3f}'} steps {r.steps} {'reused' if r.reused else 'trained'} "
+                  f"{r.run_dir}")
     return 0

@@ -383,7 +383,8 @@ def gather_records(keys: Sequence[str], profile: str, *, seed: int = 0, device: 
     except in checkpoint mode where a key's inputs are missing (paper: data_root, its data folders or extractor
     weights): those cells are left empty and named in a note. Without a checkpoint a missing input is an error.
     ``gpus``, ``recipe``, ``overrides`` (a list or a space-separated string of ``key=value``): as for
-    :func:`campaign.ensure_runs`.
+    :func:`campaign.ensure_runs`. The keys ``profile`` judges on repeated seeds come back as
+    :class:`campaign.RepeatedRecord` s (:func:`campaign.with_repeats`), named in a note.
 
     Returns (records, notes). Keys outside the campaign's plan of this profile are left out and named in a note.
     """
@@ -429,9 +430,14 @@ def gather_records(keys: Sequence[str], profile: str, *, seed: int = 0, device: 
         notes.append(f"training: {campaign.process_count(profile, gpus)} process(es) per run (torchrun), plateau "
                      f"recipe {recipe or 'off (the default at paper, where it was never measured)'}")
     if rest:
-        records.update(campaign.ensure_runs(rest, profile, runs_root=runs_root or None, data_root=data_root or None,
-                                            device=device, seed=seed, progress=True, gpus=gpus, recipe=recipe,
-                                            overrides=overrides))
+        opts = {"runs_root": runs_root or None, "data_root": data_root or None, "device": device, "progress": True,
+                "gpus": gpus, "recipe": recipe, "overrides": overrides}
+        trained = campaign.ensure_runs(rest, profile, seed=seed, **opts)
+        records.update(campaign.with_repeats(trained, profile, seed=seed, **opts))
+        again = [k for k, r in records.items() if isinstance(r, campaign.RepeatedRecord)]
+        if again:
+            notes.append(f"repeated runs: {again} are the mean of {len(campaign.REPEAT_SEEDS[profile]) + 1} seeds "
+                         f"(each chain retrained; campaign_plan.REPEAT_SEEDS); the other runs are one seed each")
     return {k: records[k] for k in wanted if k in records}, notes
 
 

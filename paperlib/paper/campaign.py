@@ -90,17 +90,19 @@ from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import build_model
 from paperlib.paper.campaign_plan import (BACKBONE_PREFIXES, CLASSES, DEFAULT_CLIP_SEC, DEFAULT_DEPTH, DEPTHS,
                                           GENERAL_PARTS, LENGTHS, MINI_STEPS, SPARSE_TEST_PASSES,
-                                          PAPER_DATA_DIRS, PROFILES, SETTINGS, SYNTH, TRAIN_SEED_BASE, VARIANTS,
-                                          RunSpec, campaign_hash, canonical_key, check_profile, closure,
+                                          PAPER_DATA_DIRS, PROFILES, REPEAT_SEEDS, SETTINGS, SYNTH, TRAIN_SEED_BASE,
+                                          VARIANTS, RunSpec, campaign_hash, canonical_key, check_profile, closure,
                                           budget, contract_keys, data_dir, data_identity, ensure_data, plan,
                                           resolve_spec, runs_root_path, spec_hash, spec_test_identity, synth_config,
-                                          test_data_config, check_paper_inputs, paper_input_problems)
+                                          test_data_config, check_paper_inputs, paper_input_problems,
+                                          repeated_keys)
 from paperlib.paper.campaign_runner import (LOG_FILE, SPEC_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
                                             redirect_output, run_training, schedule, slug, train_command)
 
 __all__ = ["PROFILES", "VARIANTS", "SETTINGS", "CLASSES", "LENGTHS", "DEPTHS", "DEFAULT_DEPTH", "DEFAULT_CLIP_SEC",
            "MINI_STEPS", "SPARSE_TEST_PASSES", "SYNTH", "GENERAL_PARTS", "PAPER_DATA_DIRS", "BACKBONE_PREFIXES",
-           "TRAIN_SEED_BASE", "TEST_DETAIL", "SPEC_FILE", "LOG_FILE", "RunSpec", "RunRecord", "plan",
+           "TRAIN_SEED_BASE", "TEST_DETAIL", "SPEC_FILE", "LOG_FILE", "RunSpec", "RunRecord", "RepeatedRecord",
+           "REPEAT_SEEDS", "repeated_keys", "with_repeats", "plan",
            "contract_keys", "budget", "synth_config", "data_identity", "data_dir", "ensure_data", "resolve_spec",
            "campaign_hash", "spec_hash", "canonical_key", "test_data_config", "cue_metrics", "evaluate_model",
            "count_params", "evaluate_checkpoint", "ensure_runs", "run_jobs"]
@@ -116,6 +118,29 @@ class RunRecord:
     steps: int
     left_plateau_at_step: int | None
     reused: bool  # True when found in the cache
+
+
+@dataclass(frozen=True)
+class RepeatedRecord:
+    """A run key trained under several seeds (:func:`with_repeats`): ``by_seed`` maps each seed to its
+    :class:`RunRecord`, the campaign's own seed first. The record attributes are those of that first run (its folder,
+    steps, per-item predictions for per-class tables); accuracies for verdicts are averaged over ``by_seed`` by
+    :func:`paperlib.paper.tables.measure`."""
+
+    by_seed: Mapping[int, RunRecord]
+
+    @property
+    def first(self) -> RunRecord:
+        return next(iter(self.by_seed.values()))
+
+    spec = property(lambda self: self.first.spec)
+    run_dir = property(lambda self: self.first.run_dir)
+    test = property(lambda self: self.first.test)
+    params = property(lambda self: self.first.params)
+    wall_s = property(lambda self: sum(r.wall_s for r in self.by_seed.values()))
+    steps = property(lambda self: self.first.steps)
+    left_plateau_at_step = property(lambda self: self.first.left_plateau_at_step)
+    reused = property(lambda self: all(r.reused for r in self.by_seed.values()))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -416,6 +441,26 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
             raise RuntimeError(f"{k}: no finished run under {hroot[h]} after training")
         _check_run_config(run_dir, h, specs[k], profile, memo, data_root)
         out[k] = _record(specs[k], run_dir, reused=h not in todo)
+    return out
+
+
+def with_repeats(records: Mapping[str, Any], profile: str, *, seed: int = 0, train: bool = True,
+                 **run: Any) -> dict[str, Any]:
+    """``records`` (``{key: RunRecord}`` at ``seed``) with each key that ``profile`` repeats
+    (:func:`repeated_keys`) replaced by a :class:`RepeatedRecord` over ``seed`` and ``seed`` + each of
+    ``REPEAT_SEEDS[profile]``, trained (or reused) by :func:`ensure_runs` at those seeds. ``train=False`` trains
+    nothing and takes the seeds that have finished. ``run``: the other options of :func:`ensure_runs`. Records that
+    are not :class:`RunRecord` s (checkpoint evaluations) are left as they are."""
+    keys = [k for k in repeated_keys(records, profile) if isinstance(records[k], RunRecord)]
+    out = dict(records)
+    if not keys:
+        return out
+    by_seed: dict[str, dict[int, RunRecord]] = {k: {seed: records[k]} for k in keys}
+    for offset in REPEAT_SEEDS[profile]:
+        got = ensure_runs(keys, profile, seed=seed + offset, train=train, **run)
+        for k, rec in got.items():
+            by_seed[k][seed + offset] = rec
+    out.update({k: RepeatedRecord(by_seed[k]) for k in keys})
     return out
 
 

@@ -278,6 +278,26 @@ def canonical_key(spec: RunSpec, specs: Mapping[str, RunSpec]) -> str:
 # overnight run (4 hours, Table 1 at full included).
 BUDGET_TARGET_MIN = {"mini": 50.0, "full": 225.0}
 
+# Repeated runs. At mini, three seeds of the dense-crop recipe run gave 41.0 / 56.0 / 25.3 % within +-1 class (sd
+# 15.4 pts, 3-4x one run's binomial 2 s.e.; results/mini/dense_crop_variants/), so a single run per arm cannot carry
+# a verdict whose effect is of that size. Table 2's headline claim (SparseSync vs AVST_dec on sparse data, both
+# grids; Fig. 3's overall comparison and "sparse is harder" rest on the same runs) is therefore judged at full on the
+# mean of 3 seeds: REPEATED_KEYS are retrained with the campaign's seed + each of REPEAT_SEEDS, the whole chain
+# (dense-crop -> dense-wide -> sparse, new initialisation, sampling and random offsets; the same synthetic data).
+# What the budget leaves out: the transformer and the other ablation chains (+26 min of wall time each for two
+# seeds) stay single runs, and the report says "1 seed" where it compares them.
+REPEAT_SEEDS: dict[str, tuple[int, ...]] = {"smoke": (), "mini": (), "full": (1, 2), "paper": ()}
+REPEATED_KEYS = ("sparsesync/sparse/c21", "sparsesync/sparse/c3", "avst_dec/sparse/c21", "avst_dec/sparse/c3")
+
+
+def repeated_keys(keys: Iterable[str], profile: str) -> list[str]:
+    """The ones of ``keys`` that ``profile`` retrains under REPEAT_SEEDS: REPEATED_KEYS and their aliases (keys with
+    the same spec, e.g. Table 4's ``sparsesync/sparse/c21/len5``)."""
+    if not REPEAT_SEEDS[profile]:
+        return []
+    specs = plan(profile)
+    return [k for k in keys if k in specs and canonical_key(specs[k], specs) in REPEATED_KEYS]
+
 
 def run_minutes(spec: RunSpec, profile: str) -> float:
     """Estimated minutes of one run (steps x SEC_PER_STEP x relative cost + overhead) on one quiet core."""
@@ -302,15 +322,22 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
     if profile not in STEPS:
         raise ValueError(f"budget() estimates the CPU profiles {tuple(STEPS)}, not {profile!r}")
     specs = plan(profile) if specs is None else specs
-    memo: dict[str, str] = {}
-    owner: dict[str, str] = {}
-    for key, s in specs.items():
-        owner.setdefault(spec_hash(s, profile, specs, _memo=memo), key)
     rows = []
-    for key in owner.values():
-        s = specs[key]
-        parent = owner[memo[s.init_from]] if s.init_from else None
-        rows.append({"key": key, "parent": parent, "steps": s.steps, "minutes": round(run_minutes(s, profile), 2)})
+    # seed 0: every run of the plan; each repeat seed: the chains of REPEATED_KEYS (ensure_runs at that seed)
+    for offset in (0,) + REPEAT_SEEDS[profile]:
+        wanted = set(specs) if offset == 0 else set(closure(repeated_keys(specs, profile), specs))
+        memo: dict[str, str] = {}
+        owner: dict[str, str] = {}
+        for key, s in specs.items():
+            h = spec_hash(s, profile, specs, seed=offset, _memo=memo)
+            if key in wanted:
+                owner.setdefault(h, key)
+        tag = "" if offset == 0 else f"@seed{offset}"
+        for key in owner.values():
+            s = specs[key]
+            parent = owner[memo[s.init_from]] + tag if s.init_from else None
+            rows.append({"key": key + tag, "parent": parent, "steps": s.steps,
+                         "minutes": round(run_minutes(s, profile), 2)})
     # list scheduling: the next run of the plan whose parent has finished takes the first free worker
     dur = {r["key"]: r["minutes"] for r in rows}
     par = {r["key"]: r["parent"] for r in rows}
@@ -650,10 +677,10 @@ def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None,
                   test_id: str | None = None, world_size: int = 1) -> str:
     """The campaign hash of a resolved config (``to_dict`` form, e.g. a run's ``config.json``): the data folder
     replaced by the data's identity, the init checkpoint by the parent's campaign hash, the extractor weights by
-    their file names, run-location fields and the device blanked (the precision, resolved by :func:`resolve_spec`,
-    stays), and the setting it is tested on with the identity of that test data (``test_id``; its test_detail.json
-    lives in the run). ``world_size``: processes per run (the lr and the global batch scale with it); 1 adds
-    nothing."""
+    their file names, run-location fields, the device and ``train.compile`` blanked (the precision, resolved by
+    :func:`resolve_spec`, stays), and the setting it is tested on with the identity of that test data
+    (``test_id``; its test_detail.json lives in the run). ``world_size``: processes per run (the lr and the global
+    batch scale with it); 1 adds nothing."""
     d = json.loads(json.dumps(cfg))
     d["data"]["root"] = data_id
     d["data"]["decoded_cache_dir"] = ""  # where decoded clips are cached changes no result
@@ -663,6 +690,7 @@ def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None,
     d["train"]["init_from"] = None if parent_hash is None else f"campaign:{parent_hash}"
     d["train"]["progress"] = False
     d["train"]["device"] = ""  # where a run trains does not split the cache
+    d["train"].pop("compile", None)  # nor whether its step is compiled (float rounding only)
     for w in ("visual_weights", "audio_weights"):
         if d["model"].get(w):
             d["model"][w] = Path(d["model"][w]).name

@@ -76,8 +76,9 @@ def train_campaign(profile: str, names: list[str], data_root: str | None = None,
     print(f"[reproduce] campaign: {len(keys)} runs for {names} (profile={profile}) ...", flush=True)
     try:
         if keys:
-            campaign.ensure_runs(keys, profile, data_root=data_root or None, progress=True,
-                                 **({"runs_root": runs_root} if runs_root else {}), **run)
+            opts = {"data_root": data_root or None, "progress": True,
+                    **({"runs_root": runs_root} if runs_root else {}), **run}
+            campaign.with_repeats(campaign.ensure_runs(keys, profile, **opts), profile, **opts)
     except Exception as e:  # the notebooks then fail on the same run and report it; keep going for the others
         status, error = "failed", f"{type(e).__name__}: {str(e)[-2000:]}"
     return {"notebook": "(training campaign)", "status": status, "error": error, "wall_s": round(time.time() - t0, 1)}
@@ -144,8 +145,8 @@ def progress_report(profile: str, out: str | Path, *, runs_root: str | None = No
 
     out = Path(out)
     keys = all_keys(profile)
-    records = campaign.ensure_runs(keys, profile, runs_root=runs_root, seed=seed, train=False, progress=False,
-                                   **run)
+    opts = {"runs_root": runs_root, "seed": seed, "train": False, "progress": False, **run}
+    records = campaign.with_repeats(campaign.ensure_runs(keys, profile, **opts), profile, **opts)
     params = paper_size_params(sorted(numbers.TABLE6))
     parts = [("table2_main_results", T.table2_from_records(records, profile)),
              ("table3_ablation", T.table3_from_records(records, profile)),
@@ -166,23 +167,30 @@ def progress_report(profile: str, out: str | Path, *, runs_root: str | None = No
         claims += [{"artefact": name, "claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in cl]
     lines += [f"| {c['artefact']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in claims] + [""]
     lines += ["## Runs", "",
-              "| run | steps | left the plateau at step | learned | wall (min) | Acc@1 | Acc@1 +-1 cls | n |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| run | seed | steps | left the plateau at step | learned | wall (min) | Acc@1 | Acc@1 +-1 cls | n |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    planned = tuple(seed + o for o in (0,) + campaign.REPEAT_SEEDS[profile])
+    repeated = set(campaign.repeated_keys(keys, profile))
     for k in keys:
-        r = records.get(k)
-        if r is None:
-            lines.append(f"| {k} | not finished | | | | | | |")
-            continue
-        t = r.test
-        learned = "yes" if T.measure(records, k).above_chance else "no: at chance"
-        lines.append(f"| {k} | {r.steps} | {r.left_plateau_at_step} | {learned} | {r.wall_s / 60:.1f} | "
-                     f"{100 * t['accuracy_1']:.1f} | {100 * t['accuracy_1_tol1']:.1f} | {t['n']} |")
+        rep = records.get(k)
+        by_seed = (getattr(rep, "by_seed", None) or {seed: rep}) if rep is not None else {}
+        for s in (planned if k in repeated else (seed,)):
+            r = by_seed.get(s)
+            if r is None:
+                lines.append(f"| {k} | {s} | not finished | | | | | | |")
+                continue
+            t = r.test
+            learned = "yes" if T.measure({k: r}, k).above_chance else "no: at chance"
+            lines.append(f"| {k} | {s} | {r.steps} | {r.left_plateau_at_step} | {learned} | {r.wall_s / 60:.1f} | "
+                         f"{100 * t['accuracy_1']:.1f} | {100 * t['accuracy_1_tol1']:.1f} | {t['n']} |")
     lines.append("")
     for _, (tabs, _) in parts:
         for title, df in tabs.items():
             lines += [f"## {title}", "", df_to_markdown(df), ""]
     write_text_atomic(out / "claims.json", json.dumps({"profile": profile, "claims": claims,
                                                        "finished": sorted(records), "keys": keys,
-                                                       "runs": {k: str(r.run_dir) for k, r in records.items()}},
+                                                       "runs": {k: [str(x.run_dir) for x in r.by_seed.values()]
+                                                                if hasattr(r, "by_seed") else str(r.run_dir)
+                                                                for k, r in records.items()}},
                                                       indent=2))
     return write_text_atomic(out / "REPORT.md", "\n".join(lines))

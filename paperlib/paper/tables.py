@@ -75,19 +75,27 @@ def _n_eff(test: Mapping[str, Any]) -> int:
     return max(1, int(test["n"]) // max(1, int(test.get("passes") or 1)))
 
 
+def _accuracy(test: Mapping[str, Any], key: str, tol: int) -> float:
+    acc = test.get("accuracy_1_tol1" if tol else "accuracy_1")
+    if acc is None or test.get("n") is None:
+        raise ValueError(f"run {key!r}: test metrics lack {'accuracy_1_tol1' if tol else 'accuracy_1'} or n "
+                         f"(have {sorted(test)})")
+    return float(acc)
+
+
 def measure(records: Mapping[str, Any], key: str, label: str | None = None, tol: int | None = None) -> Measure | None:
-    """The accuracy of run ``key`` (the paper's main metric unless ``tol`` is given); None when the run is absent."""
+    """The accuracy of run ``key`` (the paper's main metric unless ``tol`` is given); None when the run is absent.
+
+    A record with ``by_seed`` (``{seed: record}``, the key retrained under several seeds) gives the mean over its
+    seeds (:meth:`Measure.repeated`); n is the smallest per-run item count among them."""
     rec = records.get(key)
     if rec is None:
         return None
     c = _classes(rec)
     tol = headline_tol(c) if tol is None else tol
-    test = rec.test
-    acc = test.get("accuracy_1_tol1" if tol else "accuracy_1")
-    if acc is None or test.get("n") is None:
-        raise ValueError(f"run {key!r}: test metrics lack {'accuracy_1_tol1' if tol else 'accuracy_1'} or n "
-                         f"(have {sorted(test)})")
-    return Measure(label or key, float(acc), _n_eff(test), chance_level(c, tol))
+    runs = list((getattr(rec, "by_seed", None) or {0: rec}).values())
+    accs = [_accuracy(r.test, key, tol) for r in runs]
+    return Measure.repeated(label or key, accs, min(_n_eff(r.test) for r in runs), chance_level(c, tol))
 
 
 def seed_table(records_by_seed: Mapping[int, Mapping[str, Any]]) -> Any:
@@ -132,8 +140,9 @@ def _cell(records: Mapping[str, Any], key: str, tol: int, paper: float | None) -
         return {"paper": paper, "ours": float("nan"), "delta": float("nan"), "2se": float("nan"),
                 "chance": float("nan"), "n": 0, "run": f"{key} (not run)"}
     ours = _pct(m.acc)
+    run = key if not m.seeds else f"{key} (mean of {m.runs} seeds: {' / '.join(f'{100 * a:.1f}' for a in m.seeds)})"
     return {"paper": paper, "ours": ours, "delta": _delta(ours, paper), "2se": round(100 * Z * m.se, 1),
-            "chance": _pct(m.chance), "n": m.n, "run": key}
+            "chance": _pct(m.chance), "n": m.n, "run": run}
 
 
 def metric_name(tol: int) -> str:
@@ -157,20 +166,25 @@ def _oracle(rec: Any, tol: int) -> dict[str, float]:
 def runs_table(records: Mapping[str, Any]) -> Any:
     """One row per run used: steps, where it left the chance plateau, whether its test accuracy (the headline metric)
     is above chance (a run at chance never learned: claims resting on it say so), wall time, parameters, cache
-    reuse, folder."""
+    reuse, folder. A key retrained under several seeds (``by_seed``) gets one row per seed, ``seed`` says which."""
     import pandas as pd
 
     rows = []
-    for key, rec in records.items():
-        params = getattr(rec, "params", None) or {}
-        m = measure(records, key)
-        rows.append({"run": key, "steps": getattr(rec, "steps", None),
-                     "left_plateau_at_step": getattr(rec, "left_plateau_at_step", None),
-                     "learned": "yes" if m.above_chance else "no: at chance on its test set",
-                     "wall_s": round(float(getattr(rec, "wall_s", float("nan")) or float("nan")), 1),
-                     "params": params.get("total"), "reused": getattr(rec, "reused", None),
-                     "run_dir": rel_to(str(getattr(rec, "run_dir", "")), repo_root())})
+    for key, rep in records.items():
+        for seed, rec in (getattr(rep, "by_seed", None) or {None: rep}).items():
+            rows.append(_run_row(key, seed, rec))
     return pd.DataFrame(rows)
+
+
+def _run_row(key: str, seed: int | None, rec: Any) -> dict[str, Any]:
+    params = getattr(rec, "params", None) or {}
+    m = measure({key: rec}, key)
+    return {"run": key, **({} if seed is None else {"seed": seed}), "steps": getattr(rec, "steps", None),
+            "left_plateau_at_step": getattr(rec, "left_plateau_at_step", None),
+            "learned": "yes" if m.above_chance else "no: at chance on its test set",
+            "wall_s": round(float(getattr(rec, "wall_s", float("nan")) or float("nan")), 1),
+            "params": params.get("total"), "reused": getattr(rec, "reused", None),
+            "run_dir": rel_to(str(getattr(rec, "run_dir", "")), repo_root())}
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -6,6 +6,11 @@
   "at chance" when p < chance + 2 sqrt(chance (1 - chance) / n).
 - Every comparison states the smallest difference it could have detected: (2 + 0.84) s.e. of the difference, the true
   difference the 2-s.e. rule finds with 80 % power.
+- Repeated runs (``Measure.seeds``: the run retrained with other seeds, the whole chain): the accuracy is the mean
+  of the k runs and its s.e. the larger of the between-seed s.e. (sample sd / sqrt(k)), which holds both the
+  seed-to-seed and the test-sampling variance, and the binomial s.e. of the k n pooled items (a floor where the k runs
+  happen to agree); at chance is judged on the pooled items. With 3 seeds the sd has 2 degrees of freedom, so the
+  2-s.e. rule is a normal approximation; the evidence lists every seed's accuracy so a reader can judge the spread.
 - "A beats B" holds when A - B > 2 s.e. of the difference (sqrt(se_A^2 + se_B^2); the test items are treated as
   independent, which is conservative for paired items). When both arms are at chance the comparison is
   "not testable at this profile": the runs did not learn the task, so their difference carries no information about
@@ -64,20 +69,47 @@ class Measure:
     """One accuracy with what is needed to judge it."""
 
     label: str
-    acc: float  # fraction in [0, 1]
-    n: int  # test items
+    acc: float  # fraction in [0, 1]; the mean over ``seeds`` when there are several
+    n: int  # test items (of one run)
     chance: float  # fraction
+    seeds: tuple[float, ...] = ()  # each repeated run's accuracy (the run and its retrainings with other seeds)
+
+    @classmethod
+    def repeated(cls, label: str, accs: Sequence[float], n: int, chance: float) -> "Measure":
+        """The mean of repeated runs of one configuration (one accuracy per seed, each on ``n`` test items)."""
+        if not accs:
+            raise ValueError(f"{label}: no runs to average")
+        accs = tuple(float(a) for a in accs)
+        return cls(label, sum(accs) / len(accs), n, chance, accs if len(accs) > 1 else ())
+
+    @property
+    def runs(self) -> int:
+        return max(1, len(self.seeds))
+
+    @property
+    def seed_sd(self) -> float | None:
+        """Sample standard deviation of the per-seed accuracies (None for one run)."""
+        k = len(self.seeds)
+        if k < 2:
+            return None
+        return math.sqrt(sum((a - self.acc) ** 2 for a in self.seeds) / (k - 1))
 
     @property
     def se(self) -> float:
-        return binomial_se(self.acc, self.n)
+        pooled = binomial_se(self.acc, self.n * self.runs)
+        sd = self.seed_sd
+        return pooled if sd is None else max(pooled, sd / math.sqrt(self.runs))
 
     @property
     def above_chance(self) -> bool:
-        return self.acc > self.chance + Z * math.sqrt(self.chance * (1 - self.chance) / self.n)
+        return self.acc > self.chance + Z * math.sqrt(self.chance * (1 - self.chance) / (self.n * self.runs))
 
     def __str__(self) -> str:
-        return f"{self.label} {100 * self.acc:.1f}%{'' if self.above_chance else ' (at chance)'}"
+        seeds = ""
+        if self.seeds:
+            seeds = (f" (mean of {self.runs} seeds: {' / '.join(f'{100 * a:.1f}' for a in self.seeds)}, "
+                     f"sd {100 * self.seed_sd:.1f})")
+        return f"{self.label} {100 * self.acc:.1f}%{seeds}{'' if self.above_chance else ' (at chance)'}"
 
 
 @dataclasses.dataclass(frozen=True)
