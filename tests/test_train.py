@@ -512,3 +512,45 @@ def test_memory_format_of_the_training_model(memory_format, device, expect):
         torch.testing.assert_close(obj.model.eval()(video, audio), ref.eval()(video, audio), atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="memory_format"):
         RC.check_run_config(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, memory_format="nchw")))
+
+
+def test_compiled_step_trains_and_saves_the_bare_model(tmp_path, monkeypatch):
+    """train.compile: the step runs through torch.compile and trains the weights an eager run trains (dropout off,
+    so both take the same path; equal up to float rounding), the run saves the bare model's state dict (no wrapper
+    prefix), and its campaign hash is the eager run's (compile is blanked there, like the device)."""
+    from paperlib.paper.campaign_plan import campaign_hash
+
+    def fit(cfg):
+        torch.manual_seed(0)
+        model = _M()
+        model.drop.p = 0.0
+        data = {"train": _DS(64, 0), "valid": _DS(20, 1), "test": _DS(20, 2)}
+        return T.fit(cfg, model=model, datasets=data)
+
+    compiled_modules = []
+    real_compile = torch.compile
+
+    def spy(module, *a, **kw):
+        compiled_modules.append(type(module).__name__)
+        return real_compile(module, *a, **kw)
+
+    monkeypatch.setattr(torch, "compile", spy)
+    eager = fit(_cfg(tmp_path / "eager", max_steps=24))
+    assert compiled_modules == []
+    compiled = fit(_cfg(tmp_path / "compiled", max_steps=24, compile=True))
+    assert compiled_modules == ["CrossEntropyObjective"]  # the step: model + loss
+    we, wc = _weights(eager), _weights(compiled)
+    assert we["model"].keys() == wc["model"].keys() and wc["state"]["step"] == 24
+    for k in we["model"]:
+        torch.testing.assert_close(wc["model"][k], we["model"][k], atol=1e-4, rtol=1e-4)
+    le = [r["loss"] for r in runs.read_metrics(eager, "train")]
+    lc = [r["loss"] for r in runs.read_metrics(compiled, "train")]
+    assert len(le) == len(lc) == 12 and le[-1] < le[0] and lc == pytest.approx(le, rel=1e-4)
+    cfg_e = json.loads((eager / runs.CONFIG_FILE).read_text())
+    cfg_c = json.loads((compiled / runs.CONFIG_FILE).read_text())
+    assert cfg_c["train"]["compile"] is True and cfg_e["train"]["compile"] is False
+    for d in (cfg_e, cfg_c):
+        d["train"]["run_root"] = ""
+        d.setdefault("data", {})["root"] = ""
+        d["data"]["decoded_cache_dir"] = ""
+    assert campaign_hash(cfg_e, "x", None, None) == campaign_hash(cfg_c, "x", None, None)

@@ -44,6 +44,10 @@ class TrainConfig:
     # made the cpu-recipe training step 1.39x faster on one thread (bench.cpu_train_step, same run); auto: channels_last
     # on CPU, contiguous on CUDA (not measured there yet); the logits differ only by float rounding
     memory_format: str = "auto"  # auto | contiguous | channels_last
+    # torch.compile the training step (the objective: model + losses); eager by default: scripts/gpu_check.sh measures
+    # whether it pays on a GPU (not measured yet), and on CPU its compile time outweighs short runs. Not part of the
+    # campaign's run cache (it changes only float rounding, like the device).
+    compile: bool = False
     num_workers: int = 8  # DataLoader workers per process (official 8)
     seed: int = 1337  # global seeds are seed + rank; the sampler uses seed and the epoch
     log_every: int = 50  # steps between loss logs (official: 200); .item() happens only here (and every step on CPU)

@@ -620,6 +620,8 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
     if where.dinfo.enabled:
         ddp_ids = [where.device.index] if where.device.type == "cuda" else None
         step_module = nn.parallel.DistributedDataParallel(objective, device_ids=ddp_ids)
+    if tc.compile:  # the step runs the compiled module; the model it shares parameters with is evaluated and saved
+        step_module = torch.compile(step_module)
 
     # train until a stop rule fires, then the final evaluations and results.json
     data = TrainData.build(datasets, tc, where)
