@@ -340,7 +340,8 @@ def test_reproduce_trains_the_campaign_once_before_the_notebooks(monkeypatch):
     from paperlib.paper import reproduce as experiments
 
     asked = []
-    monkeypatch.setattr(campaign, "ensure_runs", lambda keys, profile, **kw: asked.append((list(keys), profile)))
+    monkeypatch.setattr(campaign, "ensure_runs",
+                        lambda keys, profile, **kw: asked.append((list(keys), profile)) or {})
     assert experiments.train_campaign("smoke", ["fig4"]) is None
     row = experiments.train_campaign("smoke", ["table7", "fig3", "fig4"])
     assert row["status"] == "ok" and len(asked) == 1
