@@ -90,6 +90,9 @@ def test_gap_growth_and_saturation_rules():
     nt = V.compare_not_better(weak(0.52), weak(0.50), effect=0.077)
     assert nt.verdict == NT and "too weak" in nt.text
     assert V.compare_not_better(m(0.81), m(0.80), effect=0.077).verdict == "reproduced"  # n=1000 detects ~6 pts
+    # the deeper run never learned: "no better" for want of training, not saturation (old rule: judged on power)
+    stuck = V.compare_not_better(m(0.34), m(0.80), effect=0.077)
+    assert stuck.verdict == NT and "never learned" in stuck.text
 
 
 def test_combine_and_judge():

@@ -18,8 +18,9 @@
   reversed).
 - "the gap grows" (difference of differences) holds when it exceeds 2 s.e. of the four-term difference; a gap whose two
   arms are both at chance makes it not testable.
-- "A is no better than B" (saturation) holds unless A - B > 2 s.e., and only when the comparison could have detected
-  the gain at stake (the paper's gain before saturation): otherwise it is "not testable at this profile".
+- "A is no better than B" (saturation) holds unless A - B > 2 s.e., and only when both runs learned (above chance) and
+  the comparison could have detected the gain at stake (the paper's gain before saturation): otherwise it is
+  "not testable at this profile".
 - A claim with several parts (settings, grids) is reproduced when every part is reproduced; reproduced in part when
   some part is reproduced and another is not reproduced or could not be judged (the evidence lists every part with
   its verdict); not reproduced when no part is reproduced and at least one was judged; not testable when none can be
@@ -186,7 +187,8 @@ def compare_gap_growth(a_hi: Measure | None, b_hi: Measure | None, a_lo: Measure
 
 
 def compare_not_better(a: Measure | None, b: Measure | None, what: str = "", effect: float | None = None) -> Part:
-    """Part of a claim "a is no better than b" (saturation): reproduced unless a - b > 2 s.e.
+    """Part of a claim "a is no better than b" (saturation): reproduced unless a - b > 2 s.e.; not testable when
+    either run is at chance (a deeper model that never left the plateau is "no better" for want of training).
 
     ``effect`` (a fraction): the smallest gain that would contradict the claim, e.g. the gain the paper reports
     before saturation. Failing to find a difference means nothing when the comparison could not have detected that
@@ -198,6 +200,8 @@ def compare_not_better(a: Measure | None, b: Measure | None, what: str = "", eff
     d, se, head = diff
     if d > Z * se:
         return Part("not reproduced", head + ", still growing")
+    if not (a.above_chance and b.above_chance):  # a run that never learned says nothing about saturation
+        return Part("not testable at this profile", head + ", a run at chance (it never learned)")
     if effect is not None and detectable_difference(se) > effect:
         return Part("not testable at this profile",
                     head + f", too weak to see a {100 * effect:.1f}-pt gain (the effect at stake)")
