@@ -103,8 +103,10 @@ def main(argv: list[str]) -> int:
     except (FileNotFoundError, ValueError) as e:
         print(f"paperlib campaign: {e}", file=sys.stderr)
         return 2
+    from paperlib.paper.tables import seed_runs
+
     for k, rep in recs.items():
-        for seed, r in (getattr(rep, "by_seed", None) or {a.seed: rep}).items():
+        for seed, r in seed_runs(rep, a.seed).items():
             t = r.test
             cue = t.get("cue_accuracy_1_tol1")
             print(f"{k:55s} seed {seed} acc1 {t['accuracy_1']:.3f} tol1 {t['accuracy_1_tol1']:.3f} cue_tol1 "

@@ -328,10 +328,9 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
         wanted = set(specs) if offset == 0 else set(closure(repeated_keys(specs, profile), specs))
         memo: dict[str, str] = {}
         owner: dict[str, str] = {}
-        for key, s in specs.items():
-            h = spec_hash(s, profile, specs, seed=offset, _memo=memo)
+        for key, s in specs.items():  # plan order: a wanted key's parents (in its closure) are hashed first
             if key in wanted:
-                owner.setdefault(h, key)
+                owner.setdefault(spec_hash(s, profile, specs, seed=offset, _memo=memo), key)
         tag = "" if offset == 0 else f"@seed{offset}"
         for key in owner.values():
             s = specs[key]

@@ -173,7 +173,7 @@ def progress_report(profile: str, out: str | Path, *, runs_root: str | None = No
     repeated = set(campaign.repeated_keys(keys, profile))
     for k in keys:
         rep = records.get(k)
-        by_seed = (getattr(rep, "by_seed", None) or {seed: rep}) if rep is not None else {}
+        by_seed = T.seed_runs(rep, seed) if rep is not None else {}
         for s in (planned if k in repeated else (seed,)):
             r = by_seed.get(s)
             if r is None:

@@ -83,6 +83,11 @@ def _accuracy(test: Mapping[str, Any], key: str, tol: int) -> float:
     return float(acc)
 
 
+def seed_runs(rec: Any, seed: int | None = None) -> dict[int | None, Any]:
+    """The runs behind a record by seed: a repeated record's ``by_seed``, else ``{seed: rec}``."""
+    return dict(getattr(rec, "by_seed", None) or {seed: rec})
+
+
 def measure(records: Mapping[str, Any], key: str, label: str | None = None, tol: int | None = None) -> Measure | None:
     """The accuracy of run ``key`` (the paper's main metric unless ``tol`` is given); None when the run is absent.
 
@@ -93,7 +98,7 @@ def measure(records: Mapping[str, Any], key: str, label: str | None = None, tol:
         return None
     c = _classes(rec)
     tol = headline_tol(c) if tol is None else tol
-    runs = list((getattr(rec, "by_seed", None) or {0: rec}).values())
+    runs = list(seed_runs(rec).values())
     accs = [_accuracy(r.test, key, tol) for r in runs]
     return Measure.repeated(label or key, accs, min(_n_eff(r.test) for r in runs), chance_level(c, tol))
 
@@ -140,7 +145,7 @@ def _cell(records: Mapping[str, Any], key: str, tol: int, paper: float | None) -
         return {"paper": paper, "ours": float("nan"), "delta": float("nan"), "2se": float("nan"),
                 "chance": float("nan"), "n": 0, "run": f"{key} (not run)"}
     ours = _pct(m.acc)
-    run = key if not m.seeds else f"{key} (mean of {m.runs} seeds: {' / '.join(f'{100 * a:.1f}' for a in m.seeds)})"
+    run = f"{key} ({m.seeds_text})" if m.seeds else key
     return {"paper": paper, "ours": ours, "delta": _delta(ours, paper), "2se": round(100 * Z * m.se, 1),
             "chance": _pct(m.chance), "n": m.n, "run": run}
 
@@ -171,7 +176,7 @@ def runs_table(records: Mapping[str, Any]) -> Any:
 
     rows = []
     for key, rep in records.items():
-        for seed, rec in (getattr(rep, "by_seed", None) or {None: rep}).items():
+        for seed, rec in seed_runs(rep).items():
             rows.append(_run_row(key, seed, rec))
     return pd.DataFrame(rows)
 

@@ -105,11 +105,15 @@ class Measure:
     def above_chance(self) -> bool:
         return self.acc > self.chance + Z * math.sqrt(self.chance * (1 - self.chance) / (self.n * self.runs))
 
+    @property
+    def seeds_text(self) -> str:
+        """"mean of k seeds: a / b / c" (percent); empty for one run."""
+        if not self.seeds:
+            return ""
+        return f"mean of {self.runs} seeds: {' / '.join(f'{100 * a:.1f}' for a in self.seeds)}"
+
     def __str__(self) -> str:
-        seeds = ""
-        if self.seeds:
-            seeds = (f" (mean of {self.runs} seeds: {' / '.join(f'{100 * a:.1f}' for a in self.seeds)}, "
-                     f"sd {100 * self.seed_sd:.1f})")
+        seeds = f" ({self.seeds_text}, sd {100 * self.seed_sd:.1f})" if self.seeds else ""
         return f"{self.label} {100 * self.acc:.1f}%{seeds}{'' if self.above_chance else ' (at chance)'}"
 
 
