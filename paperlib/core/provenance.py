@@ -5,6 +5,7 @@ The one collector every run directory (``env.json``), study cache and report hea
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -33,6 +34,35 @@ def git_info(path: str | Path | None = None) -> dict[str, Any]:
             "root": _git(["rev-parse", "--show-toplevel"], cwd)}
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (float kernels, and so trained weights, differ between CPUs), or None where unknown."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def float_settings() -> dict[str, Any]:
+    """The torch settings that decide which float kernels a run uses: a re-run with other values (or on another CPU)
+    trains other weights from the same config."""
+    import torch
+
+    out: dict[str, Any] = {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "cpu_capability": None,
+    }
+    try:
+        out["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # noqa: BLE001 - provenance must never break a run
+        pass
+    return out
+
+
 def env_info(device: str | None = None) -> dict[str, Any]:
     """Code version, library and codec versions, host and hardware (never raises: provenance must not break a run)."""
     import torch
@@ -41,6 +71,8 @@ def env_info(device: str | None = None) -> dict[str, Any]:
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "host": socket.gethostname(),
         "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
         "argv": list(sys.argv),
         "git": git_info(),
@@ -50,6 +82,10 @@ def env_info(device: str | None = None) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "device": device,
     }
+    try:
+        info["float"] = float_settings()
+    except Exception as e:  # noqa: BLE001
+        info["float"] = f"unavailable ({type(e).__name__})"
     for mod in ("torchvision", "torchaudio", "numpy", "av"):
         try:
             info[mod] = __import__(mod).__version__
