@@ -35,6 +35,8 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@# nbstripout as the git filter: committed notebooks never carry outputs.
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(VENV)/bin/nbstripout --install --attributes .gitattributes || true; fi
+	@# the notebooks' kernel "paperlib" (this .venv's interpreter), inside the venv: papermill and JupyterLab find it
+	$(PY) -m ipykernel install --sys-prefix --name paperlib --display-name "Python (paperlib)" >/dev/null
 	@touch $(STAMP)
 
 test: $(STAMP)
@@ -53,10 +55,12 @@ $(ARTEFACTS): $(STAMP)
 # Tables 3 and 5 come from one notebook.
 table5: table3
 
-# The venv's interpreter registered as the kernel "paperlib" (inside the venv), then JupyterLab from the venv.
+# The venv's interpreter registered as the kernel "paperlib" (inside the venv), then JupyterLab from the venv
+# (as root, e.g. in a container, JupyterLab refuses to start without --allow-root).
+LAB_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name paperlib --display-name "Python (paperlib)"
-	$(VENV)/bin/jupyter lab notebooks/ $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab notebooks/ $(LAB_ROOT) $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,8 +1,10 @@
 """Write the paper-artefact notebooks ``notebooks/<name>.ipynb`` from the specifications below (one place to edit them).
 
-Each notebook: a markdown cell with the paper's numbers (rendered from :mod:`paperlib.core.paper_numbers`) and the known
-deviations, a ``parameters`` cell of literals (papermill) holding exactly the parameters of its artefact function
-(:data:`paperlib.paper.artefacts.ARTEFACTS`), the call, display, and ``save_artefact``. No def/class.
+Each notebook: a markdown cell with the paper's numbers (rendered from :mod:`paperlib.core.paper_numbers`) and claims,
+a ``parameters`` cell of literals (papermill) holding exactly the parameters of its artefact function
+(:data:`paperlib.paper.artefacts.ARTEFACTS`), a cell that checks them (:mod:`paperlib.paper.notebook_parameters`), the
+known deviations and how the profiles map the paper, the call, display, ``save_artefact`` and the figures inline. No
+def/class. The kernel is the project's (``paperlib``, "Python (paperlib)"; ``make venv`` registers it).
 ``tests/test_notebooks.py`` checks the committed notebooks equal this script's output and carry no outputs.
 
 Usage: ``python scripts/build_notebooks.py [--check]``
@@ -48,6 +50,19 @@ for note in art.notes:
 
 SAVE = '''written = report.save_artefact(art, out_dir=figures_root or None)
 written'''
+
+# The figures inline, so that an executed copy (notebooks/executed/) shows them in JupyterLab.
+FIGURES = '''from IPython.display import Image
+
+for path in art.figures:
+    if path.endswith(".png"):
+        display(Image(filename=str(report.repo_root() / path)))'''
+
+# The project's kernel: `make venv` and `make lab` register it (the .venv interpreter), papermill picks it by this name.
+KERNELSPEC = {"name": "paperlib", "display_name": "Python (paperlib)", "language": "python"}
+
+# Names the notebook's own cells bind: a second "Run All" finds them set, and the parameter check must not object.
+NOTEBOOK_NAMES = ("art", "claim", "note", "path", "table", "title", "written")
 
 
 def _md_table(header: list[str], rows: list[list[object]]) -> str:
@@ -305,18 +320,42 @@ def call_cell(name: str) -> str:
     return "from paperlib.paper import artefacts, report\n\n" + "\n".join(lines)
 
 
+def check_cell(name: str) -> str:
+    """The cell right after the parameters (and papermill's injected ones): fails at once on an undeclared name or a
+    bad value (:mod:`paperlib.paper.notebook_parameters`)."""
+    declared = ", ".join(f'"{p}"' for p in _parameter_names(name))
+    own = ", ".join(f'"{n}"' for n in NOTEBOOK_NAMES)
+    return ("# Stops here, listing the declared parameters, on a misspelt name (papermill -p) or a bad value.\n"
+            "from paperlib.paper.notebook_parameters import check_parameters\n\n"
+            f'check_parameters(globals(), [{declared}],\n'
+            f'                 notebook_names=[{own}], notebook="{name}.ipynb")')
+
+
+def split_intro(text: str) -> tuple[str, str]:
+    """The intro's head (title, the paper's numbers, the claims) and its details (how the profiles map the paper's
+    data, checkpoints, the paper profile), which go below the parameters so that those sit near the top."""
+    cut = text.find(MAPPING)
+    if cut < 0:
+        return text, ""
+    return text[:cut].rstrip(), "## How this notebook maps the paper\n\n" + text[cut:]
+
+
 def build(name: str) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata["language_info"] = {"name": "python"}
     params = nbformat.v4.new_code_cell(parameters_cell(name))
     params.metadata["tags"] = ["parameters"]
+    head, details = split_intro(INTROS[name])
     nb.cells = [
-        nbformat.v4.new_markdown_cell(INTROS[name]),
+        nbformat.v4.new_markdown_cell(head),
         params,
+        nbformat.v4.new_code_cell(check_cell(name)),
+        *([nbformat.v4.new_markdown_cell(details)] if details else []),
         nbformat.v4.new_code_cell(call_cell(name)),
         nbformat.v4.new_code_cell(SHOW),
         nbformat.v4.new_code_cell(SAVE),
+        nbformat.v4.new_code_cell(FIGURES),
     ]
     for i, cell in enumerate(nb.cells):  # stable ids "0", "1", ... as nbstripout (the git filter) writes them
         cell["id"] = str(i)

@@ -2,7 +2,8 @@
 
 ``make reproduce`` (``python -m paperlib reproduce``) first trains (or reuses) every run the training notebooks need
 in one campaign (:func:`train_campaign`, :mod:`paperlib.paper.campaign`), then executes each notebook under
-``notebooks/`` with papermill (executed copies under ``runs/notebooks/<profile>-<time>/``), and ends with
+``notebooks/`` with papermill in the project's kernel (executed copies under ``runs/notebooks/<profile>-<time>/`` and,
+for JupyterLab, ``notebooks/executed/``), and ends with
 :func:`paperlib.paper.report.write_report` (``figures/REPORT.md``: claims, verdicts and provenance: commit, profile,
 device, library and codec versions, wall time). Each notebook is thin: a markdown cell with the paper's numbers, a
 ``parameters`` cell, a call to its artefact function (:data:`paperlib.paper.artefacts.ARTEFACTS`), display and
@@ -12,11 +13,13 @@ device, library and codec versions, wall time). Each notebook is thin: a markdow
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from paperlib.core.io import write_text_atomic
+from paperlib.core.io import write_bytes_atomic, write_text_atomic
 from paperlib.paper import campaign
 from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills, paper_size_params
 from paperlib.paper.report import PROFILES, df_to_markdown, environment, repo_root, runs_dir, write_report
@@ -29,8 +32,42 @@ def notebooks() -> list[Path]:
     return sorted((repo_root() / "notebooks").glob("*.ipynb"))
 
 
-def run_notebook(nb: Path, profile: str, out_dir: Path, parameters: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Execute one notebook with papermill; the executed copy goes to ``out_dir``. Returns status and wall time.
+KERNEL_NAME = "paperlib"  # the kernel the notebooks name (scripts/build_notebooks.py); `make venv` registers it
+KERNEL_DISPLAY_NAME = "Python (paperlib)"
+
+
+def ensure_kernel() -> str:
+    """The name of a kernel that runs this interpreter: ``paperlib`` (registered inside this environment,
+    ``sys.prefix``, when it is missing or names another interpreter, as ``make venv`` and ``make lab`` do), or
+    ``python3`` (ipykernel's own, which is this interpreter) when a ``paperlib`` kernel of another environment shadows
+    it from the user's Jupyter folder."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    def ours() -> bool:
+        try:
+            argv = KernelSpecManager().get_kernel_spec(KERNEL_NAME).argv
+        except NoSuchKernel:
+            return False
+        return bool(argv) and os.path.abspath(argv[0]) == os.path.abspath(sys.executable)
+
+    if ours():
+        return KERNEL_NAME
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, prefix=sys.prefix)
+    return KERNEL_NAME if ours() else "python3"
+
+
+def executed_dir() -> Path:
+    """Where JupyterLab (``make lab``, opened on ``notebooks/``) finds the executed copies: ``notebooks/executed/``
+    (git-ignored)."""
+    return repo_root() / "notebooks" / "executed"
+
+
+def run_notebook(nb: Path, profile: str, out_dir: Path, parameters: dict[str, Any] | None = None,
+                 lab_copy: bool = False) -> dict[str, Any]:
+    """Execute one notebook with papermill; the executed copy goes to ``out_dir`` (and, with ``lab_copy``, to
+    :func:`executed_dir` too). Returns status and wall time.
 
     ``parameters`` the notebook does not declare in its parameters cell are not passed to it."""
     import papermill as pm
@@ -42,9 +79,11 @@ def run_notebook(nb: Path, profile: str, out_dir: Path, parameters: dict[str, An
     status, error = "ok", None
     try:
         pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=params, cwd=str(repo_root()),
-                            progress_bar=False, kernel_name="python3")
+                            progress_bar=False, kernel_name=ensure_kernel())
     except Exception as e:  # papermill raises PapermillExecutionError with the cell's traceback
         status, error = "failed", f"{type(e).__name__}: {str(e)[-2000:]}"
+    if lab_copy and (out_dir / nb.name).exists():  # a failed run's copy too: it shows where it failed
+        write_bytes_atomic(executed_dir() / nb.name, (out_dir / nb.name).read_bytes())
     return {"notebook": nb.name, "status": status, "error": error, "wall_s": round(time.time() - t0, 1)}
 
 
@@ -122,7 +161,7 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
                                 "runs_root": runs_root, "figures_root": figures_root}.items() if v}
     for nb in nbs:
         print(f"[reproduce] {nb.name} (profile={profile}) ...", flush=True)
-        r = run_notebook(nb, profile, out_dir, params or None)
+        r = run_notebook(nb, profile, out_dir, params or None, lab_copy=not runs_root)
         print(f"[reproduce] {nb.name}: {r['status']} in {r['wall_s']} s", flush=True)
         results.append(r)
     write_text_atomic(out_dir / "results.json", json.dumps(results, indent=2))
