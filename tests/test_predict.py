@@ -96,7 +96,11 @@ def test_predict_any_format_and_outputs(tiny_checkpoint, tmp_path, capsys):
     assert predict_command.main([str(clip), "--checkpoint", str(tiny_checkpoint), "--csv", str(out_csv)]) == 0
     rows = list(csv.DictReader(out_csv.open()))
     assert [r["window"] for r in rows] == ["0", "1", "all"]
+    # an untrained model is uncertain: no verdict; with the threshold at 0 the verdict is given
     assert predict_command.main([str(clip), "--checkpoint", str(tiny_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert ": uncertain (certainty below 0.10" in out and "ITU-R BT.1359" not in out
+    assert predict_command.main([str(clip), "--checkpoint", str(tiny_checkpoint), "--min-certainty", "0"]) == 0
     assert "ITU-R BT.1359" in capsys.readouterr().out
 
 
