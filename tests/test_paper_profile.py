@@ -104,8 +104,9 @@ def test_reproduce_paper_table2_with_torchrun_and_official_checkpoints(data_root
     # the notebook kernel must be this interpreter (the venv), whatever PATH says
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     runs, figs = tmp_path / "runs", tmp_path / "figures"
+    # the synthetic stand-ins have no fixed-offset CSVs: they are made here (the official ones: test_protocol_inputs)
     common = ["reproduce", "--profile", "paper", "--only", "table2", "--data-root", str(data_root), "--gpus", "2",
-              "--runs-root", str(runs), "--figures-root", str(figs), "--set", *TINY]
+              "--runs-root", str(runs), "--figures-root", str(figs), "--regenerate-protocol", "--set", *TINY]
     c21 = _official_file(tmp_path / "22-07-13T22-25-49.pt", "sparsesync/dense-wide/c21", data_root)
     c3 = _official_file(tmp_path / "22-07-18T08-00-00.pt", "sparsesync/dense-wide/c3", data_root)
     sparsesync = [k for k in T.table2_keys() if k.startswith("sparsesync/")]

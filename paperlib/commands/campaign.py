@@ -32,12 +32,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--launcher", default=None,
                    help="a command prefix that starts all ranks of a run itself, instead of torchrun --standalone "
                         "(e.g. 'srun --nodes 2 --ntasks-per-node 8'); --gpus must then be the total of ranks")
+    p.add_argument("--regenerate-protocol", action="store_true",
+                   help="paper: make missing split lists and fixed-offset CSVs here instead of stopping (the test is "
+                        "then not at the official windows; test_detail.json says so)")
+    p.add_argument("--allow-missing-clips", action="store_true",
+                   help="paper: drop listed valid/test clips that are absent on disk instead of stopping (counted: "
+                        "'n of N listed test clips')")
 
 
 def run_options(a: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`paperlib.paper.campaign.ensure_runs` that :func:`add_run_options` defines."""
     return {"data_root": a.data_root, "device": a.device, "gpus": a.gpus, "recipe": a.recipe,
-            "overrides": list(a.overrides), "launcher": shlex.split(a.launcher) if a.launcher else None}
+            "overrides": list(a.overrides), "launcher": shlex.split(a.launcher) if a.launcher else None,
+            "regenerate_protocol": a.regenerate_protocol, "allow_missing_clips": a.allow_missing_clips}
 
 
 def main(argv: list[str]) -> int:

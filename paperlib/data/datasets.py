@@ -27,7 +27,12 @@ carved from train with the per-class counts of test (seed 1337); a folder of vid
 Deviations: randomness comes from per-item generators seeded by (seed, epoch, index, attempt): call
 ``dataset.set_epoch(epoch)`` every epoch; the official code used the global ``random`` state. Clips shorter than
 ``min_clip_sec`` are found when read (and counted as bad files) rather than by a pre-computed list (filter lists are
-also supported). Bad files are skipped and replaced by another index (bounded retries), never silently.
+also supported: as the official code, an entry is a clip's path relative to the data root, e.g.
+``pretrain/<vid>/<clip>.mp4``, matched with whole ids only). Listed LRS3 clips absent on disk are left out and logged
+(VGGSound: rows without a file). Bad training files are skipped and replaced by another index (bounded retries),
+never silently; a bad valid/test file is an error naming it (never replaced). Fixed-offset CSVs that paperlib
+generated carry a ``<csv>.generated.json`` marker next to them (:func:`generated_fixed_offsets`): a test on them is
+not at the official windows.
 """
 
 from __future__ import annotations
@@ -209,6 +214,17 @@ def read_fixed_offsets(path: str | os.PathLike) -> dict[str, tuple[float, float]
     return out
 
 
+def generated_marker(csv_path: str | os.PathLike) -> Path:
+    """The file that marks a fixed-offset CSV as generated here (not the authors' file)."""
+    return Path(f"{csv_path}.generated.json")
+
+
+def generated_fixed_offsets(cfg: DataConfig, geo: Geometry) -> list[Path]:
+    """The fixed-offset CSVs of this configuration that paperlib generated (empty: all are the official files)."""
+    return [Path(p) for p in sorted(glob.glob(str(fixed_offsets_path(cfg, geo, "*")))) if
+            generated_marker(p).is_file()]
+
+
 def load_fixed_offsets(cfg: DataConfig, geo: Geometry) -> dict[str, tuple[float, float]]:
     """Merge the CSVs of every split of this configuration (official: the split name is globbed with ``*``)."""
     pattern = str(fixed_offsets_path(cfg, geo, "*"))
@@ -242,21 +258,40 @@ def _strip_ext(name: str) -> str:
     return base if ext.lower() in VIDEO_EXTS + (".wav",) else name
 
 
-def filtered_ids(cfg: DataConfig) -> set[str]:
-    """Ids to exclude: ``cfg.filter_lists`` and, with ``default_filters``, the official filter folders under root."""
+def filter_list_files(cfg: DataConfig) -> list[Path]:
+    """The filter lists of ``cfg``: ``cfg.filter_lists`` and, with ``default_filters``, every ``*.txt`` of the
+    official filter folder under root (``filtered_examples_lrs`` for LRS3, ``filtered_examples_vggsound`` else)."""
     root = Path(cfg.root)
     files = [Path(p) if os.path.isabs(p) else root / p for p in cfg.filter_lists]
     if cfg.default_filters:
         sub = "filtered_examples_lrs" if cfg.dataset == "lrs3" else "filtered_examples_vggsound"
         files += sorted((root / sub).glob("*.txt"))
+    return files
+
+
+def filter_entry_id(entry: str, root: str | os.PathLike) -> str:
+    """The clip id a filter-list line names: its first comma field as a path relative to the data root (an absolute
+    path under ``root`` made relative, ``./`` and the extension dropped): ``pretrain/bRQahFJUSJQ/00003.mp4`` ->
+    ``pretrain/bRQahFJUSJQ/00003``, ``G1x66WZKZKQ_215000_225000.mp4`` -> ``G1x66WZKZKQ_215000_225000``.
+
+    The official lists name clips by their path, so an entry is compared with whole ids only: a bare clip number
+    (``00003``) names no LRS3 clip (every LRS3 video has its own ``00003``)."""
+    key = entry.split(",")[0].strip()
+    if os.path.isabs(key):
+        rootp = os.path.abspath(os.fspath(root))
+        if os.path.commonpath([rootp, os.path.abspath(key)]) == rootp:
+            key = os.path.relpath(key, rootp)
+    key = os.path.normpath(key).replace(os.sep, "/")
+    return _strip_ext(key[2:] if key.startswith("./") else key)
+
+
+def filtered_ids(cfg: DataConfig) -> set[str]:
+    """Ids to exclude (:func:`filter_list_files`, each line read by :func:`filter_entry_id`)."""
     ids: set[str] = set()
-    for f in files:
+    for f in filter_list_files(cfg):
         if not f.is_file():
             raise FileNotFoundError(f"filter list {f} does not exist")
-        for line in _read_lines(f):
-            key = _strip_ext(line.split(",")[0].strip())
-            ids.add(key)
-            ids.add(os.path.basename(key))
+        ids.update(filter_entry_id(line, cfg.root) for line in _read_lines(f))
     return ids
 
 
@@ -384,10 +419,17 @@ def records_for(cfg: DataConfig, split: str) -> list[Record]:
         recs = folder_records(cfg, split)
     drop = filtered_ids(cfg)
     if drop:
-        kept = [r for r in recs if r.id not in drop and os.path.basename(r.id) not in drop]
+        kept = [r for r in recs if r.id not in drop]
         if len(kept) != len(recs):
             log.info("%s/%s: %d clips excluded by filter lists", cfg.dataset, split, len(recs) - len(kept))
         recs = kept
+    if cfg.dataset == "lrs3":  # LRS3 was withdrawn: copies often lack clips of the lists (VGGSound: vggsound_records)
+        present = [r for r in recs if os.path.isfile(r.path)]
+        if len(present) != len(recs):
+            gone = [r.id for r in recs if not os.path.isfile(r.path)]
+            log.warning("%s/%s: %d of %d listed clips are on disk; %d left out (e.g. %s)", cfg.dataset, split,
+                        len(present), len(recs), len(gone), ", ".join(gone[:3]))
+        recs = present
     return recs
 
 
@@ -418,6 +460,9 @@ def make_fixed_offsets(cfg: DataConfig, geo: Geometry, split: str, records: Sequ
         w = sample_train_window(n_v, cfg, geo, rng, jitter=False)
         rows[rec.id] = (w.offset_sec, w.v_start_i / geo.fps)
     out = write_fixed_offsets(path or fixed_offsets_path(cfg, geo, split), rows)
+    from paperlib.core.io import write_json_atomic
+
+    write_json_atomic(generated_marker(out), {"seed": seed, "rows": len(rows), "skipped": sorted(skipped)})
     log.info("wrote %s: %d rows (seed %d), %d clips skipped", out, len(rows), seed, len(skipped))
     for p, why in skipped.items():
         log.warning("fixed offsets: skipped %s", why)
@@ -432,8 +477,9 @@ class AVSyncDataset(Dataset):
     """Items ``{"video", "audio", "target", "offset_sec", "v_start_sec", "a_start_sec", "id", "label", "path"}``.
 
     Shapes: video float32 (T, 3, crop, crop), audio float32 (1, F, Ta) (``item_shapes``). ``bad_files`` maps the path of
-    every file that failed in this process to the reason; a failed item is replaced by another random index, at most
-    ``cfg.max_retries`` times in a row, then a RuntimeError names the files.
+    every file that failed in this process to the reason; a failed train item is replaced by another random index, at
+    most ``cfg.max_retries`` times in a row, then a RuntimeError names the files. A failed valid/test item raises a
+    RuntimeError naming its clip (never replaced: the test would hold another clip twice).
     """
 
     def __init__(self, cfg: DataConfig, geo: Geometry, split: str, records: Sequence[Record], seed: int = 0,
@@ -565,6 +611,15 @@ class AVSyncDataset(Dataset):
         return clip
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        if not self.train:  # a valid/test item is its clip's window: another clip in its place would change the test
+            rec = self.records[index % len(self.records)]
+            try:
+                return self.load(index)
+            except MediaError as e:
+                self.bad_files[rec.path] = str(e)
+                raise RuntimeError(f"{self.cfg.dataset}/{self.split}: clip {rec.id} cannot be read ({e}); a "
+                                   f"{self.split} clip is never replaced by another one: re-prepare the file, or "
+                                   "delete it and allow missing clips (they are then counted as dropped)") from e
         tried: list[str] = []
         idx = index
         for attempt in range(self.cfg.max_retries + 1):

@@ -381,3 +381,28 @@ def check_backbone_weights(paths: Mapping[str, str | os.PathLike | None]) -> Non
     if problems:
         raise FileNotFoundError("missing pretrained feature-extractor weights: " + "; ".join(problems) +
                                 "; paperlib never downloads them")
+
+
+def weights_file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be a torch weights file, read without loading it (None: it looks whole): missing, empty,
+    or neither a whole zip archive holding a ``data.pkl`` (torch.save's format; a cut-off download loses the zip's
+    central directory at its end) nor a legacy pickle."""
+    path = Path(path)
+    if not path.is_file():
+        return f"{path} does not exist"
+    size = path.stat().st_size
+    if size == 0:
+        return f"{path} is empty"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as z:
+                if any(n.endswith("data.pkl") for n in z.namelist()):
+                    return None
+        except (zipfile.BadZipFile, OSError) as e:
+            return f"{path} is not a readable torch file ({e})"
+        return f"{path} is a zip archive without data.pkl: not a torch file"
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80":  # pickle protocol 2+: torch's legacy (non-zip) format
+        return None
+    return f"{path} ({size} bytes) is not a torch file: a cut-off or failed download? (its zip directory is missing)"

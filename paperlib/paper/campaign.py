@@ -190,19 +190,36 @@ def _class_names(data_cfg: Any) -> list[str] | None:
 
 
 def evaluate_model(model: Any, data_cfg: DataConfig, geometry: Geometry, *, batch_size: int = 8, device: str = "cpu",
-                   seed: int = TRAIN_SEED_BASE, progress: bool = False) -> dict[str, Any]:
+                   seed: int = TRAIN_SEED_BASE, progress: bool = False, num_workers: int = 0,
+                   gpus: int = 1) -> dict[str, Any]:
     """Test metrics of ``model`` on ``data_cfg``'s test split at the model's ``geometry``: the official metrics with
     detail, per-item predictions and, when the data root holds synthetic sidecars, the oracle metrics
-    (:func:`cue_metrics`)."""
+    (:func:`cue_metrics`).
+
+    The pass is sharded: ``num_workers`` loader processes decode the clips, and on CUDA with ``gpus`` > 1 each batch
+    of ``batch_size`` windows per GPU is split over that many GPUs (``torch.nn.DataParallel``; the items keep their
+    order, so the result is the one of a single device). ``n`` counts the scored windows, ``n_clips`` the distinct
+    clips, ``clips_listed`` the clips the split lists name (after the filter lists; more than ``n_clips`` when
+    missing clips were allowed and dropped); ``test_data.official_windows`` is False when a fixed-offset CSV was
+    generated here; ``eval_s`` / ``windows_per_s`` time the pass."""
     from torch.utils.data import DataLoader
+
+    from paperlib.data.datasets import generated_fixed_offsets
+    from paperlib.data.protocol import check_data_inputs
 
     num_classes = geometry.num_classes
     ds = build_dataset(data_cfg, geometry, "test", seed=seed)
     passes = 1 if data_cfg.fixed_offsets else int(data_cfg.iter_times)
     dev = torch.device(device)
     model = model.to(dev).eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    n_gpus = min(int(gpus), torch.cuda.device_count()) if dev.type == "cuda" else 1
+    if n_gpus > 1:
+        model = torch.nn.DataParallel(model, device_ids=list(range(n_gpus)))
+    loader = DataLoader(ds, batch_size=batch_size * n_gpus, shuffle=False, num_workers=int(num_workers),
+                        pin_memory=dev.type == "cuda", persistent_workers=False)
+    t0 = time.time()
     out = predict(model, loader, dev, progress=progress, desc="test")  # per item, in order; RNG untouched
+    eval_s = time.time() - t0
     lg, tg = out["logits"], out["target"]
     ids, offs, vstarts = out["id"], out["offset_sec"], out["v_start_sec"]
     names = _class_names(data_cfg)
@@ -230,9 +247,34 @@ def evaluate_model(model: Any, data_cfg: DataConfig, geometry: Geometry, *, batc
         res.update({"cue_fraction": None, "cue_n": None, "cue_accuracy_1": None, "cue_accuracy_1_tol1": None,
                     "cue_null_accuracy_1": None, "cue_null_accuracy_1_tol1": None})
     res["items"] = items
+    clips_row = [r for r in check_data_inputs(data_cfg, geometry, ("test",), eval_splits=(), official=False)
+                 if r.what == "clips"]
+    res["n_windows"] = len(items)
+    res["n_clips"] = len(set(ids or ()))
+    res["clips_listed"] = clips_row[0].listed if clips_row else None
+    generated = [str(p) for p in generated_fixed_offsets(data_cfg, geometry)] if data_cfg.fixed_offsets else []
     res["test_data"] = {"dataset": data_cfg.dataset, "root": str(data_cfg.root), "clip_sec": geometry.clip_sec,
-                        "fixed_offsets": data_cfg.fixed_offsets, "iter_times": data_cfg.iter_times}
+                        "fixed_offsets": data_cfg.fixed_offsets, "iter_times": data_cfg.iter_times,
+                        "official_windows": bool(data_cfg.fixed_offsets) and not generated,
+                        "generated_offsets": generated}
+    res["eval_s"] = round(eval_s, 2)
+    res["windows_per_s"] = round(len(items) / eval_s, 2) if eval_s > 0 else None
+    res["test_pass"] = {"num_workers": int(num_workers), "gpus": n_gpus, "batch_size": batch_size * n_gpus,
+                        "device": str(dev)}
     return res
+
+
+def coverage_note(test: dict) -> str:
+    """"n of N official test clips" (and whether the windows are the official ones) of a test result."""
+    n, listed = test.get("n_clips"), test.get("clips_listed")
+    text = f"{n} of {listed} listed test clips" if listed is not None else f"{n} test clips"
+    td = test.get("test_data") or {}
+    if td.get("fixed_offsets"):
+        text += ", official fixed windows" if td.get("official_windows") else \
+            ", fixed windows generated here (not the official ones)"
+    else:
+        text += f", random windows x{td.get('iter_times')}"
+    return text + f", {test.get('n')} windows scored"
 
 
 def count_params(model: Any) -> dict[str, int]:
@@ -339,9 +381,18 @@ def _run_job(job: Job) -> None:
         params = count_params(build_model(cfg.model))  # trainable as configured (frozen backbones)
         dcfg = from_dict(DataConfig, job.test_data)
         t1 = time.time()
+        dev = _device(job.device)
+        paper = job.profile == "paper"  # the CPU profiles keep their one-thread, in-process test pass
+        if paper and dev == "cpu" and job.nproc > 1:  # the run's processes are done: their cores run the test pass
+            torch.set_num_threads(max(torch.get_num_threads(), job.nproc))
         test = evaluate_model(model, dcfg, cfg.geometry,
-                              batch_size=cfg.train.eval_batch_size or cfg.train.batch_size, device=_device(job.device),
-                              seed=cfg.train.seed)
+                              batch_size=cfg.train.eval_batch_size or cfg.train.batch_size, device=dev,
+                              seed=cfg.train.seed, num_workers=cfg.train.num_workers if paper else 0,
+                              gpus=max(1, job.nproc) if paper else 1)
+        print(f"== test pass {job.key}: {test['n']} windows of {test['n_clips']} clips in {test['eval_s']:.1f} s "
+              f"({test['windows_per_s']} windows/s on {test['test_pass']['gpus']} x {test['test_pass']['device']}, "
+              f"{test['test_pass']['num_workers']} loader workers, {torch.get_num_threads()} threads); "
+              f"{coverage_note(test)}", flush=True)
         results = json.loads((run_dir / runs.RESULTS_FILE).read_text())
         wall = float(results.get("elapsed_s") or 0.0) + (time.time() - t1)
         write_json_atomic(run_dir / TEST_DETAIL, {
@@ -376,7 +427,8 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
                 data_root: str | os.PathLike | None = None, device: str = "auto", seed: int = 0,
                 parallel: int | None = None, progress: bool = True, gpus: int | None = None,
                 recipe: str | None = None, overrides: Sequence[str] = (),
-                launcher: Sequence[str] | None = None, train: bool = True) -> dict[str, RunRecord]:
+                launcher: Sequence[str] | None = None, train: bool = True, regenerate_protocol: bool = False,
+                allow_missing_clips: bool = False) -> dict[str, RunRecord]:
     """Train what is missing for ``keys`` (dependencies first), reuse finished runs, resume unfinished ones.
 
     ``train=False`` trains nothing: the records of the keys whose runs have finished, the others left out (what a
@@ -387,8 +439,10 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     ``launcher``, a command prefix that starts ``gpus`` ranks itself (SLURM's srun, multi-node torchrun; see
     :mod:`paperlib.paper.campaign_runner`). The number of processes is part of the campaign hash (the lr and the
     global batch scale with it); the device is not (``device`` "auto": CUDA when present). ``recipe`` and
-    ``overrides``: as for :func:`resolve_spec`. At ``paper`` the data folders and extractor weights of the runs to
-    train are checked first (one FileNotFoundError naming what is missing).
+    ``overrides``: as for :func:`resolve_spec`. At ``paper`` everything the runs to train will read is checked first
+    (:func:`paperlib.paper.inputs.check_paper_inputs`: the table of inputs is printed, and one FileNotFoundError
+    names what is missing); ``regenerate_protocol`` lets missing split lists and fixed-offset CSVs be made here (not
+    the official windows), ``allow_missing_clips`` drops listed valid/test clips absent on disk (counted).
 
     Returns a :class:`RunRecord` per requested key (aliases share their run). A failed run raises RuntimeError with
     the path of its log and its last lines.
@@ -424,7 +478,8 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         tests = {h: test_data_config(specs[owner[h]], profile, data_root=data_root, runs_root=root, seed=seed,
                                      cfg=configs[owner[h]], overrides=overrides) for h in todo}
         if profile == "paper":
-            check_paper_inputs([configs[owner[h]] for h in todo], [tests[h].root for h in todo])
+            check_paper_inputs([configs[owner[h]] for h in todo], [tests[h] for h in todo],
+                               regenerate_protocol=regenerate_protocol, allow_missing_clips=allow_missing_clips)
         nproc = world if (profile == "paper" or world > 1) and not launcher else 0
         jobs = {h: _write_job(specs[owner[h]], configs[owner[h]], tests[h], h, hroot, hashes, profile, device,
                               nproc, list(launcher or ())) for h in todo}
@@ -475,11 +530,11 @@ def process_count(profile: str, gpus: int | None) -> int:
 
 def missing_inputs(keys: Iterable[str], profile: str, *, data_root: str | os.PathLike | None = None,
                    runs_root: str | os.PathLike | None = None, seed: int = 0, recipe: str | None = None,
-                   overrides: Sequence[str] = ()) -> dict[str, list[str]]:
+                   overrides: Sequence[str] = (), **check: Any) -> dict[str, list[str]]:
     """Why each of ``keys`` cannot be trained here, by key (keys that can are absent): at ``paper`` no data_root, or
-    data folders or extractor weights files that the key's run or one of its parents needs are missing (the
-    messages of :func:`paper_input_problems`). The synthetic profiles generate their data: nothing is missing
-    there."""
+    an input that the key's run or one of its parents reads is missing, incomplete or unreadable (the messages of
+    :func:`paper_input_problems`; ``check``: its ``regenerate_protocol``, ``allow_missing_clips``). The synthetic
+    profiles generate their data: nothing is missing there."""
     if profile != "paper":
         return {}
     out: dict[str, list[str]] = {}
@@ -489,7 +544,7 @@ def missing_inputs(keys: Iterable[str], profile: str, *, data_root: str | os.Pat
         except ValueError as e:  # no data_root, or no official extractor for an input length
             out[key] = [str(e)]
             continue
-        problems = paper_input_problems(cfgs, tests)
+        problems = paper_input_problems(cfgs, tests, **check)
         if problems:
             out[key] = problems
     return out
@@ -497,22 +552,25 @@ def missing_inputs(keys: Iterable[str], profile: str, *, data_root: str | os.Pat
 
 def check_inputs(keys: Iterable[str], profile: str, *, data_root: str | os.PathLike | None = None,
                  runs_root: str | os.PathLike | None = None, seed: int = 0, recipe: str | None = None,
-                 overrides: Sequence[str] = ()) -> None:
+                 overrides: Sequence[str] = (), show: bool = False, **check: Any) -> None:
     """Raise one error naming everything ``keys`` (and their parents) need and miss at ``paper``: ValueError without
-    data_root, FileNotFoundError for data folders and extractor weights (:func:`check_paper_inputs`)."""
+    data_root, FileNotFoundError for missing, incomplete or unreadable inputs (:func:`check_paper_inputs`, which
+    prints the table of inputs when ``show`` or when something is wrong; ``check``: its ``regenerate_protocol``,
+    ``allow_missing_clips``)."""
     if profile == "paper":
-        check_paper_inputs(*_inputs(keys, profile, data_root, runs_root, seed, recipe, overrides))
+        check_paper_inputs(*_inputs(keys, profile, data_root, runs_root, seed, recipe, overrides), show=show,
+                           **check)
 
 
 def _inputs(keys: Iterable[str], profile: str, data_root: Any, runs_root: Any, seed: int, recipe: str | None,
-            overrides: Sequence[str]) -> tuple[list[RunConfig], list[str]]:
-    """The resolved configs of ``keys`` and their parents, and the data roots they are tested on."""
+            overrides: Sequence[str]) -> tuple[list[RunConfig], list[DataConfig]]:
+    """The resolved configs of ``keys`` and their parents, and the data configs of the splits they are tested on."""
     specs = plan(profile)
     chain = closure(keys, specs)
     cfgs = [resolve_spec(specs[k], profile, data_root=data_root, runs_root=runs_root, seed=seed, recipe=recipe,
                          overrides=overrides) for k in chain]
     tests = [test_data_config(specs[k], profile, data_root=data_root, runs_root=runs_root, seed=seed, cfg=c,
-                              overrides=overrides).root for k, c in zip(chain, cfgs)]
+                              overrides=overrides) for k, c in zip(chain, cfgs)]
     return cfgs, tests
 
 

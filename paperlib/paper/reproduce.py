@@ -102,7 +102,9 @@ def train_campaign(profile: str, names: list[str], data_root: str | None = None,
         return None
     keys = all_keys(profile, names)
     inputs = {"data_root": data_root or None, "runs_root": runs_root or None,
-              "recipe": run.get("recipe"), "overrides": run.get("overrides") or ()}
+              "recipe": run.get("recipe"), "overrides": run.get("overrides") or (),
+              "regenerate_protocol": bool(run.get("regenerate_protocol")),
+              "allow_missing_clips": bool(run.get("allow_missing_clips"))}
     if checkpoint:
         filled = checkpoint_fills(keys, profile, checkpoint)
         keys = [k for k in keys if k not in filled]
@@ -126,7 +128,8 @@ def train_campaign(profile: str, names: list[str], data_root: str | None = None,
 def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: str | None = None, *,
               device: str | None = None, gpus: int | None = None, recipe: str | None = None,
               overrides: list[str] | None = None, checkpoint: str | None = None, launcher: list[str] | None = None,
-              runs_root: str | None = None, figures_root: str | None = None) -> tuple[Path, list[dict[str, Any]]]:
+              runs_root: str | None = None, figures_root: str | None = None, regenerate_protocol: bool = False,
+              allow_missing_clips: bool = False) -> tuple[Path, list[dict[str, Any]]]:
     """Run the campaign and the notebooks ``only`` names (artefact names or prefixes, e.g. ``table2``, ``table5``,
     ``fig``; default: all) at ``profile``, then write the report. Returns the report's path and a row per step.
 
@@ -135,7 +138,8 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
     paper or when > 1), ``recipe`` (on | off), ``overrides`` (``key=value`` for every run), ``checkpoint``
     (``key=path[,key=path]``: cells filled from files instead of training), ``launcher`` (a command prefix that
     starts a run's ranks, for the campaign only), ``runs_root`` / ``figures_root`` (output folders; default runs/
-    and figures/ of the repository)."""
+    and figures/ of the repository), ``regenerate_protocol`` / ``allow_missing_clips`` (paper: make missing split
+    lists and fixed-offset CSVs, drop absent valid/test clips, instead of stopping; campaign only)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     nbs = notebooks()
@@ -150,7 +154,8 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
     started = time.time()
     results = []
     run = {k: v for k, v in {"device": device, "gpus": gpus, "recipe": recipe, "overrides": overrides,
-                             "launcher": launcher}.items() if v}
+                             "launcher": launcher, "regenerate_protocol": regenerate_protocol,
+                             "allow_missing_clips": allow_missing_clips}.items() if v}
     shared = {k: v for k, v in {"checkpoint": checkpoint, "runs_root": runs_root}.items() if v}
     camp = train_campaign(profile, [nb.stem for nb in nbs], data_root, **shared, **run)
     if camp is not None:
