@@ -20,11 +20,19 @@ from torch import nn
 from paperlib.engine.evaluate import unwrap
 
 
+# Collective timeout (s) until training starts: joining the group, each rank building its datasets, the run
+# directory's broadcast and DDP's first parameter broadcast take as long as the slowest rank needs (minutes on a busy
+# machine or a cold file system), while train.ddp_timeout_s bounds how long a rank waits for a dead peer in training.
+STARTUP_TIMEOUT_S = 600.0
+
+
 @dataclass
 class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    timeout_s: float = 600.0  # collective timeout once training runs (train.ddp_timeout_s)
+    steady: bool = False  # has the training-phase timeout replaced the start-up one?
 
     @property
     def enabled(self) -> bool:
@@ -35,8 +43,13 @@ class DistInfo:
         return self.rank == 0
 
 
-def init_distributed(timeout_s: float = 600.0, device_name: str = "auto") -> DistInfo:
-    """Join the process group described by torchrun's (or SLURM's) environment; a no-op for a single process."""
+def init_distributed(timeout_s: float = 600.0, device_name: str = "auto",
+                     startup_timeout_s: float = STARTUP_TIMEOUT_S) -> DistInfo:
+    """Join the process group described by torchrun's (or SLURM's) environment; a no-op for a single process.
+
+    Collectives time out after ``max(timeout_s, startup_timeout_s)`` until :func:`enter_training` sets ``timeout_s``
+    (the engine calls it at the first training step): a slow start of one rank is waited for, a rank that dies in
+    training ends the others within ``timeout_s``."""
     env = os.environ
     if "RANK" not in env and "SLURM_PROCID" in env and int(env.get("SLURM_NPROCS", "1")) > 1:
         env["RANK"], env["WORLD_SIZE"] = env["SLURM_PROCID"], env["SLURM_NPROCS"]
@@ -44,7 +57,7 @@ def init_distributed(timeout_s: float = 600.0, device_name: str = "auto") -> Dis
     world = int(env.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
-    info = DistInfo(int(env["RANK"]), world, int(env.get("LOCAL_RANK", "0")))
+    info = DistInfo(int(env["RANK"]), world, int(env.get("LOCAL_RANK", "0")), timeout_s=float(timeout_s))
     if not dist.is_initialized():
         missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in env]
         if missing:
@@ -53,8 +66,20 @@ def init_distributed(timeout_s: float = 600.0, device_name: str = "auto") -> Dis
         use_cuda = torch.cuda.is_available() and device_name != "cpu"
         if use_cuda:
             torch.cuda.set_device(info.local_rank)
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=timeout_s))
+        start = max(float(timeout_s), float(startup_timeout_s))
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=start))
     return info
+
+
+def enter_training(dinfo: DistInfo) -> None:
+    """Set the training-phase collective timeout (``dinfo.timeout_s``) on the default group, once per process (a
+    no-op for a single process and after the first call)."""
+    if not dinfo.enabled or dinfo.steady or not dist.is_initialized():
+        return
+    from torch.distributed import distributed_c10d
+
+    distributed_c10d._set_pg_timeout(datetime.timedelta(seconds=dinfo.timeout_s))  # private in torch 2.x
+    dinfo.steady = True
 
 
 def broadcast_object(obj: Any, dinfo: DistInfo) -> Any:

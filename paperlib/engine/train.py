@@ -86,8 +86,8 @@ from paperlib.engine.checkpointing import (TrainState, carry_optimizer_state, lo
                                            load_training_checkpoint, rank_rng, rng_state, seed_everything,
                                            set_rng_state, trainable_names)
 from paperlib.engine.config import RunConfig, TrainConfig, check_run_config, load_run_config, resolve
-from paperlib.engine.distributed import (DistInfo, all_gather_object, any_rank, broadcast_object, init_distributed,
-                                         parameter_digest, sync_buffers)
+from paperlib.engine.distributed import (DistInfo, all_gather_object, any_rank, broadcast_object, enter_training,
+                                         init_distributed, parameter_digest, sync_buffers)
 from paperlib.engine.evaluate import evaluate, evaluate_dataset, preserved_rng, unwrap
 from paperlib.engine.loop import (PlateauDetector, PlateauWarning, Progress, epoch_batches, eval_loader, progress_plan,
                                   train_loader, train_one_epoch)
@@ -448,6 +448,7 @@ class Trainer:
                              "trainable_params": sum(p.numel() for p in self.model.parameters() if p.requires_grad)})
 
     def log_train(self, rec: dict[str, Any]) -> None:
+        enter_training(self.where.dinfo)  # before the first train record: from here a dead rank ends the others
         state, plateau = self.state, self.opt.plateau
         rec = {"phase": "train", "step": state.step, "epoch": state.epoch, "elapsed_s": self.elapsed(), **rec}
         msg = plateau.update(state.step, rec["loss"], rec["elapsed_s"])
@@ -460,6 +461,7 @@ class Trainer:
             self.progress.note(loss=f"{rec['loss']:.3f}", lr=f"{rec['lr']:.2e}")
 
     def show_progress(self) -> None:
+        enter_training(self.where.dinfo)  # the training-phase collective timeout from the first step on
         if self.progress is not None:
             self.progress.advance(self.state.step, self.elapsed())
 
