@@ -7,9 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from paperlib.core.media import MediaError
-from paperlib.studies.attention import video_attention
-
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
@@ -26,6 +23,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--frames", type=int, default=8, help="frames shown in the figure")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    from paperlib.core.media import MediaError
+    from paperlib.studies.attention import video_attention
+
     path = Path(args.video)
     if not path.is_file():
         print(f"paperlib attention: {path}: no such file", file=sys.stderr)

@@ -9,16 +9,6 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
-from paperlib.core.io import write_json_atomic
-from paperlib.core.provenance import env_info
-from paperlib.data.datasets import build_dataset
-from paperlib.engine.evaluate import checkpoint_data_config, evaluate_dataset
-from paperlib.model.checkpoints import load_model
-from paperlib.model.sparsesync import to_channels_last
-from paperlib.model.weights import CheckpointError
-
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m paperlib evaluate",
@@ -34,6 +24,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--json", default=None, metavar="OUT", help="write the metrics (with per-class detail) as JSON")
     args = p.parse_args(argv)
+    import torch
+
+    from paperlib.core.io import write_json_atomic
+    from paperlib.core.provenance import env_info
+    from paperlib.data.datasets import build_dataset
+    from paperlib.engine.evaluate import checkpoint_data_config, evaluate_dataset
+    from paperlib.model.checkpoints import load_model
+    from paperlib.model.sparsesync import to_channels_last
+    from paperlib.model.weights import CheckpointError
+
     path = Path(args.checkpoint)
     try:
         model, mcfg = load_model(path)

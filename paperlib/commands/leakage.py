@@ -7,27 +7,28 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import pandas as pd
-
-from paperlib.core.media import MediaError
-from paperlib.studies import leakage
-from paperlib.studies.leakage import PROBE_BUDGETS, PROFILES
+from paperlib.commands import LazyChoices
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m paperlib leakage", description=leakage.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m paperlib leakage",
+        description="Codec leakage: predicting where a trim starts from compression artefacts (paper Sec. 4.1, 7.1; "
+                    "Table 1, Figs 6-7).")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("probe", help="start-time probe on a folder of videos or audios")
     p.add_argument("dir", type=Path, help="folder searched recursively; one clip per file, from its start")
     p.add_argument("--modality", choices=("audio", "video"), required=True)
-    p.add_argument("--budget", choices=sorted(PROBE_BUDGETS), default="mini",
+    p.add_argument("--budget", type=LazyChoices("paperlib.studies.leakage", "PROBE_BUDGETS"), default="mini",
+                   metavar="BUDGET",
                    help="smoke (seconds), mini (CPU minutes, position-aware classifier), paper (ResNet18, GPU)")
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--max-files", type=int, default=None, help="use the first N files (sorted by path)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="ProbeConfig override, repeatable (e.g. --set epochs=10 --set period=25)")
     t = sub.add_parser("table1", help="reproduce Table 1 (and Fig. 7's curves) at a size")
-    t.add_argument("--profile", choices=sorted(PROFILES), default="mini")
+    t.add_argument("--profile", type=LazyChoices("paperlib.studies.leakage", "PROFILES"), default="mini",
+                   metavar="PROFILE", help="smoke | mini (default) | full | paper")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="Table1Config override, repeatable (e.g. --set audio.epochs=10)")
@@ -35,6 +36,10 @@ def main(argv: list[str]) -> int:
     f.add_argument("--out", type=Path, required=True)
     f.add_argument("--size", type=int, default=64)
     args = parser.parse_args(argv)
+    import pandas as pd
+
+    from paperlib.core.media import MediaError
+    from paperlib.studies import leakage
 
     def kv(items: Sequence[str]) -> dict[str, str]:
         bad = [s for s in items if "=" not in s]

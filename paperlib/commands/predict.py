@@ -7,9 +7,9 @@ import argparse
 import json
 import sys
 
-DESCRIPTION = """Offset prediction for arbitrary videos: sliding windows, per-window and aggregated offsets, how much the
-model knows (certainty and margin against a model at chance; "uncertain" instead of a verdict below --min-certainty),
-and how to fix the file. No model is shipped: train one (README) or fetch the authors' with
+DESCRIPTION = """Offset prediction for arbitrary videos: sliding windows, per-window and aggregated offsets, how much
+the model knows (certainty and margin against a model at chance; "uncertain" instead of a verdict below
+--min-certainty), and how to fix the file. No model is shipped: train one (README) or fetch the authors' with
 `python -m paperlib weights fetch NAME` (README, "Models")."""
 
 MIN_CERTAINTY = 0.10  # paperlib.studies.predict.MIN_CERTAINTY (kept here so that --help does not import torch)

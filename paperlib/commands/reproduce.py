@@ -10,15 +10,18 @@ from __future__ import annotations
 import argparse
 import sys
 
+from paperlib.commands import LazyChoices
 from paperlib.commands.campaign import add_run_options, run_options
-from paperlib.paper import reproduce
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m paperlib reproduce", description=reproduce.__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m paperlib reproduce",
+                                description="Regenerate the paper's artefacts: train the campaign once, execute every "
+                                            "notebook, write figures/REPORT.md.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
-    p.add_argument("--profile", default="mini", choices=reproduce.PROFILES)
+    p.add_argument("--profile", default="mini", type=LazyChoices("paperlib.paper.reproduce", "PROFILES"),
+                   metavar="PROFILE", help="smoke | mini (default) | full | paper")
     p.add_argument("--only", nargs="*", help="notebook name prefixes (e.g. table1 fig4)")
     add_run_options(p)
     p.add_argument("--checkpoint", default=None, metavar="KEY=PATH[,KEY=PATH]",
@@ -26,6 +29,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--runs-root", default=None, help="folder for runs (default: runs/ of this repository)")
     p.add_argument("--figures-root", default=None, help="folder for figures, tables and REPORT.md (default: figures/)")
     args = p.parse_args(argv)
+    from paperlib.paper import reproduce  # the library (and torch) only once the arguments are parsed: fast --help
+
     opts = run_options(args)
     try:
         report, results = reproduce.reproduce(args.profile, args.only, opts.pop("data_root"),

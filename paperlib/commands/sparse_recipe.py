@@ -7,16 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
-from paperlib.model.checkpoints import load_model
-from paperlib.model.weights import CheckpointError
-from paperlib.paper import sparse_recipe
-
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m paperlib sparse-recipe",
-                                description=sparse_recipe.__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m paperlib sparse-recipe", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("data", help="generate the dense-crop, sparse-train and sparse-test sets")
     d.add_argument("--out", type=Path, default=Path("runs/sparse_recipe"))
@@ -31,6 +24,12 @@ def main(argv: list[str]) -> int:
     e.add_argument("--probes", action="store_true", help="also score with swapped audio and with swapped video")
     e.add_argument("--decoded-cache-dir", default="", help="data.decoded_cache_dir for the test clips")
     a = p.parse_args(argv)
+    import torch
+
+    from paperlib.model.checkpoints import load_model
+    from paperlib.model.weights import CheckpointError
+    from paperlib.paper import sparse_recipe
+
     torch.set_num_threads(1)
     if a.cmd == "data":
         for name, root in sparse_recipe.make_data(a.out, smoke=a.smoke, workers=a.workers).items():

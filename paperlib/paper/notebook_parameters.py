@@ -6,10 +6,10 @@ check fails at once instead, naming the unknown names and the notebook's declare
 declared value's type and range (``-p seed notanumber`` is an error naming ``seed``, not a ``TypeError`` deep inside
 the run).
 
-Unknown names are the user-level names of the namespace (what IPython's ``%who`` lists: not starting with ``_``, not
-set up by IPython itself; and not modules, functions or classes, which are imports, never parameters) minus the declared parameters and the names the notebook's own cells bind (a
-second "Run All" in JupyterLab finds those already set). Nothing here imports torch, so the check runs in the
-kernel's first second.
+Unknown names are the user-level names of the namespace (what IPython's ``%who`` lists: not starting with ``_``,
+not set up by IPython itself; and not modules, functions or classes, which are imports, never parameters) minus the
+declared parameters and the names the notebook's own cells bind (a second "Run All" in JupyterLab finds those already
+set). Nothing here imports torch, so the check runs in the kernel's first second.
 """
 
 from __future__ import annotations
