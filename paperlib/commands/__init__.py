@@ -51,6 +51,7 @@ class LazyChoices:
         return value
 
 
+def _usage() -> str:
     lines = ["usage: python -m paperlib <command> [args]", "", "commands:"]
     lines += [f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()]
     return "\n".join(lines)
