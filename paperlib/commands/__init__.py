@@ -31,7 +31,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _usage() -> str:
 class LazyChoices:
     """An argparse ``type`` that accepts only the values of a library module's attribute, read when a value is
     checked, not when help is printed (argparse iterates ``choices`` to print help, which would import the module and
