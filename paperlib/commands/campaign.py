@@ -13,7 +13,7 @@ import json
 import shlex
 import sys
 
-from paperlib.paper import campaign
+from paperlib.commands import LazyChoices
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -48,8 +48,11 @@ def run_options(a: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m paperlib campaign", description=campaign.__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="mini", choices=campaign.PROFILES)
+    p = argparse.ArgumentParser(prog="python -m paperlib campaign",
+                                description="The cached training runs behind the paper's training tables (Tables 2, "
+                                            "3/5, 4, 6, 7 and Fig. 3), per profile.")
+    p.add_argument("--profile", default="mini", type=LazyChoices("paperlib.paper.campaign", "PROFILES"),
+                   metavar="PROFILE", help="smoke | mini (default) | full | paper")
     p.add_argument("--keys", nargs="*", default=None, help="keys to ensure (default: every key the artefacts use)")
     p.add_argument("--runs-root", default=None)
     add_run_options(p)
@@ -65,6 +68,8 @@ def main(argv: list[str]) -> int:
                    help="train nothing: write OUT/REPORT.md with the tables and claims of the runs finished so far")
     p.add_argument("--worker", nargs="+", default=None, metavar="FOLDER", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    from paperlib.paper import campaign  # the library (and torch) only once the arguments are parsed: fast --help
+
     if a.worker:
         return campaign.run_jobs(a.worker)
     if a.budget:
