@@ -77,6 +77,22 @@ def test_official_lrs3_filter_list_removes_no_clip_of_the_official_splits(tmp_pa
     assert D.filter_entry_id("G1x66WZKZKQ_215000_225000.mp4", root) == "G1x66WZKZKQ_215000_225000"
 
 
+def test_official_vggsound_sparse_lists_give_the_official_clip_counts(capsys):
+    """The official VGGSound lists, restricted to the 12 classes of vggsound_sparse.csv and with every official filter
+    list applied, name the 5,252 / 758 / 542 clips the authors' code uses."""
+    cfg = D.DataConfig(dataset="vggsound_sparse", root=str(OFFICIAL))
+    rows = check_data_inputs(cfg, D.Geometry(), official=True)
+    clips = {r.path.rsplit("[", 1)[1].rstrip("]"): r for r in rows if r.what == "clips"}
+    assert {s: r.listed for s, r in clips.items()} == {"train": 5252, "valid": 758, "test": 542}
+    assert all(r.count == 0 and r.problem for r in clips.values())  # no clip on disk there: the run cannot start
+    (annotations,) = [r for r in rows if r.what == "annotation CSV"]
+    assert annotations.detail == "7083 rows, 12 classes" and annotations.status == "present"
+    # the same check from the command line: the table, each problem, a non-zero exit
+    assert main(["datasets", "check", "--root", str(OFFICIAL), "--dataset", "vggsound_sparse"]) == 1
+    out = capsys.readouterr().out
+    assert "0 of 542 listed test clips on disk" in out and "problem: vggsound_sparse/test" in out
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # the tiny data root laid out from the real protocol files
 

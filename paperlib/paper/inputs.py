@@ -55,12 +55,22 @@ def input_rows(configs: Iterable[RunConfig], tests: Iterable[Any] = (), *, regen
     tests = list(tests)
     seen: dict[tuple[str, str], InputRow] = {}
     opts = {"official": not regenerate_protocol, "allow_missing_clips": allow_missing_clips}
+    done: dict[tuple, list[InputRow]] = {}  # runs share data folders: each folder, split and grid is read once
+
+    def rows_of(data: Any, geo: Any, splits: tuple[str, ...]) -> list[InputRow]:
+        key = (data.dataset, data.root, data.fixed_offsets, data.fixed_offsets_dir, tuple(data.filter_lists),
+               data.default_filters, splits, (geo.num_classes, geo.clip_sec, geo.max_off_sec))
+        if key not in done:
+            evals = tuple(s for s in splits if s != "train")
+            done[key] = check_data_inputs(data, geo, splits, eval_splits=evals, **opts)
+        return done[key]
+
     for i, cfg in enumerate(configs):
-        rows = check_data_inputs(cfg.data, cfg.geometry, ("train", "valid"), eval_splits=("valid",), **opts)
+        rows = list(rows_of(cfg.data, cfg.geometry, ("train", "valid")))
         if i < len(tests):
             test = tests[i] if not isinstance(tests[i], (str, Path)) else \
                 dataclasses.replace(cfg.data, root=str(tests[i]))
-            rows += check_data_inputs(test, cfg.geometry, ("test",), eval_splits=("test",), **opts)
+            rows += rows_of(test, cfg.geometry, ("test",))
         for r in rows + _weight_rows(cfg):
             if r.what == "data folder" and r.problem:
                 r = dataclasses.replace(r, problem=f"{r.problem}; {README_HINT}")
