@@ -261,6 +261,7 @@ def test_paper_run_on_the_official_layout_through_torchrun(official_root, tmp_pa
     assert (run / "checkpoints" / "best.pt").is_file()
     log = (hroot / "train.log").read_text()
     assert "torch.distributed.run --standalone --nproc_per_node 2" in log and "== test pass" in log
+    print("\n" + next(line for line in log.splitlines() if line.startswith("== test pass")))
     test = json.loads((run / "test_detail.json").read_text())["test"]
     with open(official_root / "lrs3" / "fixed_offsets" / D.fixed_offsets_name("test", 21, 2.0, 2.0)) as f:
         rows = {r["path"]: (float(r["offset_sec"]), float(r["vstart_sec"])) for r in csv.DictReader(f)}
