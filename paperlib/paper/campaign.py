@@ -310,8 +310,11 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, key: str, profile: str = 
         raise ValueError(f"{checkpoint}: the model has {mcfg.geometry.num_classes} offset classes, {key!r} needs "
                          f"{spec.num_classes}")
     t0 = time.time()
+    paper = profile == "paper"  # as the worker's test pass: loader workers and every GPU of this machine
     res = evaluate_model(model, dcfg, mcfg.geometry, batch_size=batch_size, device=_device(device),
-                         seed=TRAIN_SEED_BASE + seed, progress=progress)
+                         seed=TRAIN_SEED_BASE + seed, progress=progress,
+                         num_workers=cfg.train.num_workers if paper else 0,
+                         gpus=max(1, torch.cuda.device_count()) if paper else 1)
     res.update(checkpoint=str(checkpoint), key=key, profile=profile, params=count_params(model),
                eval_s=round(time.time() - t0, 2))
     write_json_atomic(cache, res)
