@@ -81,3 +81,13 @@ def test_quick_start_runs_as_written_in_a_fresh_copy(tmp_path):
     images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert images, "the executed notebook shows no figure inline"
     assert (clone / "figures" / "fig4_memory.png").stat().st_size > 1000
+
+
+def test_license_is_the_mit_license_pyproject_names_and_the_citation_names_the_paper():
+    assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert "cff-version: 1.2.0" in cff and "license: MIT" in cff
+    assert 'title: "Sparse in Space and Time: Audio-visual Synchronisation with Trainable Selectors"' in cff
+    assert [m for m in re.findall(r"family-names: (\w+)", cff)][:4] == ["Iashin", "Xie", "Rahtu", "Zisserman"]
+    assert "year: 2022" in cff and "BMVC" in cff
