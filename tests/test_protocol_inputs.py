@@ -22,10 +22,9 @@ from paperlib.commands import main
 from paperlib.data import datasets as D
 from paperlib.data.protocol import check_data_inputs
 from paperlib.paper import campaign as C
-from paperlib.paper.inputs import input_table
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_paper_profile import AUDIO_2S, TINY, _layout, _write_extractor_weights  # noqa: E402
+from test_paper_profile import AUDIO_2S, TINY, _layout, _write_extractor_weights
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "reference" / "official_protocol"
 if not OFFICIAL.is_dir():  # a checkout beside shared/

@@ -282,7 +282,7 @@ def filter_entry_id(entry: str, root: str | os.PathLike) -> str:
         if os.path.commonpath([rootp, os.path.abspath(key)]) == rootp:
             key = os.path.relpath(key, rootp)
     key = os.path.normpath(key).replace(os.sep, "/")
-    return _strip_ext(key[2:] if key.startswith("./") else key)
+    return _strip_ext(key.removeprefix("./"))
 
 
 def filtered_ids(cfg: DataConfig) -> set[str]:
