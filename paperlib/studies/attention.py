@@ -483,14 +483,19 @@ def plot_attention(frames: np.ndarray, spec: np.ndarray, vmap: np.ndarray, amap:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Rectangle
 
     T, H, W, _ = frames.shape
     heat = upsample_visual(vmap, T, (H, W))  # (T, H, W)
     shown = np.linspace(0, T - 1, n_show).round().astype(int)
     over = overlay(frames[shown], heat[shown], alpha)
-    fig = plt.figure(figsize=(1.6 * n_show, 1.6 + 1.9))
-    gs = fig.add_gridspec(2, n_show, height_ratios=[1.6, 1.9], hspace=0.25, wspace=0.04)
+    fig = plt.figure(figsize=(1.6 * n_show + 0.9, 1.6 + 1.9))
+    # the last, narrow column holds the colour bar of the attention (min-max scaled, 0 = least, 1 = most attended)
+    gs = fig.add_gridspec(2, n_show + 1, height_ratios=[1.6, 1.9], width_ratios=[1.0] * n_show + [0.12], hspace=0.25,
+                          wspace=0.04)
     for j, fi in enumerate(shown):
         ax = fig.add_subplot(gs[0, j])
         ax.imshow(over[j])
@@ -499,7 +504,7 @@ def plot_attention(frames: np.ndarray, spec: np.ndarray, vmap: np.ndarray, amap:
             ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=0.8))
         ax.set_title(f"frame {fi}", fontsize=7)
         ax.axis("off")
-    ax = fig.add_subplot(gs[1, :])
+    ax = fig.add_subplot(gs[1, :n_show])
     spec = np.asarray(spec, dtype=np.float32)
     ax.imshow(minmax(spec), origin="lower", aspect="auto", cmap="gray")
     if amap is not None:
@@ -510,6 +515,16 @@ def plot_attention(frames: np.ndarray, spec: np.ndarray, vmap: np.ndarray, amap:
             ax.axvline(e / clip_sec * spec.shape[1], color="lime", lw=0.8, ls="--")
     ax.set_xlabel("spectrogram frame")
     ax.set_ylabel("frequency bin")
+    handles = []
+    if boxes is not None:
+        handles.append(Line2D([], [], color="lime", lw=1.2, label="sound source (ground-truth box)"))
+    if events is not None and clip_sec:
+        handles.append(Line2D([], [], color="lime", lw=0.8, ls="--", label="event times"))
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.8)
+    cbar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="jet"), cax=fig.add_subplot(gs[:, n_show]))
+    cbar.set_label("attention (min-max scaled)", fontsize=7)
+    cbar.ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=9)
     out_stem = Path(out_stem)
