@@ -14,17 +14,13 @@ import argparse
 import json
 import sys
 
-import torch.distributed as dist
-
-from paperlib.core.config import to_dict
-from paperlib.engine import config as run_config
-from paperlib.engine import runs, train
-
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m paperlib train", description=train.__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m paperlib train",
+                                description="Training engine: one training run from its configuration to results.json.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="Presets: " + ", ".join(sorted(run_config.PRESETS)))
+                                epilog="Presets: paperlib.engine.config.PRESETS (README, 'Training, evaluation, "
+                                       "prediction'); an unknown --preset lists them.")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 "
                                                      "model.geometry.num_classes=3")
     p.add_argument("--preset", default=None, help="named preset (see paperlib.engine.config.PRESETS)")
@@ -34,6 +30,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--init-from", default=None, help="fine-tune from a paperlib or official checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = p.parse_args(argv)
+    import torch.distributed as dist  # the library (and torch) only once the arguments are parsed: fast --help
+
+    from paperlib.core.config import to_dict
+    from paperlib.engine import runs, train
+
     try:
         cfg = train.resolve_train_config(preset=args.preset, config_file=args.config, resume=args.resume,
                                          overrides=args.overrides, init_from=args.init_from)
