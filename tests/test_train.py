@@ -306,8 +306,11 @@ def test_overfit_batches_mode_validates_on_the_same_batch(tmp_path):
     assert not runs.read_metrics(run, "test")  # no test in sanity mode
 
 
+FROZEN_LR = 1e-12  # a learning rate too small to move float32 weights (the config check refuses lr 0)
+
+
 def test_early_stopping_and_eval_every(tmp_path):
-    run = _fit(_cfg(tmp_path, eval_every_steps=3, patience=2, base_lr=0.0, epochs=100))
+    run = _fit(_cfg(tmp_path, eval_every_steps=3, patience=2, base_lr=FROZEN_LR, epochs=100))
     res = json.loads((run / runs.RESULTS_FILE).read_text())
     # patience 2: the run ends two evaluations (6 steps) after its best one
     assert res["stop_reason"] == "early_stopping" and res["steps"] - res["best_step"] == 6
@@ -394,7 +397,11 @@ def test_finetune_from_checkpoint_carry_or_fresh(synth_root, tmp_path):
     assert c["scheduler"]["last_epoch"] == 4 and f["scheduler"]["last_epoch"] == 1
     assert float(c["optimizer"]["state"][0]["step"]) == 4 and float(f["optimizer"]["state"][0]["step"]) == 1
     assert c["state"]["step"] == 1 and c["state"]["epoch"] in (0, 1)  # epoch/step restart
-    assert (carry / f"init-{ckpt.name}").is_file()
+    # the source is referenced (path, size, sha256), not copied: the run holds only its own two checkpoints
+    ref = json.loads((carry / T.INIT_SOURCE_FILE).read_text())
+    assert ref["path"] == str(ckpt.resolve()) and ref["size"] == ckpt.stat().st_size
+    assert ref["sha256"] == __import__("hashlib").sha256(ckpt.read_bytes()).hexdigest()
+    assert sorted(p.name for p in carry.rglob("*.pt")) == ["best.pt", "last.pt"]
     with pytest.raises(ValueError, match="do not fit"):
         T.fit(_smoke(synth_root, tmp_path / "bad", *common, "model.d_model=16"))
 
@@ -415,7 +422,7 @@ def test_cli_print_config_and_errors(capsys, tmp_path):
 def test_plateau_warning_is_emitted_during_fit(tmp_path):
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        run = _fit(_cfg(tmp_path, max_steps=8, base_lr=0.0, log_every=1, plateau_warn_steps=4,
+        run = _fit(_cfg(tmp_path, max_steps=8, base_lr=FROZEN_LR, log_every=1, plateau_warn_steps=4,
                         plateau_rel_tol=0.9))
     assert any(issubclass(w.category, T.PlateauWarning) for w in rec)
     assert any(r.get("event") == "plateau" for r in runs.read_metrics(run, "event"))

@@ -91,17 +91,36 @@ def rank_rng(ckpt: Mapping[str, Any], rank: int) -> Mapping[str, Any] | None:
 # resume
 
 
-def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load a paperlib training checkpoint (a run directory means its ``checkpoints/last.pt``) with
-    ``weights_only=True`` through :func:`paperlib.model.weights.load_checkpoint` (no code from the file ever runs)."""
+def resume_checkpoint_path(path: str | os.PathLike) -> Path:
+    """The checkpoint a resume reads: a run directory means its ``checkpoints/last.pt``; a file must be a checkpoint
+    inside a run directory's ``checkpoints/`` (a resume writes ``metrics.jsonl``, ``results.json`` and checkpoints
+    into that run directory, so any other place is refused, with a ValueError naming what is missing)."""
     path = Path(path)
     if path.is_dir():
-        cand = path / runs.CHECKPOINT_DIR / "last.pt"
-        if not cand.is_file():
-            raise FileNotFoundError(f"{path}: no {runs.CHECKPOINT_DIR}/last.pt to resume from")
-        path = cand
-    if not path.is_file():
+        run_dir, ckpt = path, path / runs.CHECKPOINT_DIR / "last.pt"
+        if not ckpt.is_file():
+            raise FileNotFoundError(f"{path}: no {runs.CHECKPOINT_DIR}/last.pt to resume from (give a run directory "
+                                    "or a checkpoint in its checkpoints/)")
+    elif path.is_file():
+        run_dir, ckpt = path.parent.parent, path
+        if path.parent.name != runs.CHECKPOINT_DIR:
+            raise ValueError(f"{path}: not inside a run directory's {runs.CHECKPOINT_DIR}/ folder; --resume takes a "
+                             f"run directory or RUN/{runs.CHECKPOINT_DIR}/<name>.pt (a resume writes into the run "
+                             "directory); to start a new run from these weights use --init-from")
+    else:
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    if not (run_dir / runs.CONFIG_FILE).is_file():
+        raise ValueError(f"{path}: {run_dir} is not a paperlib run directory (no {runs.CONFIG_FILE}); --resume takes a "
+                         f"run directory or RUN/{runs.CHECKPOINT_DIR}/<name>.pt; to start a new run from these weights "
+                         "use --init-from")
+    return ckpt
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load the checkpoint a resume of ``path`` reads (:func:`resume_checkpoint_path`) with ``weights_only=True``
+    through :func:`paperlib.model.weights.load_checkpoint` (no code from the file ever runs; its checksum and finite
+    values are checked)."""
+    path = resume_checkpoint_path(path)
     ckpt = weights.load_checkpoint(path)
     missing = [k for k in ("run_config", "optimizer", "scheduler", "state", "rng") if k not in ckpt]
     if missing:

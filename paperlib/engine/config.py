@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -132,19 +133,168 @@ def resolve(preset: str | None = None, overrides: Sequence[str] = ()) -> RunConf
     return check_run_config(apply_overrides(cfg, overrides))
 
 
-def check_run_config(cfg: RunConfig) -> RunConfig:
-    """Raise ValueError when the data config does not fit the run's geometry (see ``DataConfig.validate``) or a
-    train setting is not one of its choices."""
-    cfg.data.validate(cfg.geometry)
-    if cfg.train.memory_format not in MEMORY_FORMATS:
-        raise ValueError(f"train.memory_format must be one of {MEMORY_FORMATS}, got {cfg.train.memory_format!r}")
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _range_problem(key: str, value: Any, low: float | None, high: float | None, *, low_open: bool = False,
+                   high_open: bool = False, optional: bool = False) -> str | None:
+    """The problem of ``value`` at ``key`` against [low, high] (``*_open``: that end excluded, None: unbounded), or
+    None when it fits; ``optional``: None is allowed too. Every number must be finite."""
+    if value is None and optional:
+        return None
+    lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+    hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+    allowed = " and ".join(x for x in (lo, hi) if x) or "any finite number"
+    allowed = f"a finite number {allowed}" + (" (or null)" if optional else "")
+    if not _number(value) or not math.isfinite(value):
+        return f"{key} = {value!r}: must be {allowed}"
+    if low is not None and (value < low or (low_open and value == low)):
+        return f"{key} = {value!r}: must be {allowed}"
+    if high is not None and (value > high or (high_open and value == high)):
+        return f"{key} = {value!r}: must be {allowed}"
+    return None
+
+
+# train.* ranges: (low, high, low excluded, high excluded, None allowed); every number must also be finite
+TRAIN_RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
+    "base_lr": (0, None, True, False, False),
+    "eps": (0, None, True, False, True),
+    "weight_decay": (0, None, False, False, False),
+    "warmup_steps": (0, None, False, False, False),
+    "warmup_start_factor": (0, 1, True, False, False),
+    "clip_grad_norm": (0, None, False, False, False),  # 0 disables clipping
+    "batch_size": (1, None, False, False, False),
+    "eval_batch_size": (1, None, False, False, True),
+    "epochs": (1, None, False, False, False),
+    "max_steps": (1, None, False, False, True),
+    "time_budget_min": (0, None, True, False, True),
+    "eval_every_steps": (0, None, False, False, False),
+    "patience": (1, None, False, False, False),
+    "num_workers": (0, None, False, False, False),
+    "log_every": (1, None, False, False, False),
+    "checkpoint_every_steps": (0, None, False, False, False),
+    "overfit_batches": (0, None, False, False, False),
+    "ddp_timeout_s": (0, None, True, False, False),
+    "plateau_rel_tol": (0, 1, False, True, False),
+    "plateau_warn_steps": (0, None, False, False, False),
+    "plateau_warn_minutes": (0, None, False, False, False),
+    "recipe_modality_flag": (0, None, False, False, False),
+    "recipe_sync_identity_qk": (None, None, False, False, False),
+    "recipe_sync_code_gain": (None, None, False, False, False),
+    "aux_xcorr_weight": (0, None, False, False, False),
+    "aux_match_weight": (0, None, False, False, False),
+    "aux_hold_steps": (0, None, False, False, False),
+    "aux_decay_steps": (0, None, False, False, False),
+}
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DROPOUTS = ("embd_pdrop", "attn_pdrop", "resid_pdrop")
+
+
+def run_config_problems(cfg: RunConfig) -> list[str]:
+    """Every problem of a run configuration, each naming its key, the value and what is allowed: the ranges of the
+    train settings (lr finite and > 0, batch >= 1, steps >= 1, finite clipping, ...), the choices (precision, memory
+    format, model variant and backbone), the model's sizes and dropouts (0 <= p < 1), the geometry, and whether the
+    data config fits the geometry (``DataConfig.validate``). Empty when the configuration can be trained."""
+    from paperlib.model.backbones import BACKBONES
+    from paperlib.model.sparsesync import VARIANTS
+
+    problems: list[str] = []
+    tc = cfg.train
+    for name, (low, high, low_open, high_open, optional) in TRAIN_RANGES.items():
+        problem = _range_problem(f"train.{name}", getattr(tc, name), low, high, low_open=low_open,
+                                 high_open=high_open, optional=optional)
+        if problem:
+            problems.append(problem)
+    betas = list(tc.betas) if isinstance(tc.betas, (list, tuple)) else []
+    if len(betas) != 2 or any(_range_problem("", b, 0, 1, high_open=True) for b in betas):
+        problems.append(f"train.betas = {tc.betas!r}: must be two finite numbers >= 0 and < 1")
+    if tc.precision not in PRECISIONS:
+        problems.append(f"train.precision = {tc.precision!r}: must be one of {PRECISIONS}")
+    if tc.memory_format not in MEMORY_FORMATS:
+        problems.append(f"train.memory_format = {tc.memory_format!r}: must be one of {MEMORY_FORMATS}")
+    model = cfg.model
+    if isinstance(model, ModelConfig):
+        if model.variant not in VARIANTS:
+            problems.append(f"model.variant = {model.variant!r}: unknown variant; must be one of {VARIANTS}")
+        if model.backbone not in BACKBONES:
+            problems.append(f"model.backbone = {model.backbone!r}: unknown backbone; must be one of "
+                            f"{tuple(BACKBONES)}")
+        for name in ("depth", "d_model", "n_head", "n_selectors", "mlp_ratio"):
+            problem = _range_problem(f"model.{name}", getattr(model, name), 1, None)
+            if problem:
+                problems.append(problem)
+        if _number(model.d_model) and _number(model.n_head) and model.n_head >= 1 and model.d_model % model.n_head:
+            problems.append(f"model.d_model = {model.d_model}: must be divisible by model.n_head = {model.n_head}")
+        for name in DROPOUTS:
+            problem = _range_problem(f"model.{name}", getattr(model, name), 0, 1, high_open=True)
+            if problem:
+                problems.append(problem)
+    try:
+        cfg.geometry.validate()
+    except ValueError as e:
+        problems.append(f"model.geometry: {e}")
+    else:
+        try:
+            cfg.data.validate(cfg.geometry)
+        except ValueError as e:
+            problems.append(f"data: {e}")
+    return problems
+
+
+def check_run_config(cfg: RunConfig, source: str | os.PathLike | None = None) -> RunConfig:
+    """Raise one ValueError naming every problem of ``cfg`` (:func:`run_config_problems`; ``source``: the file it was
+    read from, named first); return ``cfg`` when there is none. Called before anything of a run is written."""
+    problems = run_config_problems(cfg)
+    if problems:
+        where = f"{source}: " if source is not None else ""
+        raise ValueError(f"{where}invalid run configuration ({len(problems)} problem{'s' if len(problems) > 1 else ''})"
+                         ": " + "; ".join(problems))
     return cfg
 
 
+def read_run_config(path: str | os.PathLike) -> RunConfig:
+    """A run configuration saved as JSON (a run directory's ``config.json``): a JSON object, type-checked, unknown keys
+    refused; every problem raises a ValueError that names the file. The ranges are not checked here
+    (:func:`load_run_config` checks them; ``train --config`` checks them after its overrides)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such run configuration file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: cannot read the run configuration ({e})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+            type(data), "null")
+        raise ValueError(f"{path}: a run configuration must be a JSON object ({{\"model\": ..., \"data\": ..., "
+                         f"\"train\": ...}}), got {kind}")
+    try:
+        return from_dict(RunConfig, data)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {_type_problems(data, e)}") from None
+
+
+def _type_problems(data: Mapping[str, Any], error: Exception) -> str:
+    """The keys of ``data`` that cannot be set (unknown, or a value of the wrong type), each with its error; the
+    message of ``error`` alone when no single key fails."""
+    problems = []
+    for key, value in flatten(data).items():
+        try:
+            merge(RunConfig(), {key: value})
+        except (KeyError, TypeError, ValueError) as e:
+            text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+            problems.append(text if key in text else f"{key} = {value!r}: {text}")
+    if not problems:
+        problems = [str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)]
+    return "; ".join(problems)
+
+
 def load_run_config(path: str | os.PathLike) -> RunConfig:
-    """A resolved run configuration saved as JSON (a run directory's ``config.json``): type-checked, unknown keys
-    raise, and model and data must agree (:func:`check_run_config`)."""
-    return check_run_config(from_dict(RunConfig, json.loads(Path(path).read_text())))
+    """:func:`read_run_config`, then every value checked (:func:`check_run_config`, the errors naming the file)."""
+    return check_run_config(read_run_config(path), path)
 
 
 def _geometry(**kw: Any) -> dict[str, Any]:

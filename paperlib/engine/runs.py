@@ -8,6 +8,8 @@ Layout of ``runs/<name>-<YYYYmmdd-HHMMSS>[-N]/`` (written by rank 0 only):
                       after the checkpoint it resumes from (:func:`rewind_metrics`), since it logs those steps again
     events.out.tfevents.*  TensorBoard curves (same numbers as metrics.jsonl)
     checkpoints/last.pt, checkpoints/best.pt
+    init_from.json    a fine-tuned run's source checkpoint: its path, size and sha256 (a reference, not a copy)
+    .lock             held by the process training the run (:func:`lock_run_dir`): its pid, host and start time
     results.json      summary written when the run finishes (best valid metrics, test metrics, steps, time)
 
 Why ``env.json`` records decoder versions: in the sibling project (Synchformer) the decoder library version alone moved
@@ -26,7 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from paperlib.core.io import finite_or_none, json_default, write_text_atomic
+from paperlib.core.io import (FolderLock, finite_or_none, json_default, lock_folder, unique_folder,
+                              write_text_atomic)
 
 CONFIG_FILE = "config.json"
 ENV_FILE = "env.json"
@@ -38,22 +41,19 @@ CHECKPOINT_DIR = "checkpoints"
 def new_run_dir(root: str | os.PathLike, name: str, stamp: str | None = None) -> Path:
     """Create and return a fresh ``root/<name>-<stamp>`` directory; a counter suffix avoids any existing one.
 
-    Creation uses ``mkdir(exist_ok=False)``, so two processes racing for the same name get different directories.
+    Creation uses ``mkdir(exist_ok=False)`` (:func:`paperlib.core.io.unique_folder`), so two processes racing for the
+    same name get different directories.
     """
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"run name must be a plain non-empty name, got {name!r}")
-    root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     stamp = stamp or time.strftime("%Y%m%d-%H%M%S")
-    base = f"{name}-{stamp}"
-    for i in range(10_000):
-        path = root / (base if i == 0 else f"{base}-{i}")
-        try:
-            path.mkdir(parents=False, exist_ok=False)
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a new run directory under {root} for {base!r}")
+    return unique_folder(root, f"{name}-{stamp}")
+
+
+def lock_run_dir(run_dir: str | os.PathLike) -> FolderLock:
+    """Lock a run directory for the process that trains it (rank 0): a second process that would train it (a resume
+    of a live run, a second campaign) is refused with :class:`paperlib.core.io.FolderBusyError` naming the holder."""
+    return lock_folder(run_dir, "train this run")
 
 
 class MetricsLogger:

@@ -32,7 +32,8 @@ Deviations (each is a config switch where it matters):
 - Fine-tuning (``init_from``): weights from a paperlib or official checkpoint; ``init_carry_optimizer=true`` carries
   the Adam moments, the scaler and the scheduler position as the official code does (so there is no new warm-up; the
   optimiser state of an official file is re-indexed by parameter name), ``false`` starts them fresh. lr, betas and eps
-  follow this run's config. Epoch and best metric restart at 0; the source checkpoint is copied into the run directory.
+  follow this run's config. Epoch and best metric restart at 0; the source checkpoint is recorded by
+  reference (``init_from.json``: path, size, sha256), not copied: a run keeps two checkpoint files, last.pt and best.pt.
 - Frozen backbones (``model.train_*_backbone=false``) stay in eval mode while training (BatchNorm statistics frozen).
 - On CPU (gloo) SyncBatchNorm cannot run (PyTorch supports it on CUDA only): BatchNorm statistics are per process,
   and rank 0's buffers are broadcast before every evaluation and checkpoint, so all ranks hold identical models.
@@ -64,9 +65,10 @@ Only rank 0 writes the run directory; every rank evaluates a disjoint shard of v
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
-import shutil
 import time
 import warnings
 from pathlib import Path
@@ -83,9 +85,9 @@ from paperlib.core.provenance import env_info
 from paperlib.data.datasets import build_dataset
 from paperlib.engine import recipes, runs
 from paperlib.engine.checkpointing import (TrainState, carry_optimizer_state, load_init_weights,
-                                           load_training_checkpoint, rank_rng, rng_state, seed_everything,
-                                           set_rng_state, trainable_names)
-from paperlib.engine.config import RunConfig, TrainConfig, check_run_config, load_run_config, resolve
+                                           load_training_checkpoint, rank_rng, resume_checkpoint_path, rng_state,
+                                           seed_everything, set_rng_state, trainable_names)
+from paperlib.engine.config import RunConfig, TrainConfig, check_run_config, read_run_config, resolve
 from paperlib.engine.distributed import (DistInfo, all_gather_object, any_rank, broadcast_object, enter_training,
                                          init_distributed, parameter_digest, sync_buffers)
 from paperlib.engine.evaluate import evaluate, evaluate_dataset, preserved_rng, unwrap
@@ -97,6 +99,7 @@ from paperlib.model.sparsesync import build_model, to_channels_last
 from paperlib.model.weights import load_checkpoint
 
 SPLITS = ("train", "valid", "test")
+INIT_SOURCE_FILE = "init_from.json"  # a fine-tuned run's reference to its source checkpoint (record_init_source)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -181,10 +184,11 @@ def setup_process(tc: TrainConfig) -> Placement:
 # the run directory and its log
 
 
-def open_run_dir(cfg: Any, where: Placement, ckpt: Mapping[str, Any] | None,
-                 run_dir: str | os.PathLike | None) -> Path:
-    """The run's directory on every rank: a resumed run's own, else a new one (``run_dir``, which must not exist, or
-    ``run_root/<name>-<time>``) where rank 0 writes ``config.json`` and ``env.json``."""
+def open_run_dir(cfg: Any, where: Placement, ckpt: Mapping[str, Any] | None, run_dir: str | os.PathLike | None,
+                 held: contextlib.ExitStack) -> Path:
+    """The run's directory on every rank: a resumed run's own (locked by :func:`fit` before its checkpoint was read),
+    else a new one (``run_dir``, which must not exist, or ``run_root/<name>-<time>``), locked by rank 0 (the lock is
+    entered into ``held``) before it writes ``config.json`` and ``env.json``."""
     tc = cfg.train
     out_dir: Path | None = None
     if ckpt is not None:
@@ -198,6 +202,7 @@ def open_run_dir(cfg: Any, where: Placement, ckpt: Mapping[str, Any] | None,
             out_dir.mkdir(parents=True, exist_ok=False)
         else:
             out_dir = runs.new_run_dir(tc.run_root, tc.name)
+        held.enter_context(runs.lock_run_dir(out_dir))
     out_dir = Path(broadcast_object(str(out_dir) if out_dir is not None else None, where.dinfo))
     if where.main and ckpt is None:
         write_json_atomic(out_dir / runs.CONFIG_FILE, to_dict(cfg))
@@ -235,28 +240,39 @@ def training_objective(model: nn.Module, cfg: Any) -> TrainingObjective:
     return recipes.recipe_objective(model, cfg) or CrossEntropyObjective(model)
 
 
-def prepare_model(objective: TrainingObjective, cfg: Any, where: Placement, ckpt: Mapping[str, Any] | None,
-                  out_dir: Path, logger: runs.MetricsLogger) -> dict[str, Any]:
-    """Initial weights of a fresh run: the objective's initialisation, then the fine-tuning source's weights
-    (``train.init_from``, copied into the run directory). A resumed run gets its weights with its state. Returns what
-    the fine-tuning source carries (optimiser, scheduler and scaler states; see
+def initial_weights(objective: TrainingObjective, cfg: Any,
+                    ckpt: Mapping[str, Any] | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Initial weights of a fresh run, set before its run directory exists (a fine-tuning source that cannot be read
+    or does not fit leaves no folder behind): the objective's initialisation, then the fine-tuning source's weights
+    (``train.init_from``). A resumed run gets its weights with its state. Returns the events to log and what the
+    source carries (optimiser, scheduler and scaler states; see
     :func:`paperlib.engine.checkpointing.load_init_weights`)."""
     tc = cfg.train
     if ckpt is not None:
-        return {}
-    log_event(logger, 0, objective.initialise())
+        return [], {}
+    events = [e for e in (objective.initialise(),) if e]
     if not tc.init_from:
-        return {}
+        return events, {}
     carried = load_init_weights(objective.model, tc.init_from, strict=tc.init_strict, skip=tc.init_skip)
     if "kept_fresh" in carried:
         if tc.init_carry_optimizer:
             raise ValueError(f"{tc.init_from}: only part of the weights were loaded ({len(carried['kept_fresh'])} "
                              "keys kept fresh); set train.init_carry_optimizer=false")
-        log_event(logger, 0, {"event": "init_partial", "path": tc.init_from, "kept_fresh": carried["kept_fresh"],
-                              "ignored": carried["ignored"]})
-    if where.main:
-        shutil.copy2(tc.init_from, out_dir / f"init-{Path(tc.init_from).name}")
-    return carried
+        events.append({"event": "init_partial", "path": tc.init_from, "kept_fresh": carried["kept_fresh"],
+                       "ignored": carried["ignored"]})
+    return events, carried
+
+
+def record_init_source(out_dir: Path, init_from: str) -> None:
+    """``init_from.json``: the fine-tuning source by reference (absolute path, size, sha256), not a copy: a campaign
+    run keeps only its own ``last.pt`` and ``best.pt`` (its parent's ``best.pt`` is the source)."""
+    src = Path(init_from).resolve()
+    digest = hashlib.sha256()
+    with open(src, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    write_json_atomic(out_dir / INIT_SOURCE_FILE, {"path": str(src), "size": src.stat().st_size,
+                                                   "sha256": digest.hexdigest()})
 
 
 def place_objective(objective: TrainingObjective, tc: TrainConfig, where: Placement) -> TrainingObjective:
@@ -602,19 +618,40 @@ def fit(cfg: Any, *, model: nn.Module | None = None, datasets: Mapping[str, Data
     tc: TrainConfig = cfg.train
     where = setup_process(tc)  # process group, device, precision, seeds
 
-    # model and data first: a bad data root fails before a run directory exists
-    model = model if model is not None else build_model(cfg.model)
-    if datasets is None:
-        datasets = {s: build_dataset(cfg.data, cfg.geometry, s, seed=tc.seed) for s in SPLITS}
+    with contextlib.ExitStack() as held:  # the run directory's lock (rank 0), released when fit ends in any way
+        # a resumed run's directory is locked first: a run that another process trains is refused at once, and its
+        # checkpoint is read only once this process owns the directory
+        resume = resume_checkpoint_path(tc.resume) if tc.resume else None
+        if resume is not None and where.main:
+            held.enter_context(runs.lock_run_dir(resume.parent.parent))
+
+        # model and data next: a bad data root fails before a new run directory exists
+        model = model if model is not None else build_model(cfg.model)
+        if datasets is None:
+            datasets = {s: build_dataset(cfg.data, cfg.geometry, s, seed=tc.seed) for s in SPLITS}
+        return _fit_locked(cfg, where, model, datasets, run_dir, held, resume)
+
+
+def _fit_locked(cfg: Any, where: Placement, model: nn.Module, datasets: Mapping[str, Dataset],
+                run_dir: str | os.PathLike | None, held: contextlib.ExitStack, resume: Path | None) -> Path:
+    """:func:`fit` once a resumed run's directory is locked (a new one is created and locked by
+    :func:`open_run_dir`)."""
+    tc: TrainConfig = cfg.train
+    ckpt = load_training_checkpoint(resume) if resume is not None else None
+
+    # what the step optimises and its initial weights, before any folder exists (a bad init_from leaves none)
+    objective = training_objective(model, cfg)
+    events, carried = initial_weights(objective, cfg, ckpt)
 
     # the run directory: a new one, or the resumed run's own (its log rewound to the checkpoint)
-    ckpt = load_training_checkpoint(tc.resume) if tc.resume else None
-    out_dir = open_run_dir(cfg, where, ckpt, run_dir)
+    out_dir = open_run_dir(cfg, where, ckpt, run_dir, held)
     logger = open_metrics(out_dir, tc, where, ckpt)
+    for event in events:
+        log_event(logger, 0, event)
+    if where.main and ckpt is None and tc.init_from:
+        record_init_source(out_dir, tc.init_from)
 
-    # what the step optimises, initial weights, optimiser state (fresh, fine-tuned or resumed)
-    objective = training_objective(model, cfg)
-    carried = prepare_model(objective, cfg, where, ckpt, out_dir, logger)
+    # optimiser state (fresh, fine-tuned or resumed)
     objective = place_objective(objective, tc, where)
     opt = build_optimisation(objective.model, cfg, where, ckpt, carried, logger)
     log_event(logger, opt.state.step, objective.start_event())
@@ -676,11 +713,11 @@ def resolve_train_config(*, preset: str | None = None, config_file: str | os.Pat
         if preset or config_file:
             raise ValueError("--resume uses the run's own config; give overrides only (e.g. train.max_steps=...)")
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, resume=ck["_path"]))
-        return apply_overrides(cfg, overrides)
+        return check_run_config(apply_overrides(cfg, overrides))
     if config_file:
         if preset:
             raise ValueError("--config is a resolved config; give overrides on top of it, not a preset")
-        cfg = check_run_config(apply_overrides(load_run_config(config_file), overrides))
+        cfg = check_run_config(apply_overrides(read_run_config(config_file), overrides), config_file)
     else:
         cfg = resolve(preset, overrides)
     if init_from:

@@ -6,9 +6,11 @@ released checkpoints (a pickled dict with ``model``, ``args`` = an OmegaConf Dic
 ``lr_scheduler``, ``metrics``, ``epoch``, ``loss``, ``model_type``).
 
 - paperlib checkpoints hold only tensors and plain data: ``{"model": state_dict, "config": ModelConfig as a dict,
-  "meta": {...}, **extra}`` (e.g. optimizer state), written through :func:`paperlib.core.io.atomic_output` and read with
-  ``torch.load(weights_only=True)``; a writer killed mid-write (SIGKILL, pre-emption) leaves only a hidden temporary,
-  which the next save in the folder removes once its process is gone.
+  "meta": {...}, **extra}`` (e.g. optimizer state), ``meta["checksum"]`` a sha256 over all of it (every load checks
+  it and that every floating-point tensor is finite: a flipped bit is refused naming the file), written through
+  :func:`paperlib.core.io.atomic_output` and read with ``torch.load(weights_only=True)``; a writer killed mid-write
+  (SIGKILL, pre-emption) leaves only a hidden temporary, which the next save in the folder removes once its process is
+  gone.
 - Official checkpoints are read with torch's restricted ``weights_only`` unpickler, extended by an explicit allow-list:
   OmegaConf's DictConfig/ListConfig and their node/metadata classes, ``typing.Any``, plain builtins and numpy scalars
   and arrays. Everything else is refused before any object is built (the pickle is disassembled first), with an error
@@ -36,8 +38,8 @@ from torch import nn
 from paperlib.core.io import atomic_output, remove_stale_partials
 from paperlib.core.geometry import official_max_offset
 from paperlib.model.sparsesync import ModelConfig, build_model, nest_geometry
-from paperlib.model.weights import (FORMAT, FORMATS, CheckpointError, _check_plain, _config_to_plain, _restricted_load,
-                                    official_key_to_paperlib)
+from paperlib.model.weights import (CHECKSUM_KEY, FORMAT, FORMATS, CheckpointError, _check_plain, _config_to_plain,
+                                    _restricted_load, content_digest, official_key_to_paperlib)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -64,6 +66,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, model_cfg: ModelC
             raise ValueError(f"save_checkpoint: {key!r} is reserved")
     ckpt = {"model": model.state_dict(), "config": to_dict(model_cfg), "meta": meta, **extra}
     _check_plain({k: v for k, v in ckpt.items() if k != "model"}, f"checkpoint {path}")
+    meta[CHECKSUM_KEY] = content_digest(ckpt)  # checked on every load (paperlib.model.weights.check_loaded)
     _atomic_torch_save(ckpt, path)
     return path
 

@@ -7,6 +7,7 @@ This module knows no model configuration, so the model can load backbone weights
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -14,7 +15,7 @@ import typing
 import zipfile
 from collections import OrderedDict, defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from torch import nn
 
 FORMAT = "paperlib-checkpoint/2"  # the model config nests its geometry
 FORMATS = ("paperlib-checkpoint/1", FORMAT)  # /1: the geometry fields sat flat in the model config
+CHECKSUM_KEY = "checksum"  # meta[CHECKSUM_KEY]: content_digest() of the checkpoint, written by save_checkpoint
 
 
 class CheckpointError(RuntimeError):
@@ -54,37 +56,117 @@ def _check_plain(obj: Any, where: str) -> None:
 
 
 
+def corrupt(path: Path, what: str) -> CheckpointError:
+    """The one error of a checkpoint whose bytes changed after it was written (a flipped bit, a bad copy)."""
+    return CheckpointError(f"{path}: corrupt checkpoint: {what}; the file changed after it was written (a flipped bit, "
+                           "an incomplete copy). Use another checkpoint of the run (last.pt / best.pt) or a backup")
+
+
+def content_digest(ckpt: Mapping[str, Any]) -> dict[str, Any]:
+    """The checksum a paperlib checkpoint carries in ``meta["checksum"]``: sha256 over every tensor (name, dtype,
+    shape, bytes) and every plain value, in the checkpoint's order, the checksum entry itself left out."""
+    h = hashlib.sha256()
+    count = 0
+
+    def walk(obj: Any, where: str) -> None:
+        nonlocal count
+        if isinstance(obj, torch.Tensor):
+            t = obj.detach()
+            h.update(f"T{where}|{t.dtype}|{tuple(t.shape)}|".encode())
+            if t.numel():
+                h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+            count += 1
+        elif isinstance(obj, Mapping):
+            for k, v in obj.items():
+                if not (where == ".meta" and k == CHECKSUM_KEY):
+                    walk(v, f"{where}.{k}")
+        elif isinstance(obj, (list, tuple)):
+            for i, v in enumerate(obj):
+                walk(v, f"{where}[{i}]")
+        elif isinstance(obj, (set, frozenset)):
+            for v in sorted(obj, key=repr):
+                walk(v, f"{where}{{}}")
+        else:
+            h.update(f"V{where}|{type(obj).__name__}|{obj!r}|".encode())
+
+    walk(ckpt, "")
+    return {"algorithm": "sha256", "digest": h.hexdigest(), "tensors": count}
+
+
+def check_loaded(obj: Any, path: Path) -> None:
+    """Raise :func:`corrupt` unless every floating-point tensor in ``obj`` is finite and, when ``obj`` carries a
+    checksum (paperlib checkpoints since it was added; older files and official ones have none), it matches."""
+    def tensors(o: Any, where: str) -> Iterator[tuple[str, torch.Tensor]]:
+        if isinstance(o, torch.Tensor):
+            yield where, o
+        elif isinstance(o, Mapping):
+            for k, v in o.items():
+                yield from tensors(v, f"{where}.{k}" if where else str(k))
+        elif isinstance(o, (list, tuple, set, frozenset)):
+            for i, v in enumerate(o):
+                yield from tensors(v, f"{where}[{i}]")
+
+    for where, t in tensors(obj, ""):
+        if not (t.is_floating_point() or t.is_complex()) or not t.numel():
+            continue
+        # a sum is finite when every element is (and is 25x faster to take than isfinite().all()); a sum that
+        # overflows is not proof of a bad element, so that case takes the exact test
+        if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+            raise corrupt(path, f"tensor {where!r} holds non-finite values (NaN or inf)")
+    meta = obj.get("meta") if isinstance(obj, Mapping) else None
+    stored = meta.get(CHECKSUM_KEY) if isinstance(meta, Mapping) else None
+    if stored is None:
+        return
+    if not isinstance(stored, Mapping) or stored.get("algorithm") != "sha256":
+        raise corrupt(path, f"its checksum record is unreadable ({stored!r})")
+    got = content_digest(obj)
+    if got["digest"] != stored.get("digest"):
+        raise corrupt(path, f"its content does not match the checksum written with it (sha256 {got['digest'][:16]}... "
+                            f"over {got['tensors']} tensors, written {str(stored.get('digest'))[:16]}... over "
+                            f"{stored.get('tensors')})")
+
+
 def _torch_load(path: Path, map_location: Any) -> Any:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise _refusal(path, str(e)) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated or not a torch file?): {e}") from None
+    except Exception as e:  # noqa: BLE001 - a damaged pickle stream fails in the unpickler in many ways
+        raise corrupt(path, f"its pickle stream cannot be read ({type(e).__name__}: {e})") from None
+    check_loaded(obj, path)
+    return obj
 
 
 def _refusal(path: Path, message: str) -> CheckpointError:
     found = re.findall(r"GLOBAL ([\w.]+)", message)
-    what = f"the global {found[0]}" if found else "an object"
     lines = [ln.strip() for ln in message.splitlines() if "GLOBAL" in ln or "Unsupported" in ln or "allowlist" in ln]
     detail = (lines or [message.strip().splitlines()[0] if message.strip() else ""])[0]
-    return CheckpointError(f"{path}: refused to unpickle {what}, which is not on paperlib's allow-list (tensors, plain "
-                           f"containers, OmegaConf configs); the file may be malicious. Details: {detail}")
+    if not found:  # an opcode or a structure the unpickler does not expect: damage, not a forbidden class
+        return corrupt(path, f"its pickle stream cannot be read ({detail})")
+    return CheckpointError(f"{path}: refused to unpickle the global {found[0]}, which is not on paperlib's allow-list "
+                           "(tensors, plain containers, OmegaConf configs); the file may be malicious (or corrupt). "
+                           f"Details: {detail}")
 
 
 def _checked_load(path: Path, map_location: Any) -> Any:
     """Refuse up front (by disassembling the pickle, nothing is built) any global outside the active allow-list,
-    then load with the restricted unpickler."""
+    then load with the restricted unpickler; a damaged file raises :func:`corrupt`."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         unsafe = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except ValueError:  # not a zip file (a legacy or plain pickle): the restricted unpickler below still applies
-        unsafe = []
+    except ValueError as e:
+        if "returned by torch.save" not in str(e):
+            raise corrupt(path, f"its pickle stream cannot be read (ValueError: {e})") from None
+        unsafe = []  # not a zip file (a legacy or plain pickle): the restricted unpickler below still applies
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: cannot read checkpoint (truncated or not a torch file?): {e}") from None
+    except Exception as e:  # noqa: BLE001 - a damaged pickle stream fails the disassembler in many ways
+        raise corrupt(path, f"its pickle stream cannot be read ({type(e).__name__}: {e})") from None
     if unsafe:
         official = {name for _, name in _allowed_globals(False)}
         if all(u in official for u in unsafe):
@@ -94,7 +176,7 @@ def _checked_load(path: Path, map_location: Any) -> Any:
                                   "load_official_checkpoint")
         raise CheckpointError(f"{path}: refused to unpickle: the file asks for {', '.join(unsafe)}, which is not on "
                               "paperlib's allow-list (tensors, plain containers, OmegaConf configs); the file may be "
-                              "malicious")
+                              "malicious (or corrupt)")
     return _torch_load(path, map_location)
 
 
