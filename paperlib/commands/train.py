@@ -2,7 +2,7 @@
 
     python -m paperlib train --preset NAME [key=value ...]
     python -m paperlib train --config RUN/config.json [key=value ...]   # a resolved config (what the campaign writes)
-    python -m paperlib train --resume RUN_DIR [key=value ...]
+    python -m paperlib train --resume RUN_DIR|RUN_DIR/checkpoints/NAME.pt [key=value ...]
 
 Every form runs under torchrun too (``torchrun --nproc_per_node N -m paperlib train ...``): see
 :mod:`paperlib.engine.train` for multi-GPU and multi-node use.
@@ -26,14 +26,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--preset", default=None, help="named preset (see paperlib.engine.config.PRESETS)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="a resolved run config (JSON, e.g. a run's config.json); overrides apply on top")
-    p.add_argument("--resume", default=None, help="run directory or checkpoint to resume (its config is used)")
+    p.add_argument("--resume", default=None,
+                   help="run directory, or a checkpoint in a run directory's checkpoints/, to resume (its config "
+                        "is used)")
     p.add_argument("--init-from", default=None, help="fine-tune from a paperlib or official checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     args = p.parse_args(argv)
     import torch.distributed as dist  # the library (and torch) only once the arguments are parsed: fast --help
 
     from paperlib.core.config import to_dict
+    from paperlib.core.io import FolderBusyError
     from paperlib.engine import runs, train
+    from paperlib.model.weights import CheckpointError
 
     try:
         cfg = train.resolve_train_config(preset=args.preset, config_file=args.config, resume=args.resume,
@@ -50,9 +54,14 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         run_dir = train.fit(cfg)
-    except FileNotFoundError as e:  # a data root without the expected layout
+    except (FileNotFoundError, FolderBusyError, CheckpointError, ValueError) as e:
+        # a data root without the expected layout, a run another process trains, an unreadable or corrupt
+        # checkpoint (resume, init-from), weights that do not fit: each named, and no run folder left behind
         print(f"paperlib train: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a write that failed (full disk, quota, read-only folder): the file and the cause named
+        print(f"paperlib train: {e}", file=sys.stderr)
+        return 1
     except RuntimeError as e:
         if not train.is_collective_failure(e):
             raise
