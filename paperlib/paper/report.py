@@ -121,14 +121,19 @@ def df_to_markdown(df) -> str:
 
 
 def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> dict[str, str]:
-    """Write the artefact's tables (csv + md) and claims (json) under ``figures/``; return the paths written."""
+    """Write the artefact's tables (csv + md) and claims (json) under ``figures/``; return the paths written. The
+    files are written as one set (:func:`paperlib.core.io.write_texts_atomic`): a failure while writing any of them
+    leaves every previous file as it was."""
+    from paperlib.core.io import write_texts_atomic
+
     out = Path(out_dir) if out_dir else figures_dir()
-    written = {}
+    written: dict[str, str] = {}
+    files: dict[Path, str] = {}
     md_parts = [f"## {art.name} (profile: {art.profile})", ""]
     for i, (title, df) in enumerate(art.tables.items()):
         suffix = "" if i == 0 else f"_{i}"
         csv_path = out / "tables" / f"{art.name}{suffix}.csv"
-        write_text_atomic(csv_path, df.to_csv(index=False))
+        files[csv_path] = df.to_csv(index=False)
         written[f"csv:{title}"] = str(csv_path)
         md_parts += [f"### {title}", "", df_to_markdown(df), ""]
     if art.claims:
@@ -142,7 +147,7 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
                                            if f.endswith(".png")]
         md_parts.append("")
     md_path = out / "tables" / f"{art.name}.md"
-    write_text_atomic(md_path, "\n".join(md_parts))
+    files[md_path] = "\n".join(md_parts)
     written["md"] = str(md_path)
     claims_path = out / "tables" / f"{art.name}.json"
     payload = {
@@ -154,7 +159,8 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
         "tables": {t: json.loads(df.to_json(orient="records")) for t, df in art.tables.items()},
         "provenance": art.provenance,
     }
-    write_text_atomic(claims_path, json.dumps(payload, indent=2, default=str))
+    files[claims_path] = json.dumps(payload, indent=2, default=str)
+    write_texts_atomic(files)
     written["json"] = str(claims_path)
     return written
 
