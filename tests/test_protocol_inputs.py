@@ -274,3 +274,28 @@ def test_paper_run_on_the_official_layout_through_torchrun(official_root, tmp_pa
     assert [(i["id"], i["offset_sec"], i["v_start_sec"]) for i in got["items"]] == \
         [(i["id"], i["offset_sec"], i["v_start_sec"]) for i in test["items"]]
     assert C.coverage_note(got) == "2 of 2 listed test clips, official fixed windows, 2 windows scored"
+
+
+def test_cut_off_weights_and_unparseable_files_are_named(official_root, tmp_path):
+    """Present is not enough: a weights file cut off mid-download, a CSV that is not ytid,start,label,split and a
+    fixed-offset CSV without its header are each a problem naming the file."""
+    from paperlib.model.weights import weights_file_problem
+
+    root = _view(official_root, tmp_path / "data")
+    audio = root / "weights" / AUDIO_2S
+    whole = audio.read_bytes()
+    assert weights_file_problem(audio) is None
+    audio.unlink()
+    audio.write_bytes(whole[: len(whole) // 2])  # a download cut in half: the zip directory at the end is gone
+    assert "not a torch file" in weights_file_problem(audio)
+    (root / "vggsound_sparse" / "vggsound_sparse.csv").unlink()
+    (root / "vggsound_sparse" / "vggsound_sparse.csv").write_text("<html>rate limited</html>\n")
+    offsets = root / "lrs3" / "fixed_offsets" / D.fixed_offsets_name("valid", 21, 2.0, 2.0)
+    offsets.unlink()
+    offsets.write_text("pretrain/x/00001;0.2;1.0\n")
+    with pytest.raises(FileNotFoundError) as e:
+        C.check_inputs(["sparsesync/sparse/c21"], "paper", data_root=str(root), overrides=TINY)
+    err = str(e.value)
+    assert f"{audio.resolve().parent / AUDIO_2S} (" in err and "not a torch file" in err
+    assert f"annotation CSV {(root / 'vggsound_sparse').resolve() / 'vggsound_sparse.csv'} cannot be read" in err
+    assert f"fixed-offset CSV {(root / 'lrs3').resolve() / 'fixed_offsets' / offsets.name} cannot be read" in err

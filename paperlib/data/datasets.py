@@ -207,7 +207,7 @@ def read_fixed_offsets(path: str | os.PathLike) -> dict[str, tuple[float, float]
     out: dict[str, tuple[float, float]] = {}
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or set(reader.fieldnames) < {"path", "offset_sec", "vstart_sec"}:
+        if reader.fieldnames is None or not {"path", "offset_sec", "vstart_sec"} <= set(reader.fieldnames):
             raise ValueError(f"{path}: header must be path,offset_sec,vstart_sec, got {reader.fieldnames}")
         for row in reader:
             out[row["path"]] = (float(row["offset_sec"]), float(row["vstart_sec"]))

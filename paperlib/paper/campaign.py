@@ -80,7 +80,7 @@ import torch
 
 from paperlib.core.geometry import Geometry
 from paperlib.core.config import config_hash, from_dict, to_dict
-from paperlib.core.io import write_json_atomic
+from paperlib.core.io import describe_holder, lock_folder, write_json_atomic
 from paperlib.data.datasets import DataConfig, build_dataset, read_vggsound_csv, sparse_classes
 from paperlib.data.synthetic import has_cue, load_sidecar
 from paperlib.engine import runs, train
@@ -365,7 +365,22 @@ def _device(device: str) -> str:
 
 
 def _run_job(job: Job) -> None:
-    """Train (or resume) one run and write its test_detail.json (called in the worker process)."""
+    """Train (or resume) one run and write its test_detail.json (called in the worker process).
+
+    The worker holds the hash folder's lock while it does: a second campaign on the same runs folder waits for it
+    (naming the holder on its stderr), then finds the run finished and neither trains nor tests it again."""
+    with lock_folder(job.hash_root, f"train and test campaign run {job.key}", wait=True) as lock:
+        if lock.previous:
+            print(f"campaign worker: {job.hash_root}: took over the lock of a process that ended without releasing "
+                  f"it ({describe_holder(lock.previous)})", file=sys.stderr, flush=True)
+        if finished(job.hash_root) is not None:
+            print(f"campaign worker: {job.key}: already trained and tested (by another campaign) in "
+                  f"{finished(job.hash_root)}", file=sys.stderr, flush=True)
+            return
+        _run_job_locked(job)
+
+
+def _run_job_locked(job: Job) -> None:
     log = job.hash_root / LOG_FILE
     t0 = time.time()
     with redirect_output(log):
@@ -474,10 +489,11 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     done = {h: finished(p) for h, p in hroot.items()}
     todo = [h for h in dict.fromkeys(hashes[k] for k in order) if done[h] is None]
     if todo and train:
-        if profile != "paper":
-            ensure_data(profile, {specs[owner[h]].setting for h in todo} |
-                        {specs[owner[h]].test_setting for h in todo if specs[owner[h]].test_setting},
-                        runs_root=root, progress=progress, workers=parallel)
+        if profile != "paper":  # one generator at a time per profile: a second campaign waits, then reuses the sets
+            with lock_folder(root / "data" / profile, "generate the synthetic data sets", wait=True):
+                ensure_data(profile, {specs[owner[h]].setting for h in todo} |
+                            {specs[owner[h]].test_setting for h in todo if specs[owner[h]].test_setting},
+                            runs_root=root, progress=progress, workers=parallel)
         tests = {h: test_data_config(specs[owner[h]], profile, data_root=data_root, runs_root=root, seed=seed,
                                      cfg=configs[owner[h]], overrides=overrides) for h in todo}
         if profile == "paper":

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paperlib.core.io import write_bytes_atomic, write_text_atomic
+from paperlib.core.io import unique_folder, write_bytes_atomic, write_text_atomic
 from paperlib.paper import campaign
 from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills, paper_size_params
 from paperlib.paper.report import PROFILES, df_to_markdown, environment, repo_root, runs_dir, write_report
@@ -149,8 +149,10 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
         if not nbs:
             raise ValueError(f"no notebook matches {only}; have {[p.stem for p in notebooks()]} "
                              f"(and the aliases {ALIASES})")
-    out_dir = (Path(runs_root) if runs_root else runs_dir()) / "notebooks" / \
-        f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # one folder per invocation (two started in the same second get <time> and <time>-1): executed notebooks and
+    # results.json of one invocation are never overwritten by another's
+    out_dir = unique_folder((Path(runs_root) if runs_root else runs_dir()) / "notebooks",
+                            f"{profile}-{time.strftime('%Y%m%d-%H%M%S')}")
     started = time.time()
     results = []
     run = {k: v for k, v in {"device": device, "gpus": gpus, "recipe": recipe, "overrides": overrides,
