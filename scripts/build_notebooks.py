@@ -326,7 +326,10 @@ def check_cell(name: str) -> str:
     declared = ", ".join(f'"{p}"' for p in _parameter_names(name))
     own = ", ".join(f'"{n}"' for n in NOTEBOOK_NAMES)
     return ("# Stops here, listing the declared parameters, on a misspelt name (papermill -p) or a bad value.\n"
+            "import warnings\n\n"
             "from paperlib.paper.notebook_parameters import check_parameters\n\n"
+            "# Progress bars are text (no ipywidgets): shown here and in papermill's log (--log-output).\n"
+            'warnings.filterwarnings("ignore", message="IProgress not found")\n\n'
             f'check_parameters(globals(), [{declared}],\n'
             f'                 notebook_names=[{own}], notebook="{name}.ipynb")')
 
