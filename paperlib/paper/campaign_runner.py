@@ -2,6 +2,8 @@
 
 Each campaign hash owns a folder ``<runs_root>/campaign/<profile>/<slug>-<hash>/`` holding
     campaign.json     the job (:class:`Job`): key, hash, spec, the test split's data config, the parent's folder
+    .lock             held by the worker that trains and tests the run (pid, host, start time): a second campaign's
+                      worker waits on it, then finds the run finished (:func:`paperlib.core.io.lock_folder`)
     config.json       the run's resolved configuration, what the trainer is launched on
                       (``python -m paperlib train --config config.json [--init-from PARENT/checkpoints/best.pt]``)
     train.log         the worker's output for this run (copied into the run directory when it is done)
@@ -168,10 +170,11 @@ def _worker_env() -> dict[str, str]:
 
 
 def launch(jobs: Sequence[Job]) -> subprocess.Popen:
-    """Start a worker process on ``jobs`` (run in order); its output goes to ``.worker.stderr`` of the first folder
-    (each job's own output goes to its ``train.log``)."""
+    """Start a worker process on ``jobs`` (run in order); its output is appended to ``.worker.stderr`` of the first
+    folder (each job's own output goes to its ``train.log``; a second campaign's worker on the same folder appends
+    its lines, e.g. that it waits for the first one, and never truncates the file under the first)."""
     err = jobs[0].hash_root / ".worker.stderr"
-    with open(err, "wb") as f:
+    with open(err, "ab") as f:
         return subprocess.Popen([sys.executable, "-m", "paperlib", "campaign", "--worker",
                                  *(str(j.hash_root) for j in jobs)],
                                 stdout=f, stderr=subprocess.STDOUT, env=_worker_env())
