@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "campaign": ("campaign", "train or reuse the cached runs behind the training tables"),
     "sparse-recipe": ("sparse_recipe", "data and scoring of the plateau recipe's sparse step"),
     "reproduce": ("reproduce", "regenerate the paper's tables and figures"),
+    "report": ("report", "rebuild a committed results folder's report from its run files"),
 }
 
 

@@ -42,14 +42,15 @@ from paperlib.engine.train import resolve_device
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import ModelConfig, build_model, model_summary
 from paperlib.core import paper_numbers as numbers
-from paperlib.paper import campaign
+from paperlib.paper import campaign, campaign_plan
 from paperlib.paper.plots import plot_fig3, plot_paper_vs_ours
-from paperlib.paper.report import Artefact, Claim, environment, output_roots, publish, rel_to, repo_root, runs_dir, \
-    save_figure
+from paperlib.paper.report import (Artefact, Claim, Verdict, environment, output_roots, publish, rel_to, repo_root,
+                                   runs_dir, save_figure)
 from paperlib.paper.tables import DEPTH_KEY, LEN_KEY, TRAINING_KEYS, artefact_keys, fig3_from_records, fig3_keys, \
     runs_table, table2_from_records, table2_keys, table3_from_records, table3_keys, table4_from_records, table4_keys, \
     table1_claims, table6_from_records, table6_keys, table7_from_records, table7_keys
-from paperlib.paper.verdicts import SMOKE_EVIDENCE, Z
+from paperlib.paper.verdicts import (SMOKE_EVIDENCE, Z, memory_is_linear, memory_is_quadratic, score_is_calibrated,
+                                     score_is_focused)
 from paperlib.studies import attention, leakage, memory
 
 
@@ -122,14 +123,14 @@ def fig4_memory(profile: str = "mini", device: str = "auto", figures_root: str |
     enough = len(seconds) >= 5
 
     def verdict(holds: bool) -> str:
-        return "not testable at this profile" if not enough else ("reproduced" if holds else "not reproduced")
+        return Verdict.NOT_TESTABLE if not enough else (Verdict.REPRODUCED if holds else Verdict.NOT_REPRODUCED)
 
     claims = [
         Claim("selector memory grows linearly with input length",
-              verdict(ks < 1.3),
+              verdict(memory_is_linear(ks)),
               f"fitted exponent of the duration-dependent memory: {ks:.2f}"),
         Claim("the no-selector transformer's memory grows quadratically",
-              verdict(kt > 1.7),
+              verdict(memory_is_quadratic(kt)),
               f"exponent {kt:.2f} with explicit softmax attention (as torch 1.11); {kte:.2f} with SDPA's "
               "memory-efficient attention, which removes the quadratic term"),
     ]
@@ -241,19 +242,20 @@ def fig5_attention(profile: str = "mini", seed: int = 0, device: str = "auto", d
     unt = [v for (s, m), v in best_by.items() if m == "untrained"]
     no_truth = "real clips carry no source boxes or event times: the maps are drawn for inspection, as the paper's"
     calibrated = "an untrained model scores ~1 (no preference): the score is calibrated"
-    claims = [Claim(calibrated, "reproduced" if all(abs(v - 1) < 0.2 for v in unt) else "not reproduced", evidence)
-              if unt else Claim(calibrated, "not testable at this profile", no_truth)]
+    claims = [Claim(calibrated, Verdict.REPRODUCED if all(score_is_calibrated(v) for v in unt)
+                    else Verdict.NOT_REPRODUCED, evidence)
+              if unt else Claim(calibrated, Verdict.NOT_TESTABLE, no_truth)]
     text = "trained visual selectors focus on the sound source at event times (score well above 1)"
     if "trained" in models and not scored:
-        claims.append(Claim(text, "not testable at this profile", f"{no_truth} (trained model: {trained_from})"))
+        claims.append(Claim(text, Verdict.NOT_TESTABLE, f"{no_truth} (trained model: {trained_from})"))
     elif "trained" in models and profile == "smoke" and not checkpoint_given:
-        claims.append(Claim(text, "not testable at this profile", f"{SMOKE_EVIDENCE}. {evidence}"))
+        claims.append(Claim(text, Verdict.NOT_TESTABLE, f"{SMOKE_EVIDENCE}. {evidence}"))
     elif "trained" in models:
         tr = [v for (s, m), v in best_by.items() if m == "trained"]
-        claims.append(Claim(text, "reproduced" if max(tr) > 1.5 else "not reproduced",
+        claims.append(Claim(text, Verdict.REPRODUCED if score_is_focused(max(tr)) else Verdict.NOT_REPRODUCED,
                             f"{evidence} (trained model: {trained_from})"))
     else:
-        claims.append(Claim(text, "not testable at this profile",
+        claims.append(Claim(text, Verdict.NOT_TESTABLE,
                             "no trained model: give `checkpoint`, or `data_root` at the paper profile"))
     notes = ["score = attention mass on the source box at event times / the box's share of the frame; peakedness "
              "(real clips) = max / mean of a head's selector-mean visual map"] + notes
@@ -460,26 +462,32 @@ def split_overrides(overrides: str | Sequence[str] | None) -> list[str]:
 
 
 def _common_notes(profile: str) -> list[str]:
+    steps = campaign_plan.STEPS.get(profile, {})
     model = {"smoke": "the `smoke` wiring-check model (tiny, a few steps)",
              "mini": "the small CPU configuration of the paper's architecture (`cpu-recipe`: d_model 64, depth 2, 16 "
                      "selectors, 48-px crops, 5-s windows) with the plateau recipe of paperlib.engine.recipes "
                      "(time-anchored selector init, auxiliary losses)",
-             "full": "the `mini` model and recipe, every run trained past its plateau (dense-crop 1,500 steps, "
-                     "sparse and general 5,000 steps on dense-event clips)",
+             "full": "the `mini` model and recipe at longer fixed budgets (steps per run kind: "
+                     + ", ".join(f"{k} {v:,}" for k, v in steps.items()) + ")",
              "paper": "the paper's geometry and backbones"}.get(profile, profile)
-    return [
+    notes = [
         "datasets: dense-crop = LRS3 (face crop), dense-wide = LRS3 (no face crop), sparse = VGGSound-Sparse, "
         "general = VGGSound" + ("" if profile == "paper" else " (synthetic stand-ins at this profile)"),
         f"model: {model}",
         "metric: Acc@1 for 3 classes, Acc@1 with +-1 class tolerance for 21 classes (the paper's main metrics); "
-        "chance = (2 tol + 1)/C; 2se = two binomial standard errors of our accuracy on n test items",
-        f"verdict rule: a difference counts when it exceeds {Z:g} s.e. of the difference; comparisons whose runs are "
-        "all at chance are not testable; multi-part claims need every judged part (see paperlib/paper/verdicts.py)",
-    ] + ([
-        "sparse at mini: each sparse run fine-tunes for 350 steps on clips with 3-5 events each; the recipe needs "
-        "~4,500-5,000 steps there to beat its null on the cue items (README, 'What to expect'), which mini cannot "
-        "afford 12 times: expect the sparse rows near chance and the claims that need them 'not testable' at mini "
-        "(the full profile trains them 5,000 steps)"] if profile == "mini" else [])
+        "chance = (2 tol + 1)/C; null = the stricter of chance and the test set's own null (best constant guess, "
+        "predictions with shuffled targets); 2se = two binomial standard errors of our accuracy on n test items",
+        f"verdict rule: a difference counts when it exceeds {Z:g} s.e. of the difference; a comparison is judged only "
+        "when every arm it names left its null (except an arm at chance in the paper too); curves are judged on "
+        "their points that learned; a claim whose planned seeds have not all finished is provisional "
+        "(paperlib/paper/verdicts.py)",
+    ]
+    if profile == "mini" and steps.get("sparse", 0) < campaign_plan.STEPS["full"]["sparse"]:
+        full = campaign_plan.STEPS["full"]["sparse"]
+        notes.append(f"sparse at mini: each sparse run fine-tunes for {steps['sparse']:,} steps on clips with 3-5 "
+                     f"events each; full gives them {full:,}: expect the sparse rows near chance at mini and the "
+                     "claims that need them 'not testable'")
+    return notes
 
 
 def _finish(name: str, profile: str, tables: dict[str, Any], claims: list[Claim], notes: list[str],

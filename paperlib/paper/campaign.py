@@ -128,6 +128,7 @@ class RepeatedRecord:
     :func:`paperlib.paper.tables.measure`."""
 
     by_seed: Mapping[int, RunRecord]
+    planned: tuple[int, ...] = ()  # the seeds the profile plans for this key (by_seed holds those that finished)
 
     @property
     def first(self) -> RunRecord:
@@ -534,7 +535,8 @@ def with_repeats(records: Mapping[str, Any], profile: str, *, seed: int = 0, tra
         got = ensure_runs(keys, profile, seed=seed + offset, train=train, **run)
         for k, rec in got.items():
             by_seed[k][seed + offset] = rec
-    out.update({k: RepeatedRecord(by_seed[k]) for k in keys})
+    planned = tuple(seed + o for o in (0,) + tuple(REPEAT_SEEDS[profile]))
+    out.update({k: RepeatedRecord(by_seed[k], planned) for k in keys})
     return out
 
 

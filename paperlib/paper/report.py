@@ -14,6 +14,7 @@ they were.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import io
 import json
 import os
@@ -25,7 +26,18 @@ from paperlib.core.io import write_bytes_atomic, write_text_atomic
 from paperlib.core.provenance import env_info
 
 PROFILES = ("smoke", "mini", "full", "paper")
-VERDICTS = ("reproduced", "reproduced in part", "not reproduced", "not testable at this profile")
+
+
+class Verdict(enum.StrEnum):
+    """The verdict on a claim of the paper (or on one part of it): the one vocabulary of reports and tables."""
+
+    REPRODUCED = "reproduced"
+    IN_PART = "reproduced in part"
+    NOT_REPRODUCED = "not reproduced"
+    NOT_TESTABLE = "not testable at this profile"
+
+
+VERDICTS = tuple(v.value for v in Verdict)
 
 
 def repo_root() -> Path:
@@ -62,10 +74,27 @@ class Claim:
     verdict: str  # one of VERDICTS
     evidence: str  # the measured numbers behind the verdict
     mini: str = "yes"  # whether the mini profile can test it ("yes", or "no: why" / "in part: why")
+    # "k of m seeds" when the claim rests on runs whose planned seeds have not all finished: the verdict is what the
+    # finished seeds say so far, and is counted apart from the final verdicts until the other seeds are in
+    provisional: str = ""
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        self.verdict = Verdict(self.verdict)
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict as a report shows it: ``provisional: 1 of 3 seeds (reproduced so far)`` for a provisional one."""
+        if self.provisional:
+            return f"provisional: {self.provisional} ({self.verdict} so far)"
+        return str(self.verdict)
+
+
+def claim_from_json(data: dict[str, Any]) -> Claim:
+    """A :class:`Claim` from its JSON form (``dataclasses.asdict``; files written before ``provisional`` existed
+    included)."""
+    return Claim(data["text"], data["verdict"], data["evidence"], data.get("mini", "yes"), data.get("provisional", ""))
 
 
 @dataclasses.dataclass
@@ -138,7 +167,7 @@ def save_artefact(art: Artefact, out_dir: str | os.PathLike | None = None) -> di
         md_parts += [f"### {title}", "", df_to_markdown(df), ""]
     if art.claims:
         md_parts += ["### Claims", "", "| claim | verdict | evidence |", "|---|---|---|"]
-        md_parts += [f"| {c.text} | {c.verdict} | {c.evidence} |" for c in art.claims]
+        md_parts += [f"| {c.text} | {c.verdict_text} | {c.evidence} |" for c in art.claims]
         md_parts.append("")
     if art.notes:
         md_parts += ["### Notes", ""] + [f"- {n}" for n in art.notes] + [""]
@@ -207,8 +236,8 @@ def write_report(profile: str, results: list[dict[str, Any]], out: Path | None =
             data = json.loads(js.read_text())
             if data.get("profile") != profile:
                 continue
-            verdict_rows += [(data["name"], c["text"], c["verdict"], c.get("mini", "yes"), c["evidence"])
-                             for c in data.get("claims", [])]
+            verdict_rows += [(data["name"], c["text"], claim_from_json(c).verdict_text, c.get("mini", "yes"),
+                              c["evidence"]) for c in data.get("claims", [])]
         lines += [md.read_text(), ""]
     if verdict_rows:
         lines[lines.index("## Notebooks"):lines.index("## Notebooks")] = [

@@ -21,8 +21,8 @@ from typing import Any
 
 from paperlib.core.io import unique_folder, write_bytes_atomic, write_text_atomic
 from paperlib.paper import campaign
-from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills, paper_size_params
-from paperlib.paper.report import PROFILES, df_to_markdown, environment, repo_root, runs_dir, write_report
+from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills
+from paperlib.paper.report import PROFILES, repo_root, runs_dir, write_report
 
 __all__ = ["PROFILES", "notebooks", "run_notebook", "train_campaign", "reproduce", "progress_report"]
 
@@ -181,62 +181,14 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
 
 def progress_report(profile: str, out: str | Path, *, runs_root: str | None = None, seed: int = 0,
                     **run: Any) -> Path:
-    """What a long campaign (``full`` over several nights) has found so far, without training anything: the
-    training artefacts' tables and claims from the runs that have finished (the others' cells empty, their claims
-    "not testable at this profile: run not available"), the finished and the missing runs. Writes ``out/REPORT.md``
-    and ``out/claims.json``; returns the report's path. ``run``: ``data_root``, ``recipe``, ``overrides``, ``gpus``
-    of :func:`campaign.ensure_runs` (they select the runs, as when training)."""
-    from paperlib.core import paper_numbers as numbers
-    from paperlib.paper import tables as T
+    """What a long campaign (``full`` over several sittings) has found so far, without training anything: the
+    finished runs' files are copied into ``out`` (:func:`paperlib.paper.results.export_results`) and ``out/REPORT.md``
+    and ``out/claims.json`` are rebuilt from them (:func:`paperlib.paper.results.write_results_report`; the
+    unfinished runs listed, the claims resting on them "not testable at this profile" or provisional). Returns the
+    report's path. The runs are found by the key and seed their folders name (one campaign per runs folder); ``run``
+    (the campaign's ``data_root``, ``recipe``, ``overrides``, ``gpus``) is accepted for the command line's sake and
+    does not select among them."""
+    from paperlib.paper.results import export_results, write_results_report
 
-    out = Path(out)
-    keys = all_keys(profile)
-    opts = {"runs_root": runs_root, "seed": seed, "train": False, "progress": False, **run}
-    records = campaign.with_repeats(campaign.ensure_runs(keys, profile, **opts), profile, **opts)
-    params = paper_size_params(sorted(numbers.TABLE6))
-    parts = [("table2_main_results", T.table2_from_records(records, profile)),
-             ("table3_ablation", T.table3_from_records(records, profile)),
-             ("table4_input_length", T.table4_from_records(records, profile)),
-             ("table6_depth", T.table6_from_records(records, profile, params)),
-             ("table7_finetune", T.table7_from_records(records, profile)),
-             ("fig3_per_class", T.fig3_from_records(records, profile))]
-    env = environment()
-    git = env.get("git", {})
-    lines = [f"# paperlib at `{profile}`: what the campaign has found so far", "",
-             f"{len(set(records))} of {len(keys)} run keys finished (commit `{git.get('sha')}`"
-             f"{' (dirty)' if git.get('dirty') else ''}; written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; "
-             f"`python -m paperlib campaign --profile {profile} --progress-report OUT`). Claims that need a run "
-             "that has not finished are \"not testable at this profile\" here; train it and write this again.", "",
-             "## Claims", "", "| artefact | claim | verdict | evidence |", "|---|---|---|---|"]
-    claims = []
-    for name, (_, cl) in parts:
-        claims += [{"artefact": name, "claim": c.text, "verdict": c.verdict, "evidence": c.evidence} for c in cl]
-    lines += [f"| {c['artefact']} | {c['claim']} | {c['verdict']} | {c['evidence']} |" for c in claims] + [""]
-    lines += ["## Runs", "",
-              "| run | seed | steps | left the plateau at step | learned | wall (min) | Acc@1 | Acc@1 +-1 cls | n |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    planned = tuple(seed + o for o in (0,) + campaign.REPEAT_SEEDS[profile])
-    repeated = set(campaign.repeated_keys(keys, profile))
-    for k in keys:
-        rep = records.get(k)
-        by_seed = T.seed_runs(rep, seed) if rep is not None else {}
-        for s in (planned if k in repeated else (seed,)):
-            r = by_seed.get(s)
-            if r is None:
-                lines.append(f"| {k} | {s} | not finished | | | | | | |")
-                continue
-            t = r.test
-            learned = "yes" if T.measure({k: r}, k).above_chance else "no: at chance"
-            lines.append(f"| {k} | {s} | {r.steps} | {r.left_plateau_at_step} | {learned} | {r.wall_s / 60:.1f} | "
-                         f"{100 * t['accuracy_1']:.1f} | {100 * t['accuracy_1_tol1']:.1f} | {t['n']} |")
-    lines.append("")
-    for _, (tabs, _) in parts:
-        for title, df in tabs.items():
-            lines += [f"## {title}", "", df_to_markdown(df), ""]
-    write_text_atomic(out / "claims.json", json.dumps({"profile": profile, "claims": claims,
-                                                       "finished": sorted(records), "keys": keys,
-                                                       "runs": {k: [str(x.run_dir) for x in r.by_seed.values()]
-                                                                if hasattr(r, "by_seed") else str(r.run_dir)
-                                                                for k, r in records.items()}},
-                                                      indent=2))
-    return write_text_atomic(out / "REPORT.md", "\n".join(lines))
+    export_results(profile, out, runs_root=runs_root, seed=seed)
+    return write_results_report(out)

@@ -1,0 +1,371 @@
+"""The committed results of a profile, ``results/<profile>/``: the files of every run its report judges, and the
+report rebuilt from those files alone (no training, no data).
+
+    results/<profile>/
+      manifest.json                       profile, campaign seed, where each run key's files are, notes on the folder
+      runs/<key>/<seed>/                  config.json, results.json, env.json, test_detail.json of each finished run
+                                          (canonical keys of the plan; aliases such as .../len5 resolve through it)
+      tables/<study>.json, .md            the studies' artefacts (Table 1, Fig. 4, Figs 5/8) as their notebooks wrote
+      REPORT.md, claims.json              written by ``python -m paperlib report --from results/<profile>``
+
+:func:`export_results` copies the finished runs of a campaign (and the studies' artefact files) into such a folder;
+:func:`write_results_report` rebuilds ``REPORT.md`` and ``claims.json`` from it. The report is a pure function of the
+folder's files except for one line, the date it was written (:data:`DATE_PREFIX`), so a test can check that the
+committed report is what its files say.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from paperlib.core import paper_numbers as numbers
+from paperlib.core.io import write_text_atomic
+from paperlib.paper import campaign_plan as plan_mod
+from paperlib.paper.report import Claim, Verdict, claim_from_json, df_to_markdown, repo_root
+from paperlib.paper.tables import (fig3_from_records, measure, measured_on, metric_name, seed_runs,
+                                   table2_from_records, table3_from_records, table4_from_records,
+                                   table6_from_records, table7_from_records)
+from paperlib.paper.verdicts import headline_tol
+
+MANIFEST = "manifest.json"
+RUN_FILES = ("config.json", "results.json", "env.json", "test_detail.json")
+STUDIES = ("table1_codec_leakage", "fig4_memory", "fig5_attention")  # artefacts without training runs
+DATE_PREFIX = "Written "  # the report's one line that changes when it is rebuilt from the same files
+
+SYNTHETIC_INTRO = (
+    "**What this profile can say.** Every training table below was measured on paperlib's synthetic audio-visual "
+    "benchmark, not on LRS3 or VGGSound: procedurally drawn talkers and sound sources whose events are known exactly "
+    "(dense-crop, dense-wide, sparse and general stand in for LRS3 face crop, LRS3 no face crop, VGGSound-Sparse and "
+    "VGGSound), with a small CPU model of the paper's architecture. It can say whether the paper's mechanisms behave "
+    "as the paper says under controlled conditions: whether selectors find sparse cues a transformer without them "
+    "misses, whether dense pre-training is needed, how accuracy moves with depth and input length, each between "
+    "models that learned. It cannot say how large the paper's numbers are on real video: the synthetic cues, the "
+    "model size and the training budgets differ, so 'ours' is never comparable to 'paper' in level, only in "
+    "direction. Table 1 (codec leakage) and Fig. 4 (memory) use real codecs and the paper-size model.")
+
+RERUN_NOTE = (
+    "**A re-run gives other numbers.** `make reproduce` at the same run hash does not give the committed accuracies "
+    "on another machine: the synthetic clips regenerate bit-identically, but float kernels differ between CPUs "
+    "(vector width, fused operations) and training amplifies those differences over thousands of steps. Measured: "
+    "a fresh clone on another machine trained `mini`'s run hashes to sparsesync/dense-crop/c21 52.8 % within +-1 "
+    "class (committed then 45.5), sparsesync/dense-wide/c21 44.5 (33.2), sparsesync/dense-wide/c3 80.0 (71.2), "
+    "sparsesync/dense-crop/c3 94.8 (95.2); three training seeds of one `mini` recipe run spread 41.0 / 56.0 / 25.3 "
+    "% within +-1 (`results/mini/dense_crop_variants/`). On one machine, with the same thread count, training is "
+    "bit-reproducible (a killed run resumes to the same weights). The verdicts therefore rest on seeds and on "
+    "standard errors, not on one run; each run's `env.json` names the CPU and the float settings that shaped it.")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Records from a results folder
+
+@dataclasses.dataclass
+class FileRecord:
+    """A finished run read from its committed files (the ``RunRecord`` attributes the tables read)."""
+
+    spec: Any
+    run_dir: Path
+    test: dict
+    params: dict
+    wall_s: float
+    steps: int
+    left_plateau_at_step: int | None
+    stop_reason: str | None = None
+    reused: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedsRecord:
+    """A run key planned at several seeds: ``by_seed`` holds those whose files are committed, ``planned`` all of
+    them (the attributes are the first finished seed's, as ``campaign.RepeatedRecord``)."""
+
+    by_seed: Mapping[int, FileRecord]
+    planned: tuple[int, ...]
+
+    @property
+    def first(self) -> FileRecord:
+        return next(iter(self.by_seed.values()))
+
+    spec = property(lambda self: self.first.spec)
+    run_dir = property(lambda self: self.first.run_dir)
+    test = property(lambda self: self.first.test)
+    params = property(lambda self: self.first.params)
+    wall_s = property(lambda self: sum(r.wall_s for r in self.by_seed.values()))
+    steps = property(lambda self: self.first.steps)
+    left_plateau_at_step = property(lambda self: self.first.left_plateau_at_step)
+    reused = True
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing (a committed run needs {', '.join(RUN_FILES)})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+
+def read_run(folder: Path, spec: Any) -> FileRecord:
+    """A :class:`FileRecord` from a run folder holding :data:`RUN_FILES`; a missing or unreadable file is an error
+    naming it."""
+    for name in RUN_FILES:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name}: missing (a committed run needs {', '.join(RUN_FILES)})")
+    detail, results = _read_json(folder / "test_detail.json"), _read_json(folder / "results.json")
+    return FileRecord(spec=spec, run_dir=folder, test=detail["test"], params=detail.get("params") or {},
+                      wall_s=float(detail.get("wall_s") or 0.0), steps=int(results["steps"]),
+                      left_plateau_at_step=results.get("plateau_left_at_step"),
+                      stop_reason=results.get("stop_reason"))
+
+
+def planned_seeds(profile: str, key: str, seed: int = 0) -> tuple[int, ...]:
+    """The seeds ``profile`` plans for run ``key``: the campaign seed, and the repeat seeds for repeated keys."""
+    repeats = plan_mod.REPEAT_SEEDS[profile] if plan_mod.repeated_keys([key], profile) else ()
+    return tuple(seed + o for o in (0,) + tuple(repeats))
+
+
+def run_folder(out: Path, key: str, seed: int) -> Path:
+    """Where the files of run ``key`` at ``seed`` live under a results folder ``out``."""
+    return out / "runs" / key / str(seed)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    path = Path(out) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; a results folder is made by `python -m paperlib report "
+                                "--profile P --export DIR`")
+    data = _read_json(path)
+    if not isinstance(data, dict) or data.get("profile") not in plan_mod.PROFILES:
+        raise ValueError(f"{path}: needs a 'profile' among {plan_mod.PROFILES}")
+    return data
+
+
+def load_records(out: str | Path) -> tuple[str, dict[str, Any]]:
+    """(profile, records) of a results folder: a record per key of the profile's plan whose run files are committed
+    (aliases resolve to their canonical key's folder), a :class:`SeedsRecord` for the keys planned at several
+    seeds."""
+    out = Path(out)
+    man = read_manifest(out)
+    profile, seed = man["profile"], int(man.get("seed", 0))
+    specs = plan_mod.plan(profile)
+    records: dict[str, Any] = {}
+    for key, spec in specs.items():
+        canon = plan_mod.canonical_key(spec, specs)
+        planned = planned_seeds(profile, key, seed)
+        found = {s: read_run(run_folder(out, canon, s), spec) for s in planned
+                 if run_folder(out, canon, s).is_dir()}
+        if len(planned) > 1 and found:
+            records[key] = SeedsRecord(found, planned)
+        elif seed in found:
+            records[key] = found[seed]
+    return profile, records
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Export: a campaign's finished runs and the studies' artefact files into a results folder
+
+def finished_runs(profile: str, runs_root: str | Path | None = None) -> dict[tuple[str, int], Path]:
+    """The finished campaign runs of ``profile`` under ``runs_root`` (default ``runs/``), by (plan key, seed): each
+    hash folder's ``campaign.json`` names its key and its ``config.json`` its seed (``train.seed`` minus
+    ``TRAIN_SEED_BASE``). Two finished runs for one key and seed (campaigns of different code or overrides in one
+    folder) are an error naming both: export from the runs folder of one campaign."""
+    from paperlib.paper.campaign_runner import SPEC_FILE, finished
+
+    root = Path(runs_root) if runs_root else repo_root() / "runs"
+    found: dict[tuple[str, int], Path] = {}
+    base = root / "campaign" / profile
+    for hroot in sorted(p for p in base.iterdir() if (p / SPEC_FILE).is_file()) if base.is_dir() else []:
+        run = finished(hroot)
+        if run is None:
+            continue
+        key = _read_json(hroot / SPEC_FILE)["key"]
+        seed = int(_read_json(run / "config.json")["train"]["seed"]) - plan_mod.TRAIN_SEED_BASE
+        if (key, seed) in found:
+            raise ValueError(f"{key} seed {seed}: two finished runs, {found[(key, seed)]} and {run}; export from "
+                             "the runs folder of one campaign")
+        found[(key, seed)] = run
+    return found
+
+
+def export_results(profile: str, out: str | Path, *, runs_root: str | Path | None = None,
+                   figures_root: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
+    """Copy the finished runs of ``profile``'s campaign under ``runs_root`` (:func:`finished_runs`; nothing is
+    trained) at the seeds the plan asks for, and the studies' artefact files of ``figures_root/tables`` (default
+    ``figures/``), into ``out``; write ``out/manifest.json``. Returns the manifest."""
+    from paperlib.paper.artefacts import all_keys
+
+    out = Path(out)
+    specs = plan_mod.plan(profile)
+    wanted = {(plan_mod.canonical_key(specs[k], specs), s) for k in all_keys(profile)
+              for s in planned_seeds(profile, k, seed)}
+    copied: dict[str, dict[str, str]] = {}
+    for (key, s), run in sorted(finished_runs(profile, runs_root).items()):
+        if (key, s) not in wanted:
+            continue
+        dst = run_folder(out, key, s)
+        for name in RUN_FILES:
+            if not (run / name).is_file():
+                raise FileNotFoundError(f"{run / name}: missing in a finished run of {key}")
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            write_text_atomic(dst / name, (run / name).read_text())
+        copied.setdefault(key, {})[str(s)] = run_folder(Path("."), key, s).as_posix()
+    tables = Path(figures_root) if figures_root else repo_root() / "figures"
+    studies = []
+    for name in STUDIES:
+        src = tables / "tables" / f"{name}.json"
+        if src.is_file() and _read_json(src).get("profile") == profile:
+            (out / "tables").mkdir(parents=True, exist_ok=True)
+            for f in sorted((tables / "tables").glob(f"{name}*")):
+                shutil.copyfile(f, out / "tables" / f.name)
+            for fig in _read_json(src).get("figures") or []:  # paths relative to the repository (or absolute)
+                p = Path(fig) if Path(fig).is_absolute() else repo_root() / fig
+                if p.suffix == ".png" and p.is_file():
+                    (out / "figures").mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(p, out / "figures" / p.name)
+            studies.append(name)
+    man = {"profile": profile, "seed": seed, "runs": copied, "studies": studies}
+    write_text_atomic(out / MANIFEST, json.dumps(man, indent=1, sort_keys=True))
+    return man
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The report
+
+def training_parts(records: Mapping[str, Any], profile: str) -> list[tuple[str, tuple[dict[str, Any], list[Claim]]]]:
+    """The training artefacts' (tables, claims) from records, in report order."""
+    from paperlib.paper.artefacts import paper_size_params
+
+    params = paper_size_params(sorted(numbers.TABLE6))
+    return [("table2_main_results", table2_from_records(records, profile)),
+            ("table3_ablation", table3_from_records(records, profile)),
+            ("table4_input_length", table4_from_records(records, profile)),
+            ("table6_depth", table6_from_records(records, profile, params)),
+            ("table7_finetune", table7_from_records(records, profile)),
+            ("fig3_per_class", fig3_from_records(records, profile))]
+
+
+def summary_counts(claims: Sequence[Claim]) -> dict[str, dict[str, int]]:
+    """Final and provisional verdict counts: ``{"final": {verdict: n}, "provisional": {verdict: n}}``."""
+    out: dict[str, dict[str, int]] = {kind: {v.value: 0 for v in Verdict} for kind in ("final", "provisional")}
+    for c in claims:
+        out["provisional" if c.provisional else "final"][str(c.verdict)] += 1
+    return out
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "none"
+
+
+def _run_rows(records: Mapping[str, Any], profile: str, out: Path, seed: int) -> list[str]:
+    """The runs table: every planned key and seed, with steps, plateau exit, stop reason, accuracy beside its null."""
+    specs = plan_mod.plan(profile)
+    from paperlib.paper.artefacts import all_keys
+
+    lines = ["| run | seed | steps | stopped on | left the plateau at step | metric | ours | null | learned | "
+             "wall (min) | n | files |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for key in all_keys(profile):
+        rec = records.get(key)
+        by_seed = seed_runs(rec, seed) if rec is not None else {}
+        canon = plan_mod.canonical_key(specs[key], specs)
+        for s in planned_seeds(profile, key, seed):
+            r = by_seed.get(s)
+            if r is None:
+                lines.append(f"| {key} | {s} | not finished | | | | | | | | | |")
+                continue
+            m = measure({key: r}, key)
+            tol_name = metric_name(headline_tol(int(r.spec.num_classes)))
+            files = run_folder(Path("."), canon, s).as_posix()
+            lines.append(f"| {key} | {s} | {r.steps} | {getattr(r, 'stop_reason', None) or ''} | "
+                         f"{'' if r.left_plateau_at_step is None else r.left_plateau_at_step} | {tol_name} | "
+                         f"{100 * m.acc:.1f} | {100 * m.floor:.1f} | "
+                         f"{'yes' if m.learned else 'no: at chance'} | {r.wall_s / 60:.1f} | {m.n} | `{files}` |")
+    return lines
+
+
+def _study_figures(md: str, out: Path) -> str:
+    """A study's markdown with its figure links pointing at ``out/figures/`` (the figures exported beside it); a
+    figure that was not exported is named instead of linked."""
+    lines = []
+    for line in md.splitlines():
+        hit = re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line.strip())
+        if hit:
+            name = Path(hit[2]).name
+            line = (f"![{hit[1]}](figures/{name})" if (out / "figures" / name).is_file()
+                    else f"({hit[1]}: figure not in this folder)")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def write_results_report(out: str | Path) -> Path:
+    """Rebuild ``out/REPORT.md`` and ``out/claims.json`` from the files of a results folder (no training)."""
+    out = Path(out)
+    profile, records = load_records(out)
+    man = read_manifest(out)
+    seed = int(man.get("seed", 0))
+    from paperlib.paper.artefacts import all_keys
+
+    keys = all_keys(profile)
+    parts = training_parts(records, profile)
+    claims: list[tuple[str, Claim]] = [(name, c) for name, (_, cl) in parts for c in cl]
+    studies = {}
+    for name in man.get("studies") or []:
+        data = _read_json(out / "tables" / f"{name}.json")
+        studies[name] = data
+        claims += [(name, claim_from_json(c)) for c in data.get("claims", [])]
+    counts = summary_counts([c for _, c in claims])
+    envs = [_read_json(Path(r.run_dir) / "env.json") for rec in records.values() for r in seed_runs(rec).values()]
+    shas = sorted({(e.get("git") or {}).get("sha") or "unknown" for e in envs})
+    cpus = sorted({e.get("cpu") or "not recorded" for e in envs})
+    planned = sum(len(planned_seeds(profile, k, seed)) for k in keys)
+    finished = sum(len(seed_runs(records[k], seed)) for k in keys if k in records)
+    lines = [f"# paperlib at `{profile}`: the committed results", ""]
+    if profile != "paper":
+        lines += [SYNTHETIC_INTRO, ""]
+    lines += [
+        f"Rebuilt from the files under `results/{profile}/` by `python -m paperlib report --from results/{profile}` "
+        f"(nothing trained): {finished} of {planned} planned runs (keys x seeds) finished and committed under "
+        f"`runs/<key>/<seed>/`; trained at commit(s) {', '.join(f'`{s[:12]}`' for s in shas) or 'none'} on "
+        f"{'; '.join(cpus) or 'no recorded CPU'}.",
+        f"{DATE_PREFIX}{time.strftime('%Y-%m-%d %H:%M:%S %Z')}.", ""]
+    lines += [f"**Note.** {n}" for n in man.get("notes") or []] + ([""] if man.get("notes") else [])
+    lines += [
+        RERUN_NOTE, "",
+        "## Summary", "",
+        f"- final verdicts ({sum(counts['final'].values())}): {_counts_text(counts['final'])}",
+        f"- provisional verdicts, planned seeds not all finished ({sum(counts['provisional'].values())}): "
+        f"{_counts_text(counts['provisional'])}", "",
+        "## Claims", "", "| artefact | claim | verdict | can mini test it | evidence |", "|---|---|---|---|---|"]
+    lines += [f"| {a} | {c.text} | {c.verdict_text} | {c.mini} | {c.evidence} |" for a, c in claims] + [""]
+    lines += ["## Runs", "", f"Every run the claims rest on ({measured_on(profile)}; files under this folder); "
+              "\"null\" is the stricter of uniform chance and the run's own test-set null (best constant guess; its "
+              "predictions with shuffled targets), and a run learned when it beats that null by 2 s.e.", ""]
+    lines += _run_rows(records, profile, out, seed) + [""]
+    for _, (tabs, _) in parts:
+        for title, df in tabs.items():
+            lines += [f"## {title}", "", df_to_markdown(df), ""]
+    for name in studies:
+        md = out / "tables" / f"{name}.md"
+        if md.is_file():
+            text = md.read_text().replace(f"## {name} (profile: {profile})",
+                                          f"## {name} (as its notebook judged it)", 1)
+            lines += [_study_figures(text, out), ""]
+    specs = plan_mod.plan(profile)
+    claims_json = {"profile": profile, "seed": seed, "summary": counts, "keys": keys, "finished": sorted(records),
+                   "paths": "relative to this folder",
+                   "claims": [{"artefact": a, "claim": c.text, "verdict": str(c.verdict),
+                               "provisional": c.provisional, "evidence": c.evidence} for a, c in claims],
+                   "runs": {k: {str(s): run_folder(Path("."), plan_mod.canonical_key(specs[k], specs), s).as_posix()
+                                for s in seed_runs(records[k], seed)} for k in keys if k in records}}
+    write_text_atomic(out / "claims.json", json.dumps(claims_json, indent=1))
+    return write_text_atomic(out / "REPORT.md", "\n".join(lines))
+
+
+__all__ = ["MANIFEST", "RUN_FILES", "STUDIES", "DATE_PREFIX", "FileRecord", "SeedsRecord", "read_run", "load_records",
+           "planned_seeds", "run_folder", "export_results", "write_results_report", "summary_counts"]
