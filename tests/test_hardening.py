@@ -363,6 +363,78 @@ def test_malicious_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path
     assert not crashes and handled == tried, crashes
 
 
+def _bit_flipped_files(folder: Path, good: Path) -> list[Path]:
+    """Corrupt copies of ``good``: a flipped exponent bit in every tensor (finite values: only the checksum sees it),
+    a flipped bit in the pickle stream that the pickle disassembler itself fails on, and a NaN weight in a file
+    written before checkpoints carried a checksum."""
+    import pickle
+
+    from test_reliability_checkpoints import _entry_offsets, flip_bit, flip_exponent_bits
+
+    tensors = folder / "flipped_tensors.pt"
+    tensors.write_bytes(good.read_bytes())
+    assert flip_exponent_bits(tensors) > 0
+    _, size = next(v for k, v in _entry_offsets(good).items() if k.endswith("data.pkl"))
+    stream = None
+    for i in range(size):
+        candidate = flip_bit(good, "data.pkl", i, 7)
+        try:
+            torch.serialization.get_unsafe_globals_in_checkpoint(str(candidate))
+        except pickle.UnpicklingError:
+            stream = candidate.rename(folder / "flipped_pickle.pt")
+            break
+        except Exception:  # noqa: BLE001 - other failures: look further for the UnpicklingError case
+            pass
+        candidate.unlink()
+    assert stream is not None
+    raw = torch.load(good, weights_only=True)
+    raw["meta"].pop("checksum")
+    key = next(k for k, v in raw["model"].items() if v.is_floating_point())
+    raw["model"][key] = raw["model"][key].clone().fill_(float("nan"))
+    nan = folder / "nan_no_checksum.pt"
+    torch.save(raw, nan)
+    return [tensors, stream, nan]
+
+
+@pytest.mark.timeout(120)
+def test_bit_flipped_checkpoints_are_refused_everywhere(smoke_checkpoint, tmp_path, capsys):
+    """Each corrupt copy, through every entry point that reads a checkpoint: one CheckpointError naming the file
+    ("corrupt checkpoint"), exit status 2 from predict; never an UnpicklingError, a NaN prediction or a pass."""
+    from paperlib.commands import predict as predict_command
+    from paperlib.engine import train as T
+    from paperlib.model import checkpoints as K
+    from paperlib.model import weights as W
+    from paperlib.model.sparsesync import build_model
+
+    good, cfg = smoke_checkpoint
+    entry_points = {
+        "load_checkpoint (resume)": W.load_checkpoint,
+        "load_model": K.load_model,
+        "load_official_checkpoint": W.load_official_checkpoint,
+        "predict --checkpoint": lambda p: predict_command.main([str(tmp_path / "any.mp4"), "--checkpoint", str(p),
+                                                                 "--device", "cpu"]),
+        "train --init-from (weights loader)": lambda p: T.load_init_weights(build_model(cfg.model), str(p)),
+    }
+    tried, crashes = 0, []
+    for path in _bit_flipped_files(tmp_path, good):
+        for name, call in entry_points.items():
+            tried += 1
+            try:
+                rc = call(path)
+            except W.CheckpointError as e:
+                if not (str(e).startswith(f"{path}: corrupt checkpoint") or str(e).startswith(f"{path}: refused")):
+                    crashes.append(f"{name} {path.name}: unclear error: {e}")
+                continue
+            except Exception as e:  # noqa: BLE001
+                crashes.append(f"{name} {path.name}: {type(e).__name__}: {e}")
+                continue
+            err = capsys.readouterr().err
+            if not (name.startswith("predict") and rc == 2 and f"{path}: corrupt checkpoint" in err):
+                crashes.append(f"{name} {path.name}: accepted (rc {rc}) {err}")
+    print(f"\nbit-flipped checkpoints: {tried} inputs tried, {tried - len(crashes)} handled, {len(crashes)} crashes")
+    assert not crashes, crashes
+
+
 @pytest.mark.timeout(120)
 def test_misfit_and_truncated_checkpoints_name_keys_and_shapes(smoke_checkpoint, tmp_path):
     import copy
