@@ -51,7 +51,8 @@ for note in art.notes:
 SAVE = '''written = report.save_artefact(art, out_dir=figures_root or None)
 written'''
 
-# The figures inline, so that an executed copy (notebooks/executed/) shows them in JupyterLab.
+# The figures inline, right after the call (above the long tables), so that an executed copy (notebooks/executed/)
+# shows them in JupyterLab.
 FIGURES = '''from IPython.display import Image
 
 for path in art.figures:
@@ -324,6 +325,9 @@ def check_cell(name: str) -> str:
     """The cell right after the parameters (and papermill's injected ones): fails at once on an undeclared name or a
     bad value (:mod:`paperlib.paper.notebook_parameters`)."""
     declared = ", ".join(f'"{p}"' for p in _parameter_names(name))
+    if len(declared) > WIDTH - 30:  # wrapped after the 5th name, aligned under the first
+        names = [f'"{p}"' for p in _parameter_names(name)]
+        declared = ", ".join(names[:5]) + ",\n" + " " * 29 + ", ".join(names[5:])
     own = ", ".join(f'"{n}"' for n in NOTEBOOK_NAMES)
     return ("# Stops here, listing the declared parameters, on a misspelt name (papermill -p) or a bad value.\n"
             "import warnings\n\n"
@@ -356,9 +360,9 @@ def build(name: str) -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell(check_cell(name)),
         *([nbformat.v4.new_markdown_cell(details)] if details else []),
         nbformat.v4.new_code_cell(call_cell(name)),
+        nbformat.v4.new_code_cell(FIGURES),
         nbformat.v4.new_code_cell(SHOW),
         nbformat.v4.new_code_cell(SAVE),
-        nbformat.v4.new_code_cell(FIGURES),
     ]
     for i, cell in enumerate(nb.cells):  # stable ids "0", "1", ... as nbstripout (the git filter) writes them
         cell["id"] = str(i)
