@@ -55,7 +55,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # extra last.pt writes between evaluations; 0: only at evaluations and the end
     run_root: str = "runs"  # run directories go to run_root/<name>-<timestamp>
     name: str = "train"
-    resume: str | None = None  # run directory or checkpoint to resume (restores everything)
+    resume: str | None = None  # run directory, or a checkpoint in its checkpoints/, to resume (restores everything)
     init_from: str | None = None  # fine-tune from this paperlib or official checkpoint
     init_carry_optimizer: bool = True  # with init_from: carry optimiser/scaler/scheduler state (official), or not
     init_strict: bool = True  # with init_from: every key and shape must match; False: mismatches keep their fresh init
