@@ -90,3 +90,25 @@ def test_papermill_stops_at_once_on_a_misspelt_parameter(tmp_path):
     assert "Declared parameters: profile='mini', seed=0" in out
     assert not (tmp_path / "runs").exists(), "the notebook went on past its parameter check"
     print(f"papermill refused the misspelt parameter in {wall:.1f} s")
+
+
+def test_reproduce_runs_notebooks_in_the_project_kernel_and_copies_them_for_the_lab(tmp_path, monkeypatch):
+    import papermill as pm
+
+    from paperlib.paper import reproduce as R
+
+    kernels = []
+
+    def execute(src, dst, **kw):  # stands in for papermill: records the kernel, writes the executed copy
+        kernels.append(kw["kernel_name"])
+        Path(dst).write_text(f'{{"run": {len(kernels)}}}')
+
+    monkeypatch.setattr(pm, "execute_notebook", execute)
+    monkeypatch.setattr(R, "executed_dir", lambda: tmp_path / "executed")
+    nb = ROOT / "notebooks" / "fig4.ipynb"
+    assert R.run_notebook(nb, "smoke", tmp_path / "out", lab_copy=True)["status"] == "ok"
+    assert kernels == ["paperlib"]
+    assert (tmp_path / "executed" / "fig4.ipynb").read_text() == '{"run": 1}'
+    R.run_notebook(nb, "smoke", tmp_path / "other")  # a run with its own runs_root: no copy for the lab
+    assert (tmp_path / "executed" / "fig4.ipynb").read_text() == '{"run": 1}'
+    assert (tmp_path / "other" / "fig4.ipynb").read_text() == '{"run": 2}'

@@ -40,7 +40,7 @@ def ensure_kernel() -> str:
     """The name of a kernel that runs this interpreter: ``paperlib`` (registered inside this environment,
     ``sys.prefix``, when it is missing or names another interpreter, as ``make venv`` and ``make lab`` do), or
     ``python3`` (ipykernel's own, which is this interpreter) when a ``paperlib`` kernel of another environment shadows
-    it from the user's Jupyter folder."""
+    it from the user's Jupyter folder or this environment is read-only."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     def ours() -> bool:
@@ -54,7 +54,10 @@ def ensure_kernel() -> str:
         return KERNEL_NAME
     from ipykernel.kernelspec import install
 
-    install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, prefix=sys.prefix)
+    try:
+        install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY_NAME, prefix=sys.prefix)
+    except OSError:  # an environment this user cannot write to: ipykernel's own kernel is this interpreter too
+        return "python3"
     return KERNEL_NAME if ours() else "python3"
 
 
