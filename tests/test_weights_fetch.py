@@ -93,12 +93,29 @@ def test_the_table_holds_the_published_checksums_and_names_are_checked():
 
 
 def test_nothing_downloads_implicitly():
-    """Only the weights command calls the download; no other module imports it."""
+    """Only the weights command calls the download (predict only finds a fetched file by name)."""
     import re
     from pathlib import Path
 
     pkg = Path(released.__file__).resolve().parents[1]
-    uses = re.compile(r"import released|model\.released|released\.fetch")
-    users = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
-                   if uses.search(p.read_text()) and p.name != "released.py")
-    assert users == ["commands/weights.py"]
+    callers = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+                     if re.search(r"released\.fetch\(", p.read_text()) and p.name != "released.py")
+    assert callers == ["commands/weights.py"]
+
+
+def test_predict_takes_a_fetched_released_checkpoint_by_name(server, tmp_path, monkeypatch, capsys):
+    from paperlib.commands import predict as predict_command
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert predict_command.main(["clip.mp4", "--checkpoint", "vggsound-sparse-21cls"]) == 2
+    err = capsys.readouterr().err
+    assert "the released checkpoint vggsound-sparse-21cls (22-07-28T15-49-45) is not in" in err
+    assert "python -m paperlib weights fetch vggsound-sparse-21cls" in err
+    _, _, hits = server
+    assert hits == []  # nothing downloaded
+    path = released.cache_dir() / "22-07-28T15-49-45.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    assert predict_command.released_path("22-07-28T15-49-45") == str(path)
+    assert predict_command.released_path("vggsound-sparse-21cls") == str(path)
+    assert predict_command.released_path("some/file.pt") == "some/file.pt"

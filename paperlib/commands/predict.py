@@ -26,11 +26,34 @@ def _write(out: str, text: str) -> None:
         write_text_atomic(out, text)
 
 
+def released_path(checkpoint: str) -> str | None:
+    """``checkpoint`` itself when it is a file (or not a released name), else the fetched file of the released
+    checkpoint it names; None, with the fetch command printed, when that file has not been fetched (nothing is
+    downloaded here)."""
+    from pathlib import Path
+
+    from paperlib.model import released
+
+    if Path(checkpoint).exists():
+        return checkpoint
+    try:
+        entry = released.lookup(checkpoint)
+    except KeyError:
+        return checkpoint  # not a released name: load_predictor names the missing file
+    path = released.cache_dir() / f"{entry.id}.pt"
+    if not path.is_file():
+        print(f"paperlib predict: the released checkpoint {entry.name} ({entry.id}) is not in {path.parent}; "
+              f"download it first: python -m paperlib weights fetch {entry.name}", file=sys.stderr)
+        return None
+    return str(path)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m paperlib predict", description=DESCRIPTION)
     p.add_argument("videos", nargs="+", help="video files (any container/fps/size/sample rate/channels)")
     p.add_argument("--checkpoint", required=True,
-                   help="paperlib or official SparseSync checkpoint (official ones: python -m paperlib weights list)")
+                   help="a paperlib or official SparseSync checkpoint file, or the name of one of the authors' "
+                        "released checkpoints once fetched (python -m paperlib weights list | fetch NAME)")
     p.add_argument("--window", type=float, default=None, help="window length in s (default: the model's, e.g. 5)")
     p.add_argument("--stride", type=float, default=None, help="s between window starts (default: the window length)")
     p.add_argument("--inject-offset", type=float, default=0.0,
@@ -61,8 +84,11 @@ def main(argv: list[str]) -> int:
     from paperlib.core.media import MediaError
     from paperlib.studies import predict
 
+    checkpoint = released_path(args.checkpoint)
+    if checkpoint is None:
+        return 2
     try:
-        pred = predict.load_predictor(args.checkpoint, args.device, args.short_side, precision=args.precision)
+        pred = predict.load_predictor(checkpoint, args.device, args.short_side, precision=args.precision)
     except (OSError, ValueError, RuntimeError) as e:
         print(f"paperlib predict: {e}", file=sys.stderr)
         return 2
