@@ -86,13 +86,13 @@ def test_gap_growth_and_saturation_rules():
     assert V.compare_gap_growth(m(0.60), m(0.33), m(0.95), m(0.90)).verdict == NT  # one arm at chance
     assert V.compare_not_better(m(0.81), m(0.80)).verdict == "reproduced"
     assert V.compare_not_better(m(0.95), m(0.80)).verdict == "not reproduced"
-    # no difference found, but the test could not have seen the gain at stake: not testable (old rule: reproduced)
+    # no difference found, but the test could not have seen the gain at stake: not testable
     weak = lambda acc: V.Measure("m", acc, 48, c)  # noqa: E731
     assert V.compare_not_better(weak(0.52), weak(0.50)).verdict == "reproduced"
     nt = V.compare_not_better(weak(0.52), weak(0.50), effect=0.077)
     assert nt.verdict == NT and "too weak" in nt.text
     assert V.compare_not_better(m(0.81), m(0.80), effect=0.077).verdict == "reproduced"  # n=1000 detects ~6 pts
-    # the deeper run never learned: "no better" for want of training, not saturation (old rule: judged on power)
+    # the deeper run never learned: "no better" for want of training, not saturation
     stuck = V.compare_not_better(m(0.34), m(0.80), effect=0.077)
     assert stuck.verdict == NT and "never left chance" in stuck.text
 

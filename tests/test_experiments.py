@@ -81,7 +81,8 @@ def test_reproduce_only_takes_artefact_names_and_aliases(tmp_path, monkeypatch):
     ran, trained = [], []
     monkeypatch.setattr(reproduce, "runs_dir", lambda: tmp_path)
     monkeypatch.setattr(reproduce, "train_campaign", lambda profile, names, data_root: trained.append(names))
-    monkeypatch.setattr(reproduce, "run_notebook", lambda nb, profile, out, params: ran.append((nb.stem, params)) or
+    monkeypatch.setattr(reproduce, "run_notebook",
+                        lambda nb, profile, out, params, lab_copy=False: ran.append((nb.stem, params)) or
                         {"notebook": nb.name, "status": "ok", "error": None, "wall_s": 0.0})
     monkeypatch.setattr(reproduce, "write_report", lambda profile, results, since=None: tmp_path / "REPORT.md")
     reproduce.reproduce("smoke", ["table5", "fig4"], data_root="/data")

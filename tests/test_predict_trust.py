@@ -128,7 +128,8 @@ def test_outputs_are_atomic_and_non_utf8_names_escaped(chance_checkpoint, tmp_pa
     monkeypatch.setattr(core_io.os, "replace", no_space)
     assert predict_command.main([str(good), odd_arg, "--checkpoint", str(chance_checkpoint), "--csv", str(out)]) == 2
     assert "No space left on device" in capsys.readouterr().err
-    assert out.read_text() == "old results\n" and sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
+    assert out.read_text() == "old results\n"
+    assert sorted(p.name for p in tmp_path.iterdir() if "partial" in p.name) == []
     monkeypatch.undo()
     assert predict_command.main([str(good), odd_arg, "--checkpoint", str(chance_checkpoint), "--csv", str(out)]) == 0
     rows = [r for r in csv.DictReader(out.open(encoding="utf-8")) if r["window"] == "all"]

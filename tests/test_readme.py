@@ -2,7 +2,8 @@
 a clip, one notebook) runs, top to bottom in one shell, in a fresh copy of the repository, and each command exits 0.
 
 The copy holds the repository's tracked files only (as a clone does: no runs/, figures/ outputs or .venv). Instead of
-installing 7 GB again, its `.venv` is a link to the venv that runs the tests (``PAPERLIB_TEST_VENV`` names another), with
+installing 7 GB again, its `.venv` is a link to the venv that runs the tests (``PAPERLIB_TEST_VENV`` names another),
+with
 the copy's pin files dated before that venv's stamp so that `make venv` finds it up to date; `python` and the notebook
 kernel import the copy's `paperlib` (PYTHONPATH). Measured cost: about 2 minutes of one CPU core.
 """

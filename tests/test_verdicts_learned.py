@@ -37,8 +37,8 @@ def rec(key: str, acc1: float, tol1: float | None = None, n: int = 400, steps: i
 
 
 def test_a_beats_claim_with_the_loser_at_chance_is_not_testable():
-    """SparseSync learned and AVST_dec did not: a finding about the budget, not "SparseSync beats AVST_dec" (the old
-    rule judged it, and called it reproduced)."""
+    """SparseSync learned and AVST_dec did not: a finding about the budget, not "SparseSync beats AVST_dec" (a rule
+    that judged one learned arm would call it reproduced)."""
     c = V.chance_level(21, 1)
     won = V.Measure("SparseSync", 0.41, 400, c, steps=5000)
     stuck = V.Measure("AVST_dec", 0.138, 400, c, steps=5000)
@@ -70,7 +70,7 @@ def test_the_scratch_exception_is_judged_while_other_arms_at_chance_are_not():
 
 def test_a_constant_guess_on_a_skewed_test_set_is_at_chance():
     """The test set favours one offset: always predicting it scores above the uniform 3/21 bound, but not above the
-    set's own null (the old rule called such a run "learned")."""
+    set's own null (judged against 1/C it would count as "learned")."""
     rng = random.Random(0)
     targets = [10 if rng.random() < 0.14 else rng.randrange(21) for _ in range(400)]
     const = [10] * 400
@@ -78,7 +78,7 @@ def test_a_constant_guess_on_a_skewed_test_set_is_at_chance():
     r = rec("avst_dec/dense-crop/c21", sum(t == 10 for t in targets) / 400, tol1, items=items(targets, const))
     m = T.measure({"k": r}, "k")
     uniform_bound = m.chance + 2 * (m.chance * (1 - m.chance) / 400) ** 0.5
-    assert m.acc > uniform_bound  # the old rule: learned
+    assert m.acc > uniform_bound  # above the uniform bound
     assert m.null == pytest.approx(tol1) and not m.learned
     row = T.runs_table({"avst_dec/dense-crop/c21": r}).iloc[0]
     assert row["learned"].startswith("no") and row["null"] == pytest.approx(100 * tol1, abs=0.051)
@@ -121,8 +121,8 @@ def test_an_unfinished_seed_makes_a_claim_provisional():
 
 
 def test_a_curve_with_an_at_chance_middle_point_is_not_called_monotone():
-    """Depth 1 and 3 learned, depth 2 sat at chance: the curve's shape is unknown (the old rule compared the ends,
-    depth 3 vs 1, and called "depth helps" reproduced)."""
+    """Depth 1 and 3 learned, depth 2 sat at chance: the curve's shape is unknown (comparing only the ends, depth 3
+    vs 1, would call "depth helps" reproduced)."""
     pts = {1: (0.2, 0.50), 2: (0.04, 0.14), 3: (0.3, 0.80)}
     recs = {f"sparsesync/dense-wide/c21/depth{d}": rec(f"sparsesync/dense-wide/c21/depth{d}", a, b)
             for d, (a, b) in pts.items()}
@@ -142,8 +142,8 @@ def test_a_curve_with_an_at_chance_middle_point_is_not_called_monotone():
 
 
 def test_table4_judges_the_whole_curve_of_lengths():
-    """6 s below 5 s by more than 2 s.e.: the curve is not monotone, so longer inputs do not simply help (the old
-    rule compared 6 s with 2 s only)."""
+    """6 s below 5 s by more than 2 s.e.: the curve is not monotone, so longer inputs do not simply help (comparing
+    only 6 s with 2 s would hide it)."""
     accs = {2: 0.30, 3: 0.35, 4: 0.40, 5: 0.62, 6: 0.45}
     recs = {f"sparsesync/sparse/c21/len{s}": rec(f"sparsesync/sparse/c21/len{s}", a / 2, a) for s, a in accs.items()}
     _, claims = T.table4_from_records(recs, "full")
@@ -239,7 +239,8 @@ def test_report_command_needs_a_results_folder(tmp_path, capsys):
     assert "manifest.json: missing" in capsys.readouterr().err
 
 
-COMMITTED = [p.parent for p in sorted((REPO / "results").glob("*/manifest.json"))]
+COMMITTED = sorted((p.parent for p in (REPO / "results").glob("*/manifest.json")),
+                   key=lambda p: campaign_plan.PROFILES.index(p.name))  # smoke, mini, full, paper
 
 
 def test_the_committed_reports_are_what_their_files_say(tmp_path):
@@ -255,3 +256,18 @@ def test_the_committed_reports_are_what_their_files_say(tmp_path):
         committed = (src / "REPORT.md").read_text().splitlines()
         drop = lambda lines: [x for x in lines if not x.startswith(RS.DATE_PREFIX)]  # noqa: E731
         assert drop(rebuilt) == drop(committed), src
+
+
+def test_the_readme_summary_matches_the_committed_reports():
+    """The README's verdict counts and per-claim table are those of the committed reports' claims.json
+    (`python -m paperlib report --summary results/mini results/full` prints the block)."""
+    folders = [Path("results") / p.name for p in COMMITTED]
+    import os
+
+    here = os.getcwd()
+    os.chdir(REPO)
+    try:
+        block = RS.summary_block(folders)
+    finally:
+        os.chdir(here)
+    assert block in (REPO / "README.md").read_text()

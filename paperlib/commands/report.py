@@ -4,6 +4,7 @@
     python -m paperlib report --from results/full                    # rebuild the report from the committed runs
     python -m paperlib report --profile mini --export results/mini   # copy the finished campaign runs (and the
                                                                      # studies' artefacts under figures/) there first
+    python -m paperlib report --summary results/mini results/full   # the README's summary of the committed results
 """
 
 from __future__ import annotations
@@ -26,7 +27,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("--figures-root", default=None,
                    help="where the studies' artefacts were written (default: figures/ of this repository)")
     p.add_argument("--seed", type=int, default=0, help="the campaign seed (repeat seeds follow the plan)")
+    p.add_argument("--summary", nargs="+", default=None, metavar="DIR",
+                   help="print the README's summary of these results folders (verdict counts, a claim per row)")
     a = p.parse_args(argv)
+    if a.summary:
+        from paperlib.paper import results
+
+        try:
+            print(results.summary_block(a.summary))
+        except (FileNotFoundError, ValueError) as e:
+            print(f"paperlib report: {e}", file=sys.stderr)
+            return 2
+        return 0
     if bool(a.source) == bool(a.export):
         p.error("give either --from DIR or --profile P --export DIR")
     if a.export and not a.profile:

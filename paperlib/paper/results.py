@@ -369,3 +369,32 @@ def write_results_report(out: str | Path) -> Path:
 
 __all__ = ["MANIFEST", "RUN_FILES", "STUDIES", "DATE_PREFIX", "FileRecord", "SeedsRecord", "read_run", "load_records",
            "planned_seeds", "run_folder", "export_results", "write_results_report", "summary_counts"]
+
+
+def summary_block(folders: Sequence[str | Path]) -> str:
+    """The README's summary of committed results folders: a line of final and provisional verdict counts per
+    folder, and a table of every claim's verdict in each (from their ``claims.json``; rebuild those first)."""
+    data = []
+    for f in folders:
+        path = Path(f) / "claims.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing; run `python -m paperlib report --from {f}` first")
+        data.append((Path(f), _read_json(path)))
+    lines = []
+    for f, d in data:
+        s = d["summary"]
+        lines.append(f"- `{d['profile']}` ([`{f.as_posix()}/REPORT.md`]({f.as_posix()}/REPORT.md)): "
+                     f"{sum(s['final'].values())} final verdicts: {_counts_text(s['final'])}; "
+                     f"{sum(s['provisional'].values())} provisional: {_counts_text(s['provisional'])}")
+    lines += ["", "| artefact | claim | " + " | ".join(f"at `{d['profile']}`" for _, d in data) + " |",
+              "|---|---|" + "---|" * len(data)]
+    order = list(dict.fromkeys((c["artefact"], c["claim"]) for _, d in data for c in d["claims"]))
+    for art, text in order:
+        cells = []
+        for _, d in data:
+            c = next((c for c in d["claims"] if (c["artefact"], c["claim"]) == (art, text)), None)
+            cells.append("" if c is None else claim_from_json({"text": text, "verdict": c["verdict"],
+                                                                "evidence": "", "provisional":
+                                                                c.get("provisional", "")}).verdict_text)
+        lines.append(f"| {art} | {text} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
