@@ -51,15 +51,17 @@ SYNTHETIC_INTRO = (
     "direction. Table 1 (codec leakage) and Fig. 4 (memory) use real codecs and the paper-size model.")
 
 RERUN_NOTE = (
-    "**A re-run gives other numbers.** `make reproduce` at the same run hash does not give the committed accuracies "
-    "on another machine: the synthetic clips regenerate bit-identically, but float kernels differ between CPUs "
-    "(vector width, fused operations) and training amplifies those differences over thousands of steps. Measured: "
-    "a fresh clone on another machine trained `mini`'s run hashes to sparsesync/dense-crop/c21 52.8 % within +-1 "
-    "class (committed then 45.5), sparsesync/dense-wide/c21 44.5 (33.2), sparsesync/dense-wide/c3 80.0 (71.2), "
-    "sparsesync/dense-crop/c3 94.8 (95.2); three training seeds of one `mini` recipe run spread 41.0 / 56.0 / 25.3 "
-    "% within +-1 (`results/mini/dense_crop_variants/`). On one machine, with the same thread count, training is "
-    "bit-reproducible (a killed run resumes to the same weights). The verdicts therefore rest on seeds and on "
-    "standard errors, not on one run; each run's `env.json` names the CPU and the float settings that shaped it.")
+    "**Re-running.** On one machine, at a fixed thread count, training is bit-reproducible (a killed run resumes to "
+    "the same weights). Across machines, measured: `make reproduce` at `mini` from a fresh clone on another machine "
+    "and again here on 2026-12-07 (AMD EPYC, AVX2) gave the same accuracies wherever both were recorded "
+    "(sparsesync/dense-crop/c21 52.8 % within +-1 class, dense-wide/c21 44.5, dense-wide/c3 80.0, dense-crop/c3 "
+    "94.8), while the runs committed on 2026-12-05 under the same run hashes had 45.5, 33.2, 71.2 and 95.2: those "
+    "were trained by earlier code, and the change that moved them is not covered by the run hash (it was not "
+    "identified). A run hash names a configuration, not the code that trained it: each run's `env.json` names the "
+    "commit, the CPU and the float settings, and `results/mini/rerun_comparison.json` sets all 26 `mini` runs of "
+    "both dates side by side. Seeds move results more: three training seeds of one `mini` run spread 41.0 / 56.0 / "
+    "25.3 % within +-1 (`results/mini/dense_crop_variants/`), so the verdicts rest on seeds and standard errors, not "
+    "on one run.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -225,7 +227,9 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
             for f in sorted((tables / "tables").glob(f"{name}*")):
                 shutil.copyfile(f, out / "tables" / f.name)
             for fig in _read_json(src).get("figures") or []:  # paths relative to the repository (or absolute)
-                p = Path(fig) if Path(fig).is_absolute() else repo_root() / fig
+                p = Path(fig) if Path(fig).is_absolute() else tables / Path(fig).name
+                if not p.is_file():
+                    p = repo_root() / fig
                 if p.suffix == ".png" and p.is_file():
                     (out / "figures").mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(p, out / "figures" / p.name)
