@@ -95,7 +95,7 @@ from paperlib.paper.campaign_plan import (BACKBONE_PREFIXES, CLASSES, DEFAULT_CL
                                           budget, contract_keys, data_dir, data_identity, ensure_data, plan,
                                           resolve_spec, runs_root_path, spec_hash, spec_test_identity, synth_config,
                                           test_data_config, check_paper_inputs, paper_input_problems,
-                                          repeated_keys)
+                                          planned_seeds, repeated_keys)
 from paperlib.paper.campaign_runner import (LOG_FILE, SPEC_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
                                             redirect_output, run_training, schedule, slug, train_command)
 
@@ -118,6 +118,7 @@ class RunRecord:
     steps: int
     left_plateau_at_step: int | None
     reused: bool  # True when found in the cache
+    stop_reason: str | None = None  # why training ended (results.json: max_steps, patience, time budget, ...)
 
 
 @dataclass(frozen=True)
@@ -331,7 +332,8 @@ def _record(spec: RunSpec, run_dir: Path, reused: bool) -> RunRecord:
     results = json.loads((run_dir / runs.RESULTS_FILE).read_text())
     return RunRecord(spec=spec, run_dir=run_dir, test=detail["test"], params=detail["params"],
                      wall_s=float(detail["wall_s"]), steps=int(results["steps"]),
-                     left_plateau_at_step=results.get("plateau_left_at_step"), reused=reused)
+                     left_plateau_at_step=results.get("plateau_left_at_step"), reused=reused,
+                     stop_reason=results.get("stop_reason"))
 
 
 def _train(job: Job) -> None:
@@ -535,8 +537,7 @@ def with_repeats(records: Mapping[str, Any], profile: str, *, seed: int = 0, tra
         got = ensure_runs(keys, profile, seed=seed + offset, train=train, **run)
         for k, rec in got.items():
             by_seed[k][seed + offset] = rec
-    planned = tuple(seed + o for o in (0,) + tuple(REPEAT_SEEDS[profile]))
-    out.update({k: RepeatedRecord(by_seed[k], planned) for k in keys})
+    out.update({k: RepeatedRecord(by_seed[k], planned_seeds(profile, k, seed)) for k in keys})
     return out
 
 

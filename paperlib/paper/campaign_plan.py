@@ -300,6 +300,13 @@ def repeated_keys(keys: Iterable[str], profile: str) -> list[str]:
     return [k for k in keys if k in specs and canonical_key(specs[k], specs) in REPEATED_KEYS]
 
 
+def planned_seeds(profile: str, key: str, seed: int = 0) -> tuple[int, ...]:
+    """The seeds ``profile`` plans for run ``key``: the campaign seed, and ``seed`` + each of REPEAT_SEEDS for the keys
+    it repeats (:func:`repeated_keys`)."""
+    repeats = REPEAT_SEEDS[profile] if repeated_keys([key], profile) else ()
+    return tuple(seed + o for o in (0,) + tuple(repeats))
+
+
 def run_minutes(spec: RunSpec, profile: str) -> float:
     """Estimated minutes of one run (steps x SEC_PER_STEP x relative cost + overhead) on one quiet core."""
     cost = COST_VARIANT[spec.variant] * COST_DEPTH[spec.depth or DEFAULT_DEPTH[profile]]

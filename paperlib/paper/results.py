@@ -16,7 +16,6 @@ committed report is what its files say.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -28,6 +27,9 @@ from typing import Any
 from paperlib.core import paper_numbers as numbers
 from paperlib.core.io import write_text_atomic
 from paperlib.paper import campaign_plan as plan_mod
+from paperlib.paper.artefacts import all_keys, paper_size_params
+from paperlib.paper.campaign import RepeatedRecord, RunRecord
+from paperlib.paper.campaign_runner import SPEC_FILE, finished
 from paperlib.paper.report import Claim, Verdict, claim_from_json, df_to_markdown, repo_root
 from paperlib.paper.tables import (fig3_from_records, measure, measured_on, metric_name, seed_runs,
                                    table2_from_records, table3_from_records, table4_from_records,
@@ -67,43 +69,6 @@ RERUN_NOTE = (
 # ---------------------------------------------------------------------------------------------------------------------
 # Records from a results folder
 
-@dataclasses.dataclass
-class FileRecord:
-    """A finished run read from its committed files (the ``RunRecord`` attributes the tables read)."""
-
-    spec: Any
-    run_dir: Path
-    test: dict
-    params: dict
-    wall_s: float
-    steps: int
-    left_plateau_at_step: int | None
-    stop_reason: str | None = None
-    reused: bool = True
-
-
-@dataclasses.dataclass(frozen=True)
-class SeedsRecord:
-    """A run key planned at several seeds: ``by_seed`` holds those whose files are committed, ``planned`` all of
-    them (the attributes are the first finished seed's, as ``campaign.RepeatedRecord``)."""
-
-    by_seed: Mapping[int, FileRecord]
-    planned: tuple[int, ...]
-
-    @property
-    def first(self) -> FileRecord:
-        return next(iter(self.by_seed.values()))
-
-    spec = property(lambda self: self.first.spec)
-    run_dir = property(lambda self: self.first.run_dir)
-    test = property(lambda self: self.first.test)
-    params = property(lambda self: self.first.params)
-    wall_s = property(lambda self: sum(r.wall_s for r in self.by_seed.values()))
-    steps = property(lambda self: self.first.steps)
-    left_plateau_at_step = property(lambda self: self.first.left_plateau_at_step)
-    reused = True
-
-
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -113,23 +78,17 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
 
 
-def read_run(folder: Path, spec: Any) -> FileRecord:
-    """A :class:`FileRecord` from a run folder holding :data:`RUN_FILES`; a missing or unreadable file is an error
-    naming it."""
+def read_run(folder: Path, spec: Any) -> RunRecord:
+    """The :class:`~paperlib.paper.campaign.RunRecord` of a committed run folder holding :data:`RUN_FILES` (found in
+    the cache: ``reused``); a missing or unreadable file is an error naming it."""
     for name in RUN_FILES:
         if not (folder / name).is_file():
             raise FileNotFoundError(f"{folder / name}: missing (a committed run needs {', '.join(RUN_FILES)})")
     detail, results = _read_json(folder / "test_detail.json"), _read_json(folder / "results.json")
-    return FileRecord(spec=spec, run_dir=folder, test=detail["test"], params=detail.get("params") or {},
-                      wall_s=float(detail.get("wall_s") or 0.0), steps=int(results["steps"]),
-                      left_plateau_at_step=results.get("plateau_left_at_step"),
-                      stop_reason=results.get("stop_reason"))
-
-
-def planned_seeds(profile: str, key: str, seed: int = 0) -> tuple[int, ...]:
-    """The seeds ``profile`` plans for run ``key``: the campaign seed, and the repeat seeds for repeated keys."""
-    repeats = plan_mod.REPEAT_SEEDS[profile] if plan_mod.repeated_keys([key], profile) else ()
-    return tuple(seed + o for o in (0,) + tuple(repeats))
+    return RunRecord(spec=spec, run_dir=folder, test=detail["test"], params=detail.get("params") or {},
+                     wall_s=float(detail.get("wall_s") or 0.0), steps=int(results["steps"]),
+                     left_plateau_at_step=results.get("plateau_left_at_step"), reused=True,
+                     stop_reason=results.get("stop_reason"))
 
 
 def run_folder(out: Path, key: str, seed: int) -> Path:
@@ -150,8 +109,8 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 def load_records(out: str | Path) -> tuple[str, dict[str, Any]]:
     """(profile, records) of a results folder: a record per key of the profile's plan whose run files are committed
-    (aliases resolve to their canonical key's folder), a :class:`SeedsRecord` for the keys planned at several
-    seeds."""
+    (aliases resolve to their canonical key's folder), a :class:`~paperlib.paper.campaign.RepeatedRecord` for the
+    keys planned at several seeds."""
     out = Path(out)
     man = read_manifest(out)
     profile, seed = man["profile"], int(man.get("seed", 0))
@@ -159,11 +118,11 @@ def load_records(out: str | Path) -> tuple[str, dict[str, Any]]:
     records: dict[str, Any] = {}
     for key, spec in specs.items():
         canon = plan_mod.canonical_key(spec, specs)
-        planned = planned_seeds(profile, key, seed)
+        planned = plan_mod.planned_seeds(profile, key, seed)
         found = {s: read_run(run_folder(out, canon, s), spec) for s in planned
                  if run_folder(out, canon, s).is_dir()}
         if len(planned) > 1 and found:
-            records[key] = SeedsRecord(found, planned)
+            records[key] = RepeatedRecord(found, planned)
         elif seed in found:
             records[key] = found[seed]
     return profile, records
@@ -177,8 +136,6 @@ def finished_runs(profile: str, runs_root: str | Path | None = None) -> dict[tup
     hash folder's ``campaign.json`` names its key and its ``config.json`` its seed (``train.seed`` minus
     ``TRAIN_SEED_BASE``). Two finished runs for one key and seed (campaigns of different code or overrides in one
     folder) are an error naming both: export from the runs folder of one campaign."""
-    from paperlib.paper.campaign_runner import SPEC_FILE, finished
-
     root = Path(runs_root) if runs_root else repo_root() / "runs"
     found: dict[tuple[str, int], Path] = {}
     base = root / "campaign" / profile
@@ -200,12 +157,10 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
     """Copy the finished runs of ``profile``'s campaign under ``runs_root`` (:func:`finished_runs`; nothing is
     trained) at the seeds the plan asks for, and the studies' artefact files of ``figures_root/tables`` (default
     ``figures/``), into ``out``; write ``out/manifest.json``. Returns the manifest."""
-    from paperlib.paper.artefacts import all_keys
-
     out = Path(out)
     specs = plan_mod.plan(profile)
     wanted = {(plan_mod.canonical_key(specs[k], specs), s) for k in all_keys(profile)
-              for s in planned_seeds(profile, k, seed)}
+              for s in plan_mod.planned_seeds(profile, k, seed)}
     copied: dict[str, dict[str, str]] = {}
     for (key, s), run in sorted(finished_runs(profile, runs_root).items()):
         if (key, s) not in wanted:
@@ -244,8 +199,6 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
 
 def training_parts(records: Mapping[str, Any], profile: str) -> list[tuple[str, tuple[dict[str, Any], list[Claim]]]]:
     """The training artefacts' (tables, claims) from records, in report order."""
-    from paperlib.paper.artefacts import paper_size_params
-
     params = paper_size_params(sorted(numbers.TABLE6))
     return [("table2_main_results", table2_from_records(records, profile)),
             ("table3_ablation", table3_from_records(records, profile)),
@@ -270,15 +223,13 @@ def _counts_text(counts: Mapping[str, int]) -> str:
 def _run_rows(records: Mapping[str, Any], profile: str, out: Path, seed: int) -> list[str]:
     """The runs table: every planned key and seed, with steps, plateau exit, stop reason, accuracy beside its null."""
     specs = plan_mod.plan(profile)
-    from paperlib.paper.artefacts import all_keys
-
     lines = ["| run | seed | steps | stopped on | left the plateau at step | metric | ours | null | learned | "
              "wall (min) | n | files |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for key in all_keys(profile):
         rec = records.get(key)
         by_seed = seed_runs(rec, seed) if rec is not None else {}
         canon = plan_mod.canonical_key(specs[key], specs)
-        for s in planned_seeds(profile, key, seed):
+        for s in plan_mod.planned_seeds(profile, key, seed):
             r = by_seed.get(s)
             if r is None:
                 lines.append(f"| {key} | {s} | not finished | | | | | | | | | |")
@@ -313,8 +264,6 @@ def write_results_report(out: str | Path) -> Path:
     profile, records = load_records(out)
     man = read_manifest(out)
     seed = int(man.get("seed", 0))
-    from paperlib.paper.artefacts import all_keys
-
     keys = all_keys(profile)
     parts = training_parts(records, profile)
     claims: list[tuple[str, Claim]] = [(name, c) for name, (_, cl) in parts for c in cl]
@@ -327,7 +276,7 @@ def write_results_report(out: str | Path) -> Path:
     envs = [_read_json(Path(r.run_dir) / "env.json") for rec in records.values() for r in seed_runs(rec).values()]
     shas = sorted({(e.get("git") or {}).get("sha") or "unknown" for e in envs})
     cpus = sorted({e.get("cpu") or "not recorded" for e in envs})
-    planned = sum(len(planned_seeds(profile, k, seed)) for k in keys)
+    planned = sum(len(plan_mod.planned_seeds(profile, k, seed)) for k in keys)
     finished = sum(len(seed_runs(records[k], seed)) for k in keys if k in records)
     lines = [f"# paperlib at `{profile}`: the committed results", ""]
     if profile != "paper":
@@ -371,8 +320,8 @@ def write_results_report(out: str | Path) -> Path:
     return write_text_atomic(out / "REPORT.md", "\n".join(lines))
 
 
-__all__ = ["MANIFEST", "RUN_FILES", "STUDIES", "DATE_PREFIX", "FileRecord", "SeedsRecord", "read_run", "load_records",
-           "planned_seeds", "run_folder", "export_results", "write_results_report", "summary_counts"]
+__all__ = ["MANIFEST", "RUN_FILES", "STUDIES", "DATE_PREFIX", "read_run", "load_records", "run_folder",
+           "export_results", "finished_runs", "write_results_report", "summary_counts", "summary_block"]
 
 
 def summary_block(folders: Sequence[str | Path]) -> str:
