@@ -38,6 +38,13 @@ class TrainConfig:
     time_budget_min: float | None = None  # stop after this many minutes of training + evaluation (across resumes)
     eval_every_steps: int = 0  # 0: evaluate valid at the end of every epoch (official)
     patience: int = 140  # evaluations without a new best early_stop_metric before stopping (official: 140 epochs)
+    # patience in optimiser steps instead of evaluations (None: ``patience`` rules): stop once the training loss has
+    # left chance and no evaluation since has set a new best for this many steps; a run still at chance is never
+    # stopped by it (only ``max_steps``, the cap, ends it), so slow arms are not cut off on their plateau
+    patience_steps: int | None = None
+    # stop this many steps after the training loss left chance (plateau studies: the steps to leave it are measured,
+    # not the convergence after); None: off
+    stop_after_plateau_steps: int | None = None
     early_stop_metric: str = "accuracy_1"  # valid metric to maximise (official: top-1 without tolerance)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA, fp32 on CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -171,6 +178,8 @@ TRAIN_RANGES: dict[str, tuple[float | None, float | None, bool, bool, bool]] = {
     "time_budget_min": (0, None, True, False, True),
     "eval_every_steps": (0, None, False, False, False),
     "patience": (1, None, False, False, False),
+    "patience_steps": (1, None, False, False, True),
+    "stop_after_plateau_steps": (0, None, False, False, True),
     "num_workers": (0, None, False, False, False),
     "log_every": (1, None, False, False, False),
     "checkpoint_every_steps": (0, None, False, False, False),

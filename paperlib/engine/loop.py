@@ -230,14 +230,25 @@ class PlateauDetector:
         self.warned = False
         self.left_at_step: int | None = None
         self.left_after_s: float | None = None
+        self.off_since: int | None = None  # first logged step, when the run was never at chance (a fine-tune)
 
     def at_chance(self, loss: float) -> bool:
         return not math.isfinite(loss) or loss >= (1.0 - self.rel_tol) * self.level
+
+    @property
+    def off_chance_since(self) -> int | None:
+        """The step from which the run counts as learning: where it left the plateau, or its first logged step when
+        it never sat on it; None while the loss is at chance."""
+        if self.start_step is not None:
+            return None
+        return self.left_at_step if self.left_at_step is not None else self.off_since
 
     def update(self, step: int, loss: float, elapsed_s: float) -> str | None:
         if not self.at_chance(loss):
             if self.start_step is not None and self.left_at_step is None:
                 self.left_at_step, self.left_after_s = step, elapsed_s
+            elif self.start_step is None and self.left_at_step is None and self.off_since is None:
+                self.off_since = step
             self.start_step = self.start_s = None
             self.warned = False
             self.next_warn_steps = self.warn_steps
@@ -256,11 +267,26 @@ class PlateauDetector:
 
     def state_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("start_step", "start_s", "next_warn_steps", "warned", "left_at_step",
-                                               "left_after_s")}
+                                               "left_after_s", "off_since")}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for k, v in state.items():
             setattr(self, k, v)
+
+
+def patience_ran_out(step: int, best_step: int, learning_since: int | None, patience_steps: int) -> bool:
+    """The early-stopping rule in steps: stop when the run is learning (``learning_since``, the step its training loss
+    left chance; None while at chance) and neither a new best evaluation (``best_step``) nor leaving chance happened
+    in the last ``patience_steps`` steps. A run at chance never runs out of patience: only its cap ends it."""
+    if learning_since is None:
+        return False
+    return step - max(best_step, learning_since) >= patience_steps
+
+
+def still_improving(step: int, best_step: int, patience_steps: int) -> bool:
+    """Was a run that stopped at ``step`` (its cap) still improving: did its best evaluation come within the last
+    ``patience_steps`` steps, so that patience had not run out?"""
+    return best_step >= 0 and step - best_step < patience_steps
 
 
 @dataclass(frozen=True)

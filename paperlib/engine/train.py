@@ -18,8 +18,11 @@ Deviations (each is a config switch where it matters):
 - Precision ``auto``: bf16 autocast on CUDA (no GradScaler needed), fp32 on CPU. ``precision=fp16`` reproduces the
   paper's V100 setting (fp16 autocast + GradScaler), which the official code used.
 - Patience counts evaluations (``eval_every_steps=0`` evaluates once per epoch, as the official code, so it counts
-  epochs); ``max_steps`` and ``time_budget_min`` stop short runs (the ``mini`` profile trains by minutes). With a time
-  budget the progress bar counts minutes of the budget (steps in its postfix), else steps.
+  epochs), or, with ``patience_steps``, optimiser steps without a new best counted only once the training loss has
+  left chance (:func:`paperlib.engine.loop.patience_ran_out`): equal rules for arms that leave their plateau at
+  different steps, where equal step counts would favour the fast one. ``max_steps`` is then the run's cap, and
+  ``results.json`` says whether a capped run was ``still_improving``. ``time_budget_min`` stops runs by minutes. With
+  a time budget the progress bar counts minutes of the budget (steps in its postfix), else steps.
 - Checkpoints: ``last.pt`` and ``best.pt`` (the official code keeps the best only), written atomically (temporary
   file, fsync, rename) in paperlib's checkpoint format (:mod:`paperlib.model.checkpoints`), loadable with
   ``torch.load(weights_only=True)``: RNG states are stored as tensors and lists, the config as plain data. Resume
@@ -91,8 +94,8 @@ from paperlib.engine.config import RunConfig, TrainConfig, check_run_config, rea
 from paperlib.engine.distributed import (DistInfo, all_gather_object, any_rank, broadcast_object, enter_training,
                                          init_distributed, parameter_digest, sync_buffers)
 from paperlib.engine.evaluate import evaluate, evaluate_dataset, preserved_rng, unwrap
-from paperlib.engine.loop import (PlateauDetector, PlateauWarning, Progress, epoch_batches, eval_loader, progress_plan,
-                                  train_loader, train_one_epoch)
+from paperlib.engine.loop import (PlateauDetector, PlateauWarning, Progress, epoch_batches, eval_loader,
+                                  patience_ran_out, progress_plan, still_improving, train_loader, train_one_epoch)
 from paperlib.engine.objectives import CrossEntropyObjective, TrainingObjective
 from paperlib.model.checkpoints import save_checkpoint
 from paperlib.model.sparsesync import build_model, to_channels_last
@@ -434,11 +437,25 @@ class Trainer:
             return "max_steps"
         if self.deadline_passed():
             return "time_budget"
-        if state.evals_since_best >= tc.patience:
+        learning_since = self.opt.plateau.off_chance_since
+        if tc.stop_after_plateau_steps is not None and self.opt.plateau.left_at_step is not None and \
+                state.step - self.opt.plateau.left_at_step >= tc.stop_after_plateau_steps:
+            return "left_plateau"
+        if tc.patience_steps is not None:
+            if patience_ran_out(state.step, state.best_step, learning_since, tc.patience_steps):
+                return "early_stopping"
+        elif state.evals_since_best >= tc.patience:
             return "early_stopping"
         if state.epoch >= tc.epochs:
             return "epochs"
         return None
+
+    def still_improving(self) -> bool:
+        """Had patience not yet run out when the run stopped (so a run ended by its cap may have had more to give)?"""
+        tc, state = self.tc, self.state
+        if tc.patience_steps is not None:
+            return still_improving(state.step, state.best_step, tc.patience_steps)
+        return state.evals_since_best < tc.patience
 
     def next_stop_step(self) -> int | None:
         """The next step where the step loop must hand back: ``max_steps``, the next evaluation or checkpoint."""
@@ -577,7 +594,9 @@ class Trainer:
                                        self.cfg, train=dataclasses.replace(tc, resume=None))),
                                    "world_size": dinfo.world_size,
                                    "plateau_left_at_step": self.opt.plateau.left_at_step,
-                                   "plateau_left_after_s": self.opt.plateau.left_after_s}
+                                   "plateau_left_after_s": self.opt.plateau.left_after_s,
+                                   "learning_since_step": self.opt.plateau.off_chance_since,
+                                   "still_improving": self.still_improving()}
         if dinfo.enabled:
             sync_buffers(self.model, dinfo)
             digests = all_gather_object(parameter_digest(self.model), dinfo)

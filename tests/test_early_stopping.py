@@ -1,0 +1,93 @@
+"""Early stopping with patience in steps (paperlib.engine.loop.patience_ran_out, the Trainer's stop rule): runs that sit
+on their plateau are never cut off by patience, only by their cap; learning runs stop ``patience_steps`` after their
+last new best; a capped run says whether it was still improving."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from paperlib.engine.config import RunConfig, TrainConfig, run_config_problems
+from paperlib.engine.loop import PlateauDetector, patience_ran_out, still_improving
+
+C = 21
+CHANCE = math.log(C)
+
+
+def simulate(losses: dict[int, float], valid: dict[int, float], patience: int, cap: int, log_every: int = 20,
+             eval_every: int = 100) -> tuple[str, int, int, int | None]:
+    """Drive the engine's stop rules over hand-made curves, as the Trainer does: the training loss is logged every
+    ``log_every`` steps (the value of the latest ``losses`` key at or before the step), valid is evaluated every
+    ``eval_every`` steps, the rules are checked after each evaluation. Returns (reason, step, best_step,
+    learning_since)."""
+    plateau = PlateauDetector(C)
+    best, best_step = -math.inf, -1
+    for step in range(log_every, cap + 1, log_every):
+        loss = losses[max(k for k in losses if k <= step)]
+        plateau.update(step, loss, step * 0.1)
+        if step % eval_every == 0 or step == cap:
+            metric = valid[max(k for k in valid if k <= step)]
+            if metric > best:
+                best, best_step = metric, step
+            if patience_ran_out(step, best_step, plateau.off_chance_since, patience):
+                return "early_stopping", step, best_step, plateau.off_chance_since
+    return "max_steps", cap, best_step, plateau.off_chance_since
+
+
+def test_plateau_is_not_cut_off_by_patience():
+    """Valid accuracy flickers at chance (its best set at step 100) while the loss stays on ln(C) for 1,500 steps:
+    evaluation-count or step patience of 400 would stop it at step 500; the rule keeps it going until it learns."""
+    losses = {0: CHANCE, 1500: 0.7 * CHANCE}
+    valid = {0: 0.05, 100: 0.06, 200: 0.05, 1600: 0.20, 1800: 0.35, 2000: 0.36}
+    reason, step, best_step, since = simulate(losses, valid, patience=400, cap=5000)
+    assert since == 1500  # the step the training loss left chance
+    assert best_step == 2000
+    assert (reason, step) == ("early_stopping", 2400)  # 400 steps after the last new best
+
+
+def test_stops_patience_steps_after_leaving_when_valid_never_improves_again():
+    """A run leaves chance at step 300 but its valid metric never beats the best it had at step 100: patience counts
+    from leaving, not from the stale best."""
+    losses = {0: CHANCE, 300: 0.5 * CHANCE}
+    valid = {0: 0.06, 100: 0.30, 200: 0.10}
+    reason, step, best_step, since = simulate(losses, valid, patience=400, cap=5000)
+    assert (since, best_step) == (300, 100)
+    assert (reason, step) == ("early_stopping", 700)
+
+
+def test_cap_ends_a_run_still_at_chance_and_one_still_improving():
+    at_chance = simulate({0: CHANCE}, {0: 0.05, 300: 0.06}, patience=200, cap=3000)
+    assert at_chance == ("max_steps", 3000, 300, None)
+    assert not still_improving(3000, 300, 200)
+    rising = {0: 0.1, 300: 0.15, 600: 0.2, 900: 0.25, 1200: 0.28, 1500: 0.3, 1800: 0.32}
+    improving = simulate({0: CHANCE, 200: 0.5 * CHANCE}, rising, patience=400, cap=2000)
+    assert improving[:2] == ("max_steps", 2000)
+    assert still_improving(2000, improving[2], 400)
+
+
+def test_a_fine_tune_that_never_sat_at_chance_counts_from_its_first_log():
+    """A fine-tune of a learned model starts off chance: it is learning from its first logged step."""
+    reason, step, best_step, since = simulate({0: 0.4 * CHANCE}, {0: 0.5, 200: 0.6}, patience=300, cap=5000)
+    assert since == 20
+    assert (reason, step) == ("early_stopping", 500)
+
+
+def test_back_on_the_plateau_means_not_learning():
+    p = PlateauDetector(C)
+    p.update(20, 0.5 * CHANCE, 1.0)
+    assert p.off_chance_since == 20
+    p.update(40, CHANCE, 2.0)
+    assert p.off_chance_since is None
+    assert not patience_ran_out(10000, 0, p.off_chance_since, 10)
+    restored = PlateauDetector(C)
+    restored.load_state_dict(p.state_dict())
+    assert restored.off_chance_since is None and restored.off_since == 20
+
+
+@pytest.mark.parametrize("field, value", [("patience_steps", 0), ("patience_steps", -5),
+                                          ("stop_after_plateau_steps", -1)])
+def test_bad_patience_settings_are_named(field, value):
+    cfg = RunConfig(train=TrainConfig(**{field: value}))
+    problems = run_config_problems(cfg)
+    assert any(f"train.{field}" in p for p in problems), problems
