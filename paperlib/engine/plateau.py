@@ -52,7 +52,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from paperlib.core.config import config_hash
 from paperlib.core.geometry import Geometry
 from paperlib.core.io import atomic_output
 from paperlib.data.synthetic import SynthConfig, generate_clip, has_cue
@@ -124,10 +126,17 @@ class PlateauConfig:
 
 def load_clips(setting: str, n: int, seed: int, size: int, cache: Path | None) -> list[dict[str, Any]]:
     """Clips 0..n-1 of the synthetic set (setting, seed, size): frames uint8 (T, S, S, 3), audio float32, sidecar."""
-    cfg = SynthConfig(setting=setting, size=size, seed=seed)
+    return load_synth_clips(SynthConfig(setting=setting, size=size, seed=seed), n, cache)
+
+
+def load_synth_clips(cfg: SynthConfig, n: int, cache: Path | None, progress: bool = False) -> list[dict[str, Any]]:
+    """Clips 0..n-1 of the synthetic set ``cfg``, generated in memory (no mp4 round trip) and cached as .npz under
+    ``cache`` (named by setting, seed and size for the default generator, else by the config's hash)."""
+    default = SynthConfig(setting=cfg.setting, size=cfg.size, seed=cfg.seed)
+    stem = f"{cfg.setting}-s{cfg.seed}-{cfg.size}px" if cfg == default else f"{cfg.setting}-{config_hash(cfg)}"
     out = []
-    for i in range(n):
-        path = cache / f"{setting}-s{seed}-{size}px-{i:05d}.npz" if cache is not None else None
+    for i in tqdm(range(n), desc=f"clips {stem}", disable=not progress, leave=False):
+        path = cache / f"{stem}-{i:05d}.npz" if cache is not None else None
         if path is not None and path.is_file():
             z = np.load(path, allow_pickle=False)
             out.append({"frames": z["frames"], "audio": z["audio"], "sidecar": json.loads(str(z["sidecar"]))})

@@ -1,0 +1,69 @@
+"""Upstream pre-training of the feature extractors (paperlib.engine.upstream): cached by hash, read back through the
+same path as the paper's public weight files (model.visual_weights / audio_weights), and loading them changes what
+every variant computes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from paperlib.core.geometry import Geometry
+from paperlib.engine.upstream import (AUDIO_CLASSES, VIDEO_CLASSES, UpstreamConfig, ensure_upstream, labels,
+                                      majority_null, upstream_paths)
+from paperlib.model.sparsesync import VARIANTS, ModelConfig, build_model
+
+TINY = UpstreamConfig(size=32, crop=24, clip_sec=2.0, clips_per_setting=2, test_clips_per_setting=1, steps=4,
+                      batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("upstream")
+    return ensure_upstream(TINY, root, cache=root / "clips", progress=False)
+
+
+def test_trained_once_and_cached_by_hash(tiny):
+    report = json.loads(tiny.report.read_text())
+    assert report["hash"] == TINY.digest() and report["steps"] == 4
+    for which, classes in (("video", VIDEO_CLASSES), ("audio", AUDIO_CLASSES)):
+        t = report["test"][which]
+        assert t["n"] == 3 * 1 * TINY.windows_per_test_clip  # 3 settings x 1 clip x windows
+        assert 0.0 <= t["accuracy"] <= 1.0 and 0.0 < t["null"] <= 1.0
+        assert report["classes"][which] == list(classes)
+    before = {p: p.stat().st_mtime_ns for p in (tiny.visual, tiny.audio, tiny.report)}
+    again = ensure_upstream(TINY, tiny.report.parent, progress=False)
+    assert again == tiny and {p: p.stat().st_mtime_ns for p in before} == before
+    # another config, other files: the names carry the hash (and so do the campaign hashes of runs loading them)
+    other = upstream_paths(UpstreamConfig(size=32, crop=24, clip_sec=3.0), tiny.report.parent)
+    assert other.visual.name != tiny.visual.name and TINY.digest() in tiny.visual.name
+
+
+def test_labels_and_null():
+    assert labels("dense-crop", {}) == (0, 0) and labels("dense-wide", {}) == (1, 0)
+    assert labels("sparse", {"label": "hammer"}) == (VIDEO_CLASSES.index("hammer"), AUDIO_CLASSES.index("hammer"))
+    assert majority_null(torch.tensor([0, 0, 1, 2])) == 0.5
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_weights_load_into_every_variant_and_change_its_outputs(tiny, variant):
+    """The AVST_dec baseline trains its audio extractor from scratch (paper), so it gets the visual file only."""
+    geometry = Geometry.for_classes(21, crop=TINY.crop, clip_sec=TINY.clip_sec)
+    base = dict(geometry=geometry, variant=variant, backbone="small", d_model=32, n_head=2, depth=1, n_selectors=4)
+    audio = None if variant == "avst_dec" else str(tiny.audio)
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(**base)).eval()
+    torch.manual_seed(0)
+    loaded = build_model(ModelConfig(**base, visual_weights=str(tiny.visual), audio_weights=audio)).eval()
+    files = {"visual_backbone": torch.load(tiny.visual)["model"], "audio_backbone": torch.load(tiny.audio)["model"]}
+    for name, sd in files.items():
+        own = getattr(loaded, name).state_dict()
+        same = all(torch.equal(own[k], v) for k, v in sd.items())
+        assert same == (name == "visual_backbone" or audio is not None), name
+    # the part after the backbones is the same fresh init in both
+    assert all(torch.equal(a, b) for a, b in zip(plain.head.state_dict().values(), loaded.head.state_dict().values()))
+    video = torch.randn(2, geometry.frames, 3, TINY.crop, TINY.crop)
+    spec = torch.randn(2, 1, *geometry.spec_shape)
+    with torch.no_grad():
+        assert not torch.allclose(plain(video, spec), loaded(video, spec))
