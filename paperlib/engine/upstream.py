@@ -75,7 +75,7 @@ class UpstreamConfig:
     clips_per_setting: int = 80  # training clips of each of SETTINGS
     test_clips_per_setting: int = 16
     windows_per_test_clip: int = 2
-    steps: int = 600
+    steps: int = 1000
     batch_size: int = 8  # as the CPU sync runs
     lr: float = 1e-3
     warmup_steps: int = 50
