@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from paperlib.core.io import write_bytes_atomic, write_text_atomic
+from paperlib.core.paths import repo_root, runs_dir
 from paperlib.core.provenance import env_info
 
 PROFILES = ("smoke", "mini", "full", "paper")
@@ -40,17 +41,8 @@ class Verdict(enum.StrEnum):
 VERDICTS = tuple(v.value for v in Verdict)
 
 
-def repo_root() -> Path:
-    """The repository root (the folder holding ``paperlib/``), independent of the working directory."""
-    return Path(__file__).resolve().parents[2]
-
-
 def figures_dir() -> Path:
     return repo_root() / "figures"
-
-
-def runs_dir() -> Path:
-    return repo_root() / "runs"
 
 
 def output_roots(figures_root: str | None, runs_root: str | None) -> tuple[str | None, Path]:
