@@ -211,7 +211,7 @@ Claim: longer inputs help on sparse data (sparse cues are more likely to fall in
 
 {MAPPING}
 
-The lengths trained depend on the profile (`paperlib.paper.campaign.LENGTHS`); untrained lengths are empty rows. At
+The lengths trained depend on the profile (its `lengths`, `paperlib/paper/profiles.py`); untrained lengths are empty rows. At
 `paper` each length starts from the authors' VGGSound audio extractor of that length.
 
 {CHECKPOINT} The official checkpoints fill the 5-s rows (22-08-13T21-55-03 and 22-07-28T15-49-45 as

@@ -323,9 +323,9 @@ def test_plots_render(tmp_path):
 
 @pytest.mark.parametrize("profile", ["smoke", "mini", "paper"])
 def test_artefacts_ask_for_exactly_the_campaign_contract_keys(profile):
-    from paperlib.paper import campaign
+    from paperlib.paper.plan import contract_keys
 
-    assert set(A.all_keys(profile)) == set(campaign.contract_keys(profile))
+    assert set(A.all_keys(profile)) == set(contract_keys(profile))
 
 
 def test_checkpoint_mode_evaluates_and_trains_nothing(tmp_path, monkeypatch):

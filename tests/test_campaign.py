@@ -1,6 +1,6 @@
-"""paperlib.paper.campaign: the plan covers the artefacts' keys, configs resolve, chains are sound, runs are
-cached/reused/resumed, the trainer runs on a resolved config file (also under torchrun), and the oracle metric is
-what it says."""
+"""The training campaign (paperlib.paper.campaign, its plan, run configurations, budget and data): the plan covers the
+artefacts' keys, configs resolve, chains are sound, runs are cached/reused/resumed, the trainer runs on a resolved
+config file (also under torchrun), and the oracle metric is what it says."""
 
 from __future__ import annotations
 
@@ -14,15 +14,20 @@ import pytest
 
 from paperlib.commands import main
 from paperlib.core.config import to_dict
-from paperlib.paper import campaign as C
+from paperlib.data import provision as PV
 from paperlib.engine import config as RC
 from paperlib.engine import runs
+from paperlib.paper import budget as B
+from paperlib.paper import campaign as C
+from paperlib.paper import plan as PL
+from paperlib.paper import profiles as PR
+from paperlib.paper import run_config as RUN
 
 
-@pytest.mark.parametrize("profile", C.PROFILES)
+@pytest.mark.parametrize("profile", list(PR.PROFILES))
 def test_plan_covers_contract_keys(profile):
-    specs = C.plan(profile)
-    keys = C.contract_keys(profile)
+    specs = PL.plan(profile)
+    keys = PL.contract_keys(profile)
     assert [k for k in keys if k not in specs] == []
     # the contract's key families, spelled out independently of contract_keys
     for v in ("sparsesync", "avst_dec"):
@@ -30,26 +35,26 @@ def test_plan_covers_contract_keys(profile):
             for c in (21, 3):
                 sp = specs[f"{v}/{s}/c{c}"]
                 assert (sp.variant, sp.setting, sp.num_classes) == (v, s, c)
-    for L in C.LENGTHS[profile]:
+    for L in PR.PROFILES[profile].lengths:
         for c in (21, 3):
             assert specs[f"sparsesync/sparse/c{c}/len{L:g}"].clip_sec == L
-    for d in C.DEPTHS[profile]:
+    for d in PR.PROFILES[profile].depths:
         sp = specs[f"sparsesync/dense-wide/c21/depth{d}"]
-        assert (sp.depth or C.DEFAULT_DEPTH[profile]) == d
+        assert (sp.depth or PR.PROFILES[profile].default_depth) == d
     assert specs["sparsesync/general/c21"].test_setting == "sparse"
     assert specs["sparsesync/sparse/c21/scratch"].init_from is None
     assert specs["transformer/sparse/c21"].variant == "transformer"
     assert specs["sparsesync/sparse/c21/frozen-extractors"].frozen_backbones
-    assert specs["sparsesync/dense-wide/c21/no-pretrained-extractors"].init_skip == C.BACKBONE_PREFIXES
+    assert specs["sparsesync/dense-wide/c21/no-pretrained-extractors"].init_skip == PL.BACKBONE_PREFIXES
     if profile == "paper":
         assert all(s.steps == 0 for s in specs.values())  # early stopping
     else:
         assert all(s.steps > 0 for s in specs.values())
 
 
-@pytest.mark.parametrize("profile", C.PROFILES)
+@pytest.mark.parametrize("profile", list(PR.PROFILES))
 def test_chains_acyclic_parents_first_and_as_in_the_paper(profile):
-    specs = C.plan(profile)
+    specs = PL.plan(profile)
     seen: set[str] = set()
     for key, s in specs.items():
         assert s.key == key
@@ -67,50 +72,50 @@ def test_chains_acyclic_parents_first_and_as_in_the_paper(profile):
         seen.add(key)
 
 
-@pytest.mark.parametrize("profile", C.PROFILES)
+@pytest.mark.parametrize("profile", list(PR.PROFILES))
 def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
-    specs = C.plan(profile)
+    specs = PL.plan(profile)
     memo: dict[str, str] = {}
     hashes = {}
     for key, s in specs.items():
-        cfg = C.resolve_spec(s, profile, data_root="/data", runs_root=tmp_path)
+        cfg = RUN.resolve_spec(s, profile, data_root="/data", runs_root=tmp_path)
         RC.check_run_config(cfg)
         assert (cfg.model.variant, cfg.geometry.num_classes) == (s.variant, s.num_classes)
         assert cfg.geometry.clip_sec == s.clip_sec
         assert cfg.geometry.max_off_sec == (1.0 if s.num_classes == 3 else 2.0)
-        assert cfg.model.depth == (s.depth or C.DEFAULT_DEPTH[profile])
+        assert cfg.model.depth == (s.depth or PR.PROFILES[profile].default_depth)
         assert cfg.train.max_steps == (s.steps or None)
         assert cfg.model.train_visual_backbone is not s.frozen_backbones
         if s.init_from:
             assert cfg.train.init_carry_optimizer is False
-        hashes[key] = C.spec_hash(s, profile, specs, data_root="/data", _memo=memo)
-    L0, d0 = C.DEFAULT_CLIP_SEC[profile], C.DEFAULT_DEPTH[profile]
+        hashes[key] = RUN.spec_hash(s, profile, specs, data_root="/data", _memo=memo)
+    L0, d0 = PR.PROFILES[profile].default_clip_sec, PR.PROFILES[profile].default_depth
     assert hashes[f"sparsesync/sparse/c21/len{L0:g}"] == hashes["sparsesync/sparse/c21"]
     assert hashes[f"sparsesync/dense-wide/c21/depth{d0}"] == hashes["sparsesync/dense-wide/c21"]
     # the parent's identity is part of the hash: same config, other parent -> other hash
     s = specs["sparsesync/sparse/c21"]
     other = dict(specs)
     other["sparsesync/dense-wide/c21"] = specs["sparsesync/dense-wide/c21/frozen-extractors"]
-    assert C.spec_hash(s, profile, other, data_root="/data") != hashes["sparsesync/sparse/c21"]
+    assert RUN.spec_hash(s, profile, other, data_root="/data") != hashes["sparsesync/sparse/c21"]
     if profile == "paper":
-        cfg = C.resolve_spec(specs["sparsesync/sparse/c21"], "paper", data_root="/data")
+        cfg = RUN.resolve_spec(specs["sparsesync/sparse/c21"], "paper", data_root="/data")
         assert cfg.data.root == "/data/vggsound_sparse" and cfg.data.dataset == "vggsound_sparse"
         with pytest.raises(ValueError, match="data_root"):
-            C.resolve_spec(specs["sparsesync/sparse/c21"], "paper")
+            RUN.resolve_spec(specs["sparsesync/sparse/c21"], "paper")
 
 
 @pytest.mark.parametrize("profile, target, chains", [("mini", 50.0, 8), ("full", 225.0, 12 + 2 * 2)])
 def test_budget_fits_its_target(profile, target, chains):
     """Every distinct run of the plan, plus (full) the chains of the repeated keys once per repeat seed, each with
     its own campaign hash; from-scratch chains: full's 12 and the SparseSync and AVST_dec chains at seeds 1 and 2."""
-    b = C.budget(profile)
-    specs = C.plan(profile)
+    b = B.budget(profile)
+    specs = PL.plan(profile)
     memo: dict[str, str] = {}
-    n = len({C.spec_hash(s, profile, _memo=memo) for s in specs.values()})
-    for offset in C.REPEAT_SEEDS[profile]:
+    n = len({RUN.spec_hash(s, profile, _memo=memo) for s in specs.values()})
+    for offset in PR.PROFILES[profile].repeat_seeds:
         m: dict[str, str] = {}
-        again = {C.spec_hash(specs[k], profile, seed=offset, _memo=m)
-                 for k in C.closure(C.repeated_keys(specs, profile), specs)}
+        again = {RUN.spec_hash(specs[k], profile, seed=offset, _memo=m)
+                 for k in PL.closure(PL.repeated_keys(specs, profile), specs)}
         assert not again & set(memo.values())  # a repeat is a run of its own
         n += len(again)
     assert b["n_runs"] == n and (profile != "full" or n == 47 + 16)
@@ -121,40 +126,40 @@ def test_budget_fits_its_target(profile, target, chains):
 
 def test_full_profile_trains_every_run_past_its_plateau():
     """full: the paper's lengths and depths, and the step counts the recipe was measured to need."""
-    specs = C.plan("full")
-    assert C.LENGTHS["full"] == (2.0, 3.0, 4.0, 5.0, 6.0, 7.0) and C.DEPTHS["full"] == (1, 2, 3, 6)
+    specs = PL.plan("full")
+    assert PR.PROFILES["full"].lengths == (2.0, 3.0, 4.0, 5.0, 6.0, 7.0) and PR.PROFILES["full"].depths == (1, 2, 3, 6)
     for s in specs.values():
         if s.setting in ("sparse", "general") and s.num_classes == 21:
             assert s.steps >= 4500, s.key  # the sparse step of the recipe needs ~4,500-5,000 steps
         elif s.init_from is None:
             assert s.steps >= 1500, s.key  # dense-crop leaves the plateau after ~800-950 steps
-    cfg = C.resolve_spec(specs["sparsesync/sparse/c21"], "full", runs_root="/r")
+    cfg = RUN.resolve_spec(specs["sparsesync/sparse/c21"], "full", runs_root="/r")
     assert cfg.data.root == "/r/data/full/sparse" and cfg.train.max_steps == 5000
 
 
 def test_mini_and_full_test_on_400_distinct_items_of_a_separate_set():
     for profile in ("mini", "full"):
-        specs = C.plan(profile)
+        specs = PL.plan(profile)
         for key in ("sparsesync/dense-crop/c21", "sparsesync/sparse/c21", "sparsesync/general/c21"):
-            tcfg = C.test_data_config(specs[key], profile, runs_root="/r")
+            tcfg = RUN.test_data_config(specs[key], profile, runs_root="/r")
             setting = specs[key].test_setting or specs[key].setting
             assert tcfg.root == f"/r/data/{profile}/{setting}-test"
-        train_cfg, test_cfg = C.synth_config(profile, "sparse"), C.synth_config(profile, "sparse", test=True)
+        train_cfg, test_cfg = PV.synth_config(profile, "sparse"), PV.synth_config(profile, "sparse", test=True)
         assert train_cfg.event_count_probs != test_cfg.event_count_probs  # dense-event training, standard test
-        assert test_cfg.split_fractions == (0.0, 0.0, 1.0) and C.SYNTH[profile]["test"] >= 400
+        assert test_cfg.split_fractions == (0.0, 0.0, 1.0) and PV.SYNTH[profile].test >= 400
     # smoke keeps testing on its own split
-    assert C.test_data_config(C.plan("smoke")["sparsesync/sparse/c21"], "smoke", runs_root="/r").root == \
+    assert RUN.test_data_config(PL.plan("smoke")["sparsesync/sparse/c21"], "smoke", runs_root="/r").root == \
         "/r/data/smoke/sparse"
 
 
 def test_the_test_set_enters_the_campaign_hash():
-    spec = C.plan("mini")["sparsesync/dense-crop/c21"]
-    cfg = to_dict(C.resolve_spec(spec, "mini", runs_root="/r"))
-    ident = C.data_identity("mini", "dense-crop")
-    assert C.campaign_hash(cfg, ident, None, None, "synthetic-test:a") != \
-        C.campaign_hash(cfg, ident, None, None, "synthetic-test:b")
-    assert C.spec_hash(spec, "mini") == C.campaign_hash(cfg, ident, None, None,
-                                                        C.spec_test_identity(spec, "mini"))
+    spec = PL.plan("mini")["sparsesync/dense-crop/c21"]
+    cfg = to_dict(RUN.resolve_spec(spec, "mini", runs_root="/r"))
+    ident = PV.data_identity("mini", "dense-crop")
+    assert RUN.campaign_hash(cfg, ident, None, None, "synthetic-test:a") != \
+        RUN.campaign_hash(cfg, ident, None, None, "synthetic-test:b")
+    assert RUN.spec_hash(spec, "mini") == RUN.campaign_hash(cfg, ident, None, None,
+                                                        RUN.spec_test_identity(spec, "mini"))
 
 
 def test_cue_metrics_by_hand():
@@ -179,13 +184,13 @@ def test_unknown_key_and_profile():
     with pytest.raises(KeyError, match="unknown campaign key"):
         C.ensure_runs(["sparsesync/nowhere/c21"], "smoke")
     with pytest.raises(ValueError, match="unknown profile"):
-        C.plan("huge")
+        PL.plan("huge")
 
 
 @pytest.mark.slow
 def test_smoke_ensure_runs_trains_reuses_aliases_and_resumes(tmp_path):
     keys = ["sparsesync/dense-crop/c21", "sparsesync/dense-wide/c21"]
-    alias = f"sparsesync/dense-wide/c21/depth{C.DEFAULT_DEPTH['smoke']}"
+    alias = f"sparsesync/dense-wide/c21/depth{PR.PROFILES['smoke'].default_depth}"
     recs = C.ensure_runs(keys, "smoke", runs_root=tmp_path, progress=False)
     for k in keys:
         r = recs[k]
@@ -244,9 +249,9 @@ def test_general_set_is_a_vggsound_layout_of_two_generators(tmp_path):
     from paperlib.data.datasets import DataConfig, records_for
     from paperlib.data.synthetic import SPARSE_CLASSES, load_sidecar
 
-    root = C.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)["general"]
+    root = PV.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)["general"]
     assert root == tmp_path / "data" / "smoke" / "general"
-    n_parts = sum(n for _, _, n in C.GENERAL_PARTS["smoke"])
+    n_parts = sum(n for _, _, n in PV.SYNTH["smoke"].general_parts)
     rows = (root / "vggsound.csv").read_text().split()
     assert len(rows) == n_parts == len(list((root / "video").iterdir()))
     labels = {r.split(",")[2] for r in rows}
@@ -261,7 +266,7 @@ def test_general_set_is_a_vggsound_layout_of_two_generators(tmp_path):
         assert sc["setting"] in ("sparse", "dense-wide")
     # a second call reuses the finished build
     mtime = (root / "general.json").stat().st_mtime_ns
-    C.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)
+    PV.ensure_data("smoke", ["general"], runs_root=tmp_path, progress=False)
     assert (root / "general.json").stat().st_mtime_ns == mtime
 
 
@@ -283,8 +288,8 @@ def test_smoke_parallel_workers_respect_dependencies(tmp_path):
 
 def _config_file(tmp_path: Path, key: str = "sparsesync/dense-crop/c21") -> tuple[Path, dict]:
     """A smoke run's resolved config written as a file (as the campaign writes it), on its synthetic data."""
-    C.ensure_data("smoke", ["dense-crop"], runs_root=tmp_path, progress=False)
-    cfg = to_dict(C.resolve_spec(C.plan("smoke")[key], "smoke", runs_root=tmp_path))
+    PV.ensure_data("smoke", ["dense-crop"], runs_root=tmp_path, progress=False)
+    cfg = to_dict(RUN.resolve_spec(PL.plan("smoke")[key], "smoke", runs_root=tmp_path))
     cfg["train"]["run_root"] = str(tmp_path / "runs")
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))
@@ -339,7 +344,7 @@ def test_progress_report_and_seeds_train_nothing_new(tmp_path, capsys):
     assert list(got) == [key] and got[key].reused
     report = progress_report("smoke", tmp_path / "report", runs_root=tmp_path)
     text = report.read_text()
-    assert f"| {key} | 0 | {C.plan('smoke')[key].steps} |" in text
+    assert f"| {key} | 0 | {PL.plan('smoke')[key].steps} |" in text
     assert "| avst_dec/dense-crop/c21 | 0 | not finished |" in text and f"| {key} | 1 |" not in text
     claims = json.loads((tmp_path / "report" / "claims.json").read_text())
     judged = [c for c in claims["claims"] if not c["claim"].startswith("parameter counts")]  # no training needed
@@ -350,14 +355,15 @@ def test_progress_report_and_seeds_train_nothing_new(tmp_path, capsys):
 def test_repeated_keys_gather_their_seeds(tmp_path, monkeypatch):
     """A profile that repeats a key under other seeds: with_repeats returns a RepeatedRecord over the finished seeds
     (train=False trains nothing), the progress report lists a row per planned seed, and measure() averages them."""
-    from paperlib.paper import campaign_plan
+    import dataclasses
+
     from paperlib.paper import tables as T
     from paperlib.paper.reproduce import progress_report
 
     key, other = "sparsesync/dense-crop/c21", "avst_dec/dense-crop/c21"
-    monkeypatch.setitem(campaign_plan.REPEAT_SEEDS, "smoke", (1, 2))
-    monkeypatch.setattr(campaign_plan, "REPEATED_KEYS", (key,))
-    assert C.repeated_keys([key, other, "sparsesync/dense-wide/c21"], "smoke") == [key]
+    monkeypatch.setitem(PR.PROFILES, "smoke", dataclasses.replace(PR.PROFILES["smoke"], repeat_seeds=(1, 2)))
+    monkeypatch.setattr(PL, "REPEATED_KEYS", (key,))
+    assert PL.repeated_keys([key, other, "sparsesync/dense-wide/c21"], "smoke") == [key]
     assert main(["campaign", "--profile", "smoke", "--runs-root", str(tmp_path), "--keys", key,
                  "--seeds", "0", "1"]) == 0
     base = C.ensure_runs([key], "smoke", runs_root=tmp_path, train=False)

@@ -20,6 +20,7 @@ import torch
 
 from paperlib.commands import main
 from paperlib.core.config import to_dict
+from paperlib.data import provision as PV
 from paperlib.data.synthetic import SynthConfig, generate
 from paperlib.model import weights as W
 from paperlib.model.backbones import SmallAudio, SmallVisual
@@ -28,6 +29,8 @@ from paperlib.model.weights import official_key_to_paperlib
 from paperlib.paper import artefacts as A
 from paperlib.paper import campaign as C
 from paperlib.paper import campaign_runner as R
+from paperlib.paper import plan as PL
+from paperlib.paper import run_config as RUN
 from paperlib.paper import tables as T
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +78,7 @@ def data_root(tmp_path_factory) -> Path:
 def _official_file(path: Path, key: str, data_root: Path) -> Path:
     """An official-format SparseSync checkpoint (the authors' state_dict names, args as plain data) at the key's
     tiny geometry: S3D + ResNet18 and width 512 as every official model (no audio bridge), one layer."""
-    cfg = C.resolve_spec(C.plan("paper")[key], "paper", data_root=data_root, overrides=TINY)
+    cfg = RUN.resolve_spec(PL.plan("paper")[key], "paper", data_root=data_root, overrides=TINY)
     mcfg = dataclasses.replace(cfg.model, backbone="paper", d_model=512, n_head=8, visual_weights=None,
                                audio_weights=None)
     names = [e["key"] for e in json.loads((FIXTURES / "official_state_dict_L1_C21.json").read_text())["state_dict"]]
@@ -213,10 +216,10 @@ def test_extractor_weights_convention(tmp_path, monkeypatch):
 
 def test_paper_runs_load_the_pretrained_extractors_and_the_ablations_mean_the_paper_s(tmp_path):
     files = _write_extractor_weights(tmp_path / "weights")
-    specs = C.plan("paper")
+    specs = PL.plan("paper")
 
     def cfg(key, **kw):
-        return C.resolve_spec(specs[key], "paper", data_root=tmp_path, overrides=TINY, **kw)
+        return RUN.resolve_spec(specs[key], "paper", data_root=tmp_path, overrides=TINY, **kw)
 
     scratch = cfg("sparsesync/dense-crop/c21")
     assert scratch.model.visual_weights == str(tmp_path.resolve() / "weights" / W.S3D_OFFICIAL_FILE)
@@ -226,18 +229,18 @@ def test_paper_runs_load_the_pretrained_extractors_and_the_ablations_mean_the_pa
         got = getattr(model, f"{name}_backbone").state_dict()
         assert all(torch.equal(got[k], v) for k, v in sd.items())
     # every length starts from its own audio extractor (Table 4)
-    assert C.resolve_spec(specs["sparsesync/dense-crop/c21/len3"], "paper", data_root="/d").model.audio_weights == \
+    assert RUN.resolve_spec(specs["sparsesync/dense-crop/c21/len3"], "paper", data_root="/d").model.audio_weights == \
         "/d/weights/ResNetAudio-22-08-03T23-14-49.pt"
     # frozen: the pretrained weights, never trained and not replaced by the parent's extractors
     frozen = cfg("sparsesync/dense-wide/c21/frozen-extractors")
     assert frozen.model.visual_weights and not frozen.model.train_visual_backbone
-    assert frozen.train.init_skip == list(C.BACKBONE_PREFIXES)
+    assert frozen.train.init_skip == list(PL.BACKBONE_PREFIXES)
     # not pre-trained: fresh extractors (no weights, the parent's skipped); fine-tunes take all from their parent
     fresh = cfg("sparsesync/dense-wide/c21/no-pretrained-extractors")
-    assert fresh.model.visual_weights is None and fresh.train.init_skip == list(C.BACKBONE_PREFIXES)
+    assert fresh.model.visual_weights is None and fresh.train.init_skip == list(PL.BACKBONE_PREFIXES)
     assert cfg("sparsesync/sparse/c21").model.visual_weights is None
     # the synthetic profiles load none
-    assert C.resolve_spec(C.plan("mini")["sparsesync/dense-crop/c21"], "mini", runs_root="/r").model.visual_weights \
+    assert RUN.resolve_spec(PL.plan("mini")["sparsesync/dense-crop/c21"], "mini", runs_root="/r").model.visual_weights \
         is None
 
 
@@ -246,41 +249,41 @@ def test_paper_runs_load_the_pretrained_extractors_and_the_ablations_mean_the_pa
 
 
 def test_device_does_not_split_the_cache_precision_and_processes_do():
-    spec = C.plan("paper")["sparsesync/dense-crop/c21"]
-    cpu = C.resolve_spec(spec, "paper", data_root="/d", device="cpu")
-    cuda = C.resolve_spec(spec, "paper", data_root="/d", device="cuda")
+    spec = PL.plan("paper")["sparsesync/dense-crop/c21"]
+    cpu = RUN.resolve_spec(spec, "paper", data_root="/d", device="cpu")
+    cuda = RUN.resolve_spec(spec, "paper", data_root="/d", device="cuda")
     assert (cpu.train.precision, cuda.train.precision) == ("fp32", "bf16")  # "auto" resolved by the device
-    ident = C.data_identity("paper", "dense-crop", "/d")
+    ident = PV.data_identity("paper", "dense-crop", "/d")
 
     def h(cfg, world=1):
-        return C.campaign_hash(to_dict(cfg), ident, None, None, world_size=world)
+        return RUN.campaign_hash(to_dict(cfg), ident, None, None, world_size=world)
 
     same_precision = dataclasses.replace(cuda, train=dataclasses.replace(cuda.train, precision="fp32"))
     assert h(cpu) == h(same_precision)  # cpu vs cuda, same precision: one run
     assert h(cpu) != h(cuda)  # bf16 changes the numbers
-    assert h(cpu) != h(cpu, world=8) and h(cpu, world=1) == C.campaign_hash(to_dict(cpu), ident, None, None)
+    assert h(cpu) != h(cpu, world=8) and h(cpu, world=1) == RUN.campaign_hash(to_dict(cpu), ident, None, None)
     moved = dataclasses.replace(cpu, model=dataclasses.replace(cpu.model, visual_weights="/elsewhere/" +
                                                                W.S3D_OFFICIAL_FILE))
     assert h(moved) == h(cpu)  # the weights are identified by their file name, not their folder
     # the CPU profiles are fp32 wherever they train, so a GPU run of them shares their cache
-    mini = C.plan("mini")["sparsesync/dense-crop/c21"]
-    assert C.spec_hash(mini, "mini", device="cpu") == C.spec_hash(mini, "mini", device="cuda")
+    mini = PL.plan("mini")["sparsesync/dense-crop/c21"]
+    assert RUN.spec_hash(mini, "mini", device="cpu") == RUN.spec_hash(mini, "mini", device="cuda")
     assert C.process_count("mini", None) == 1 and C.process_count("paper", 3) == 3
     assert C.process_count("paper", 0) == max(1, torch.cuda.device_count())
 
 
 def test_recipe_switch():
-    paper = C.plan("paper")["sparsesync/dense-crop/c21"]
-    off = C.resolve_spec(paper, "paper", data_root="/d")
-    on = C.resolve_spec(paper, "paper", data_root="/d", recipe="on")
+    paper = PL.plan("paper")["sparsesync/dense-crop/c21"]
+    off = RUN.resolve_spec(paper, "paper", data_root="/d")
+    on = RUN.resolve_spec(paper, "paper", data_root="/d", recipe="on")
     assert not off.train.recipe_init and off.train.aux_xcorr_weight == 0  # off at paper unless asked
     assert on.train.recipe_init and (on.train.aux_xcorr_weight, on.train.aux_match_weight) == (1.0, 3.0)
-    assert C.spec_hash(paper, "paper", data_root="/d") != C.spec_hash(paper, "paper", data_root="/d", recipe="on")
-    mini = C.plan("mini")["sparsesync/dense-crop/c21"]
-    assert C.spec_hash(mini, "mini") == C.spec_hash(mini, "mini", recipe="on")  # mini's default is the recipe
-    assert not C.resolve_spec(mini, "mini", recipe="off").train.recipe_init
+    assert RUN.spec_hash(paper, "paper", data_root="/d") != RUN.spec_hash(paper, "paper", data_root="/d", recipe="on")
+    mini = PL.plan("mini")["sparsesync/dense-crop/c21"]
+    assert RUN.spec_hash(mini, "mini") == RUN.spec_hash(mini, "mini", recipe="on")  # mini's default is the recipe
+    assert not RUN.resolve_spec(mini, "mini", recipe="off").train.recipe_init
     with pytest.raises(ValueError, match="recipe"):
-        C.resolve_spec(mini, "mini", recipe="maybe")
+        RUN.resolve_spec(mini, "mini", recipe="maybe")
 
 
 def test_train_command_in_process_torchrun_or_launcher(tmp_path):
@@ -321,7 +324,7 @@ def test_checkpoints_fill_the_cells_of_their_spec_aliases_included(tmp_path):
     f = tmp_path / "official.pt"
     f.write_bytes(b"x")
     text = f"sparsesync/sparse/c21={f},sparsesync/dense-wide/c21={f}"
-    plan = list(C.plan("paper"))
+    plan = list(PL.plan("paper"))
     assert A.checkpoint_fills(T.table4_keys(plan), "paper", text) == {
         "sparsesync/sparse/c21/len5": ("sparsesync/sparse/c21", str(f))}
     assert A.checkpoint_fills(T.table6_keys(plan), "paper", text) == {
@@ -341,7 +344,7 @@ def test_checkpoint_mode_trains_the_rest_or_names_what_it_cannot_fill(tmp_path, 
 
     def fake_runs(keys, profile, **kw):
         trained.extend(keys)
-        return {k: A.CheckpointRecord(spec=C.plan(profile)[k], run_dir=tmp_path, test={"accuracy_1": 0.1, "n": 10},
+        return {k: A.CheckpointRecord(spec=PL.plan(profile)[k], run_dir=tmp_path, test={"accuracy_1": 0.1, "n": 10},
                                       params={}, wall_s=0.0) for k in keys}
 
     monkeypatch.setattr(C, "ensure_runs", fake_runs)

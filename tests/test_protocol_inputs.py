@@ -22,6 +22,8 @@ from paperlib.commands import main
 from paperlib.data import datasets as D
 from paperlib.data.protocol import check_data_inputs
 from paperlib.paper import campaign as C
+from paperlib.paper import plan as PL
+from paperlib.paper import run_config as RUN
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_paper_profile import AUDIO_2S, TINY, _layout, _write_extractor_weights
@@ -216,13 +218,13 @@ def test_flags_allow_missing_clips_and_regenerated_protocol_and_say_so(official_
 
 
 def test_general_validates_and_tests_at_fixed_offsets_in_one_pass():
-    specs = C.plan("paper")
-    general = C.resolve_spec(specs["sparsesync/general/c21"], "paper", data_root="/d")
+    specs = PL.plan("paper")
+    general = RUN.resolve_spec(specs["sparsesync/general/c21"], "paper", data_root="/d")
     assert (general.data.dataset, general.data.fixed_offsets, general.data.iter_times) == ("vggsound", True, 1)
-    sparse = C.resolve_spec(specs["sparsesync/sparse/c21"], "paper", data_root="/d")
+    sparse = RUN.resolve_spec(specs["sparsesync/sparse/c21"], "paper", data_root="/d")
     assert (sparse.data.fixed_offsets, sparse.data.iter_times) == (False, 25)  # the README's VGGSound-Sparse test
     # Table 7 tests the general run on VGGSound-Sparse, as every sparse run
-    test = C.test_data_config(specs["sparsesync/general/c21"], "paper", data_root="/d", cfg=general)
+    test = RUN.test_data_config(specs["sparsesync/general/c21"], "paper", data_root="/d", cfg=general)
     assert (test.dataset, test.fixed_offsets, test.iter_times) == ("vggsound_sparse", False, 25)
 
 

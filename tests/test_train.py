@@ -525,7 +525,7 @@ def test_compiled_step_trains_and_saves_the_bare_model(tmp_path, monkeypatch):
     """train.compile: the step runs through torch.compile and trains the weights an eager run trains (dropout off,
     so both take the same path; equal up to float rounding), the run saves the bare model's state dict (no wrapper
     prefix), and its campaign hash is the eager run's (compile is blanked there, like the device)."""
-    from paperlib.paper.campaign_plan import campaign_hash
+    from paperlib.paper.run_config import campaign_hash
 
     def fit(cfg):
         torch.manual_seed(0)

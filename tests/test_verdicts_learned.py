@@ -5,6 +5,7 @@ Table 6's parameter counts name the paper's typo, and a results folder's report 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -14,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from paperlib.paper import campaign_plan
+from paperlib.paper import profiles
 from paperlib.paper import results as RS
 from paperlib.paper import tables as T
 from paperlib.paper import verdicts as V
@@ -185,8 +186,9 @@ def test_table_titles_name_what_they_measured_on():
 def test_what_mini_can_test_follows_the_plan(monkeypatch):
     assert T.mini_sparse().startswith("no: it rests on sparse runs, which mini trains 350 steps and full 5,000")
     assert T.mini_saturation().startswith("no: it needs a depth above 3")
-    monkeypatch.setitem(campaign_plan.STEPS["mini"], "sparse", campaign_plan.STEPS["full"]["sparse"])
-    monkeypatch.setitem(campaign_plan.DEPTHS, "mini", (1, 2, 3, 6))
+    mini = profiles.PROFILES["mini"]
+    monkeypatch.setitem(profiles.PROFILES, "mini", dataclasses.replace(
+        mini, steps={**mini.steps, "sparse": profiles.PROFILES["full"].steps["sparse"]}, depths=(1, 2, 3, 6)))
     assert T.mini_sparse() == "yes" and T.mini_part() == "yes" and T.mini_saturation() == "yes"
 
 
@@ -240,7 +242,7 @@ def test_report_command_needs_a_results_folder(tmp_path, capsys):
 
 
 COMMITTED = sorted((p.parent for p in (REPO / "results").glob("*/manifest.json")),
-                   key=lambda p: campaign_plan.PROFILES.index(p.name))  # smoke, mini, full, paper
+                   key=lambda p: list(profiles.PROFILES).index(p.name))  # smoke, mini, full, paper
 
 
 def test_the_committed_reports_are_what_their_files_say(tmp_path):

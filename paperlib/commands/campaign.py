@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m paperlib campaign",
                                 description="The cached training runs behind the paper's training tables (Tables 2, "
                                             "3/5, 4, 6, 7 and Fig. 3), per profile.")
-    p.add_argument("--profile", default="mini", type=LazyChoices("paperlib.paper.campaign", "PROFILES"),
+    p.add_argument("--profile", default="mini", type=LazyChoices("paperlib.paper.profiles", "PROFILES"),
                    metavar="PROFILE", help="smoke | mini (default) | full | paper")
     p.add_argument("--keys", nargs="*", default=None, help="keys to ensure (default: every key the artefacts use)")
     p.add_argument("--runs-root", default=None)
@@ -69,18 +69,20 @@ def main(argv: list[str]) -> int:
     p.add_argument("--worker", nargs="+", default=None, metavar="FOLDER", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     from paperlib.paper import campaign  # the library (and torch) only once the arguments are parsed: fast --help
+    from paperlib.paper.budget import budget
+    from paperlib.paper.plan import contract_keys, plan
 
     if a.worker:
         return campaign.run_jobs(a.worker)
     if a.budget:
-        b = campaign.budget(a.profile, parallel=a.parallel or 2)
+        b = budget(a.profile, parallel=a.parallel or 2)
         print(json.dumps(b, indent=1))
         print(f"{a.profile}: {b['n_runs']} runs, {b['process_minutes']} process-minutes, {b['data_clips']} synthetic "
               f"clips ({b['data_minutes']} min), {b['wall_minutes']} min of wall time with {b['parallel']} workers; "
               f"target {b['target_wall_minutes']} min: {'fits' if b['fits'] else 'does NOT fit'}")
         return 0
     if a.plan:
-        for k, s in campaign.plan(a.profile).items():
+        for k, s in plan(a.profile).items():
             print(f"{k:55s} parent={s.init_from} steps={s.steps}")
         return 0
     if a.progress_report:
@@ -89,7 +91,7 @@ def main(argv: list[str]) -> int:
         opts = {k: v for k, v in run_options(a).items() if k in ("data_root", "recipe", "overrides", "gpus")}
         print(progress_report(a.profile, a.progress_report, runs_root=a.runs_root, seed=a.seed, **opts))
         return 0
-    keys = a.keys or campaign.contract_keys(a.profile)
+    keys = a.keys or contract_keys(a.profile)
     try:
         by_seed = {s: campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, seed=s, parallel=a.parallel,
                                            **run_options(a)) for s in (a.seeds or [a.seed])}
@@ -108,7 +110,7 @@ def main(argv: list[str]) -> int:
 
             write_text_atomic(a.json, df.to_json(orient="records", indent=1))
         return 0
-    # the keys this profile judges on repeated seeds are trained at those seeds too (campaign_plan.REPEAT_SEEDS)
+    # the keys this profile judges on repeated seeds are trained at those seeds too (its Profile.repeat_seeds)
     try:
         recs = campaign.with_repeats(by_seed[a.seed], a.profile, seed=a.seed, runs_root=a.runs_root,
                                      parallel=a.parallel, **run_options(a))

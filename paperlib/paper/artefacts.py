@@ -42,7 +42,9 @@ from paperlib.engine.train import resolve_device
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import ModelConfig, build_model, model_summary
 from paperlib.core import paper_numbers as numbers
-from paperlib.paper import campaign, campaign_plan
+from paperlib.paper import campaign, profiles
+from paperlib.paper.plan import canonical_key
+from paperlib.paper.plan import plan as plan_of  # `plan` names a profile's plan in the functions below
 from paperlib.paper.plots import plot_fig3, plot_paper_vs_ours
 from paperlib.paper.report import (Artefact, Claim, Verdict, environment, output_roots, publish, rel_to, repo_root,
                                    runs_dir, save_figure)
@@ -390,9 +392,9 @@ def gather_records(keys: Sequence[str], profile: str, *, seed: int = 0, device: 
 
     Returns (records, notes). Keys outside the campaign's plan of this profile are left out and named in a note.
     """
-    if profile not in campaign.PROFILES:
-        raise ValueError(f"profile must be one of {campaign.PROFILES}, got {profile!r}")
-    plan = campaign.plan(profile)
+    if profile not in profiles.PROFILES:
+        raise ValueError(f"profile must be one of {tuple(profiles.PROFILES)}, got {profile!r}")
+    plan = plan_of(profile)
     overrides = split_overrides(overrides)
     notes = []
     wanted = [k for k in keys if k in plan]
@@ -438,8 +440,8 @@ def gather_records(keys: Sequence[str], profile: str, *, seed: int = 0, device: 
         records.update(campaign.with_repeats(trained, profile, seed=seed, **opts))
         again = [k for k, r in records.items() if isinstance(r, campaign.RepeatedRecord)]
         if again:
-            notes.append(f"repeated runs: {again} are the mean of {len(campaign.REPEAT_SEEDS[profile]) + 1} seeds "
-                         f"(each chain retrained; campaign_plan.REPEAT_SEEDS); the other runs are one seed each")
+            notes.append(f"repeated runs: {again} are the mean of {len(profiles.profile(profile).repeat_seeds) + 1} "
+                         f"seeds (each chain retrained; the profile's repeat_seeds); the other runs are one seed each")
     return {k: records[k] for k in wanted if k in records}, notes
 
 
@@ -448,10 +450,10 @@ def checkpoint_fills(keys: Sequence[str], profile: str, checkpoint: str | None) 
     whose run has the spec of a given key (aliases such as ``.../len5`` or ``.../depth3`` included)."""
     if not checkpoint:
         return {}
-    plan = campaign.plan(profile)
+    plan = plan_of(profile)
     given = parse_checkpoints(checkpoint, list(plan))
-    source = {campaign.canonical_key(plan[g], plan): (g, path) for g, path in given.items()}
-    return {k: source[c] for k in keys if k in plan and (c := campaign.canonical_key(plan[k], plan)) in source}
+    source = {canonical_key(plan[g], plan): (g, path) for g, path in given.items()}
+    return {k: source[c] for k in keys if k in plan and (c := canonical_key(plan[k], plan)) in source}
 
 
 def split_overrides(overrides: str | Sequence[str] | None) -> list[str]:
@@ -462,7 +464,7 @@ def split_overrides(overrides: str | Sequence[str] | None) -> list[str]:
 
 
 def _common_notes(profile: str) -> list[str]:
-    steps = campaign_plan.STEPS.get(profile, {})
+    steps = profiles.PROFILES[profile].steps if profile in profiles.PROFILES else {}
     model = {"smoke": "the `smoke` wiring-check model (tiny, a few steps)",
              "mini": "the small CPU configuration of the paper's architecture (`cpu-recipe`: d_model 64, depth 2, 16 "
                      "selectors, 48-px crops, 5-s windows) with the plateau recipe of paperlib.engine.recipes "
@@ -482,8 +484,8 @@ def _common_notes(profile: str) -> list[str]:
         "their points that learned; a claim whose planned seeds have not all finished is provisional "
         "(paperlib/paper/verdicts.py)",
     ]
-    if profile == "mini" and steps.get("sparse", 0) < campaign_plan.STEPS["full"]["sparse"]:
-        full = campaign_plan.STEPS["full"]["sparse"]
+    if profile == "mini" and steps.get("sparse", 0) < profiles.PROFILES["full"].steps["sparse"]:
+        full = profiles.PROFILES["full"].steps["sparse"]
         notes.append(f"sparse at mini: each sparse run fine-tunes for {steps['sparse']:,} steps on clips with 3-5 "
                      f"events each; full gives them {full:,}: expect the sparse rows near chance at mini and the "
                      "claims that need them 'not testable'")
@@ -514,7 +516,7 @@ def _finish(name: str, profile: str, tables: dict[str, Any], claims: list[Claim]
 
 
 def _plan_keys(profile: str) -> list[str]:
-    return list(campaign.plan(profile))
+    return list(plan_of(profile))
 
 
 def paper_size_params(depths: Sequence[int] = (1, 2, 3, 6)) -> dict[int, int]:

@@ -4,21 +4,22 @@ Paper: Sec. 5 (Table 2: dense-dense, dense-sparse, sparse-sparse; 3 and 21 class
 selectors, pre-training on dense data, pre-trained and unfrozen feature extractors; Table 6: depth; Table 7: fine-tuning
 on a larger general set), Table 4 (input length) and Fig. 3 (per offset class and per content class).
 
-The artefact functions ask for runs by *key* (``plan(profile)`` lists every key, ``contract_keys(profile)`` those the
-artefacts ask for) and :func:`ensure_runs` trains what is missing:
+The artefact functions ask for runs by *key* (:func:`paperlib.paper.plan.plan` lists every key,
+:func:`paperlib.paper.plan.contract_keys` those the artefacts ask for) and :func:`ensure_runs` trains what is missing:
 
-- Each :class:`RunSpec` resolves once to a typed run configuration (:func:`resolve_spec`): at ``smoke`` the ``smoke``
+- Each :class:`~paperlib.paper.plan.RunSpec` resolves once to a typed run configuration
+  (:func:`paperlib.paper.run_config.resolve_spec`): at ``smoke`` the ``smoke``
   preset (seconds, wiring only), at ``mini`` the ``cpu-recipe`` preset (the small CPU model of the paper's architecture
   with the CPU recipe of :mod:`paperlib.engine.recipes`) on the synthetic benchmark, at ``paper`` the paper presets on
-  the real datasets under ``data_root`` (``PAPER_DATA_DIRS``), stopped by early stopping.
+  the real datasets under ``data_root`` (``paperlib.data.provision.PAPER_DATA_DIRS``), stopped by early stopping.
 - Chains ("pre-trained on dense data", as in the paper): dense-crop trains from scratch; dense-wide fine-tunes the
   dense-crop run; sparse and general fine-tune the dense-wide run; a 3-class run fine-tunes the 21-class run of the same
   variant and setting with the classifier re-initialised (``train.init_strict=false``). Depth and length rows get their
   own chains at that depth / length ("We use the same input lengths for pre-training, fine-tuning, and testing",
   Table 4); the hidden keys ``.../dense-crop/c21/depth{d}`` etc. hold their parents.
-- Runs are cached by a *campaign hash* (:func:`campaign_hash`): the resolved config with machine-specific paths
-  replaced by identities (the data set's recipe instead of its folder, the parent's campaign hash instead of its
-  checkpoint path). Each hash owns a folder ``<runs_root>/campaign/<profile>/<slug>-<hash>/``
+- Runs are cached by a *campaign hash* (:func:`paperlib.paper.run_config.campaign_hash`): the resolved config with
+  machine-specific paths replaced by identities (the data set's recipe instead of its folder, the parent's campaign
+  hash instead of its checkpoint path). Each hash owns a folder ``<runs_root>/campaign/<profile>/<slug>-<hash>/``
   (:mod:`paperlib.paper.campaign_runner`) holding the resolved ``config.json``, the job (``campaign.json``), the
   training log and the run directory (``paperlib.engine.runs`` layout). Two keys with the same hash (aliases, e.g.
   ``len5`` and the full model) share one run. A finished run (``results.json``) is reused; an unfinished one is resumed
@@ -29,24 +30,25 @@ artefacts ask for) and :func:`ensure_runs` trains what is missing:
   OMP/MKL one thread), which then evaluates the best checkpoint on the test split once and writes
   ``test_detail.json`` (metrics with per-offset-class / per-content-class accuracy, confusion matrix, per-item
   predictions and, on synthetic data, the oracle: accuracy on the items whose window holds a sync cue,
-  ``paperlib.data.synthetic.has_cue``). With ``parallel == 1`` one worker trains all missing runs in dependency order
-  (one interpreter start for all: this keeps the smoke plan within seconds); with ``parallel > 1`` each run is its own
-  worker, at most ``parallel`` at a time.
+  ``paperlib.data.synthetic.has_cue``; :func:`evaluate_model`). With ``parallel == 1`` one
+  worker trains all missing runs in dependency order (one interpreter start for all: this keeps the smoke plan within
+  seconds); with ``parallel > 1`` each run is its own worker, at most ``parallel`` at a time.
 
-Synthetic data (smoke, mini), generated once under ``<runs_root>/data/<profile>/<setting>/`` by
-``paperlib.data.synthetic.generate`` (it skips finished clips and refuses a folder holding another data set):
-``dense-crop`` / ``dense-wide`` (LRS3 layout, the same seed: the two share talkers and audio as LRS3's two variants
-share videos) and ``sparse`` (VGGSound-Sparse layout; at mini and full with 3-5 events per clip, the training clips of
-the recipe's sparse step). At mini and full each setting is tested on a separate set of 400 clips of other talkers and
-events (``<setting>-test``, the standard generator; ``SYNTH``), so every comparison has 400 distinct test items; the
-training sets split 85/15 into train and valid. smoke splits each set 70/10/20 and tests on its own 20 %.
-``general`` (the analogue of VGGSound, "larger and more varied") is a VGGSound-layout folder of links to two other
-synthetic sets: sparse clips of another seed and dense-wide talker clips of another seed (``GENERAL_PARTS``); its
-content classes are the 8 sparse classes plus ``speech``.
+Synthetic data (smoke, mini, full; :mod:`paperlib.data.provision`), generated once under
+``<runs_root>/data/<profile>/<setting>/`` by ``paperlib.data.synthetic.generate`` (it skips finished clips and refuses a
+folder holding another data set): ``dense-crop`` / ``dense-wide`` (LRS3 layout, the same seed: the two share talkers
+and audio as LRS3's two variants share videos) and ``sparse`` (VGGSound-Sparse layout; at mini and full with 3-5
+events per clip, the training clips of the recipe's sparse step). At mini and full each setting is tested on a
+separate set of 400 clips of other talkers and events (``<setting>-test``, the standard generator; ``SynthData.test``),
+so every comparison has 400 distinct test items; the training sets split 85/15 into train and valid. smoke splits
+each set 70/10/20 and tests on its own 20 %. ``general`` (the analogue of VGGSound, "larger and more varied") is a
+VGGSound-layout folder of links to two other synthetic sets: sparse clips of another seed and dense-wide talker clips
+of another seed (``general_parts``); its content classes are the 8 sparse classes plus ``speech``.
 
-Deviations (from the paper; each is documented at the constant that sets it, in :mod:`paperlib.paper.campaign_plan`):
-- ``mini`` and ``full`` train by a fixed number of optimiser steps per run (``MINI_STEPS``, ``FULL_STEPS``), not to
-  early stopping; the ``paper`` profile keeps early stopping (``steps=None``).
+Deviations (from the paper; each is documented where it is set: the profile's field in :mod:`paperlib.paper.profiles`,
+or the constant in :mod:`paperlib.paper.run_config`):
+- ``mini`` and ``full`` train by a fixed number of optimiser steps per run (their profile's ``steps``), not to
+  early stopping; the ``paper`` profile keeps early stopping (no ``steps``).
 - Every fine-tune starts a fresh optimiser (``train.init_carry_optimizer=false``; the official fine-tune carries Adam's
   moments), since the 3-class and partial-init runs cannot carry them.
 - "Feature extractors not pre-trained" (Tables 3/5): our extractors have no external pre-training; the dense-crop run
@@ -54,7 +56,7 @@ Deviations (from the paper; each is documented at the constant that sets it, in 
   their fresh init (``train.init_skip``); the sparse row fine-tunes that dense-wide row (its extractors never saw
   dense-crop). "Frozen extractors": the dense-crop extractors, frozen through dense-wide and sparse.
 - "Sync model not pre-trained on dense data" trains on sparse from scratch for as many steps as a from-scratch dense
-  run at mini (``MINI_STEPS`` ``base``) and as the sparse fine-tune at full (``FULL_STEPS``), so it is not starved of
+  run at mini (mini's ``steps["base"]``) and as the sparse fine-tune at full (full's ``steps``), so it is not starved of
   steps relative to the fine-tune.
 - ``mini`` evaluates the sparse and general settings as the official VGGSound-Sparse README (random offsets, several
   passes: ``SPARSE_TEST_PASSES`` instead of 25) and trains them with the official fine-tuning augmentations,
@@ -78,34 +80,28 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
-from paperlib.core.geometry import Geometry
 from paperlib.core.config import config_hash, from_dict, to_dict
+from paperlib.core.geometry import Geometry
 from paperlib.core.io import describe_holder, lock_folder, write_json_atomic
 from paperlib.data.datasets import DataConfig, build_dataset, read_vggsound_csv, sparse_classes
+from paperlib.data.provision import data_identity, ensure_data, runs_root_path
 from paperlib.data.synthetic import has_cue, load_sidecar
 from paperlib.engine import runs, train
 from paperlib.engine.config import RunConfig, load_run_config
 from paperlib.engine.evaluate import predict, summarise
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import build_model
-from paperlib.paper.campaign_plan import (BACKBONE_PREFIXES, CLASSES, DEFAULT_CLIP_SEC, DEFAULT_DEPTH, DEPTHS,
-                                          GENERAL_PARTS, LENGTHS, MINI_STEPS, SPARSE_TEST_PASSES,
-                                          PAPER_DATA_DIRS, PROFILES, REPEAT_SEEDS, SETTINGS, SYNTH, TRAIN_SEED_BASE,
-                                          VARIANTS, RunSpec, campaign_hash, canonical_key, check_profile, closure,
-                                          budget, contract_keys, data_dir, data_identity, ensure_data, plan,
-                                          resolve_spec, runs_root_path, spec_hash, spec_test_identity, synth_config,
-                                          test_data_config, check_paper_inputs, paper_input_problems,
-                                          planned_seeds, repeated_keys)
-from paperlib.paper.campaign_runner import (LOG_FILE, SPEC_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
+from paperlib.paper import profiles
+from paperlib.paper.campaign_runner import (LOG_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
                                             redirect_output, run_training, schedule, slug, train_command)
+from paperlib.paper.inputs import check_paper_inputs, paper_input_problems
+from paperlib.paper.plan import RunSpec, canonical_key, closure, plan, planned_seeds, repeated_keys
+from paperlib.paper.run_config import (TRAIN_SEED_BASE, campaign_hash, resolve_spec, spec_hash, spec_test_identity,
+                                       test_data_config)
 
-__all__ = ["PROFILES", "VARIANTS", "SETTINGS", "CLASSES", "LENGTHS", "DEPTHS", "DEFAULT_DEPTH", "DEFAULT_CLIP_SEC",
-           "MINI_STEPS", "SPARSE_TEST_PASSES", "SYNTH", "GENERAL_PARTS", "PAPER_DATA_DIRS", "BACKBONE_PREFIXES",
-           "TRAIN_SEED_BASE", "TEST_DETAIL", "SPEC_FILE", "LOG_FILE", "RunSpec", "RunRecord", "RepeatedRecord",
-           "REPEAT_SEEDS", "repeated_keys", "with_repeats", "plan",
-           "contract_keys", "budget", "synth_config", "data_identity", "data_dir", "ensure_data", "resolve_spec",
-           "campaign_hash", "spec_hash", "canonical_key", "test_data_config", "cue_metrics", "evaluate_model",
-           "count_params", "evaluate_checkpoint", "ensure_runs", "run_jobs"]
+__all__ = ["RunRecord", "RepeatedRecord", "with_repeats", "cue_metrics", "evaluate_model", "count_params",
+           "coverage_note", "evaluate_checkpoint", "ensure_runs", "run_jobs", "process_count", "missing_inputs",
+           "check_inputs"]
 
 
 @dataclass
@@ -264,6 +260,10 @@ def evaluate_model(model: Any, data_cfg: DataConfig, geometry: Geometry, *, batc
     res["test_pass"] = {"num_workers": int(num_workers), "gpus": n_gpus, "batch_size": batch_size * n_gpus,
                         "device": str(dev)}
     return res
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# evaluation: what a test pass covered, and a user's checkpoint tested like a run
 
 
 def coverage_note(test: dict) -> str:
@@ -468,7 +468,7 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     Returns a :class:`RunRecord` per requested key (aliases share their run). A failed run raises RuntimeError with
     the path of its log and its last lines.
     """
-    check_profile(profile)
+    profiles.profile(profile)  # an unknown profile is refused before anything else
     keys = list(dict.fromkeys(keys))
     specs = plan(profile)
     order = closure(keys, specs)
@@ -524,16 +524,16 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
 def with_repeats(records: Mapping[str, Any], profile: str, *, seed: int = 0, train: bool = True,
                  **run: Any) -> dict[str, Any]:
     """``records`` (``{key: RunRecord}`` at ``seed``) with each key that ``profile`` repeats
-    (:func:`repeated_keys`) replaced by a :class:`RepeatedRecord` over ``seed`` and ``seed`` + each of
-    ``REPEAT_SEEDS[profile]``, trained (or reused) by :func:`ensure_runs` at those seeds. ``train=False`` trains
-    nothing and takes the seeds that have finished. ``run``: the other options of :func:`ensure_runs`. Records that
-    are not :class:`RunRecord` s (checkpoint evaluations) are left as they are."""
+    (:func:`paperlib.paper.plan.repeated_keys`) replaced by a :class:`RepeatedRecord` over ``seed`` and ``seed`` +
+    each of the profile's ``repeat_seeds``, trained (or reused) by :func:`ensure_runs` at those seeds. ``train=False``
+    trains nothing and takes the seeds that have finished. ``run``: the other options of :func:`ensure_runs`. Records
+    that are not :class:`RunRecord` s (checkpoint evaluations) are left as they are."""
     keys = [k for k in repeated_keys(records, profile) if isinstance(records[k], RunRecord)]
     out = dict(records)
     if not keys:
         return out
     by_seed: dict[str, dict[int, RunRecord]] = {k: {seed: records[k]} for k in keys}
-    for offset in REPEAT_SEEDS[profile]:
+    for offset in profiles.profile(profile).repeat_seeds:
         got = ensure_runs(keys, profile, seed=seed + offset, train=train, **run)
         for k, rec in got.items():
             by_seed[k][seed + offset] = rec

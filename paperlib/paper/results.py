@@ -26,11 +26,13 @@ from typing import Any
 
 from paperlib.core import paper_numbers as numbers
 from paperlib.core.io import write_text_atomic
-from paperlib.paper import campaign_plan as plan_mod
+from paperlib.paper import plan as plan_mod
 from paperlib.paper.artefacts import all_keys, paper_size_params
 from paperlib.paper.campaign import RepeatedRecord, RunRecord
 from paperlib.paper.campaign_runner import SPEC_FILE, finished
+from paperlib.paper.profiles import PROFILES
 from paperlib.paper.report import Claim, Verdict, claim_from_json, df_to_markdown, repo_root
+from paperlib.paper.run_config import TRAIN_SEED_BASE
 from paperlib.paper.tables import (fig3_from_records, measure, measured_on, metric_name, seed_runs,
                                    table2_from_records, table3_from_records, table4_from_records,
                                    table6_from_records, table7_from_records)
@@ -102,8 +104,8 @@ def read_manifest(out: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{path}: missing; a results folder is made by `python -m paperlib report "
                                 "--profile P --export DIR`")
     data = _read_json(path)
-    if not isinstance(data, dict) or data.get("profile") not in plan_mod.PROFILES:
-        raise ValueError(f"{path}: needs a 'profile' among {plan_mod.PROFILES}")
+    if not isinstance(data, dict) or data.get("profile") not in PROFILES:
+        raise ValueError(f"{path}: needs a 'profile' among {tuple(PROFILES)}")
     return data
 
 
@@ -144,7 +146,7 @@ def finished_runs(profile: str, runs_root: str | Path | None = None) -> dict[tup
         if run is None:
             continue
         key = _read_json(hroot / SPEC_FILE)["key"]
-        seed = int(_read_json(run / "config.json")["train"]["seed"]) - plan_mod.TRAIN_SEED_BASE
+        seed = int(_read_json(run / "config.json")["train"]["seed"]) - TRAIN_SEED_BASE
         if (key, seed) in found:
             raise ValueError(f"{key} seed {seed}: two finished runs, {found[(key, seed)]} and {run}; export from "
                              "the runs folder of one campaign")

@@ -37,7 +37,7 @@ from typing import Any
 
 from paperlib.core.geometry import Geometry
 from paperlib.core import paper_numbers as numbers
-from paperlib.paper import campaign_plan as plan_mod
+from paperlib.paper.profiles import PROFILES
 from paperlib.paper.report import Claim, Verdict, rel_to, repo_root
 from paperlib.paper.verdicts import (SMOKE_EVIDENCE, Measure, Part, Z, chance_level, combine, compare_better,
                                      compare_curve, compare_gap_growth, compare_not_better, empirical_null,
@@ -70,7 +70,7 @@ DEPTH_KEY = re.compile(r"sparsesync/dense-wide/c21/depth(\d+)")  # Table 6's run
 
 def mini_sparse() -> str:
     """"Can mini test it" for a claim resting on sparse runs: mini's sparse steps beside full's."""
-    mini, full = plan_mod.STEPS["mini"]["sparse"], plan_mod.STEPS["full"]["sparse"]
+    mini, full = PROFILES["mini"].steps["sparse"], PROFILES["full"].steps["sparse"]
     if mini >= full:
         return "yes"
     return f"no: it rests on sparse runs, which mini trains {mini:,} steps and full {full:,}"
@@ -78,7 +78,7 @@ def mini_sparse() -> str:
 
 def mini_part() -> str:
     """"Can mini test it" for a claim with dense and sparse parts."""
-    mini, full = plan_mod.STEPS["mini"]["sparse"], plan_mod.STEPS["full"]["sparse"]
+    mini, full = PROFILES["mini"].steps["sparse"], PROFILES["full"].steps["sparse"]
     if mini >= full:
         return "yes"
     return f"in part: its dense parts yes; its sparse parts rest on runs mini trains {mini:,} steps and full {full:,}"
@@ -86,10 +86,10 @@ def mini_part() -> str:
 
 def mini_saturation() -> str:
     """"Can mini test it" for the saturation claim: it needs a depth above 3 in mini's plan."""
-    if any(d > 3 for d in plan_mod.DEPTHS["mini"]):
+    if any(d > 3 for d in PROFILES["mini"].depths):
         return "yes"
     return (f"no: it needs a depth above 3, which mini does not train (mini: depths "
-            f"{', '.join(map(str, plan_mod.DEPTHS['mini']))}; full: {', '.join(map(str, plan_mod.DEPTHS['full']))})")
+            f"{', '.join(map(str, PROFILES['mini'].depths))}; full: {', '.join(map(str, PROFILES['full'].depths))})")
 
 
 def measured_on(profile: str) -> str:
@@ -99,8 +99,8 @@ def measured_on(profile: str) -> str:
         return "LRS3 / VGGSound(-Sparse), the paper's model"
     from paperlib.engine.config import resolve
 
-    cfg = resolve(plan_mod.PRESET_OF_PROFILE[profile])
-    size = plan_mod.SYNTH[profile]["size"]
+    cfg = resolve(PROFILES[profile].preset)
+    size = PROFILES[profile].synth.size
     return (f"synthetic stand-ins for LRS3 / VGGSound(-Sparse), model width {cfg.model.d_model}, "
             f"{size}-px frames, {cfg.model.geometry.crop}-px crops")
 

@@ -1,0 +1,91 @@
+"""The plan's estimated cost at the CPU profiles (mini, full): minutes per run from measured step costs, the data
+generation, and the wall time of the campaign's workers, against each profile's ``budget_target_min``
+(:mod:`paperlib.paper.profiles`, where the step counts these constants were calibrated for are explained)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from paperlib.paper import profiles
+from paperlib.paper.plan import RunSpec, closure, plan, repeated_keys
+from paperlib.paper.run_config import spec_hash
+
+# s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine: 0.25 s contiguous, and
+# channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the same step 1.39x faster
+# (bench.cpu_train_step --preset cpu-recipe --threads 1: 147 -> 106 ms without data loading and aux losses)
+SEC_PER_STEP = 0.25 / 1.39
+COST_VARIANT = {"sparsesync": 1.0, "transformer": 1.28, "avst_dec": 0.86}  # measured relative step cost
+COST_DEPTH = {1: 0.90, 2: 1.0, 3: 1.06, 6: 1.17}  # backbones dominate the step, so depth costs little
+# measured at 3, 5 and 7 s; 2, 4 and 6 s are linear interpolations/extrapolations of those (not measured)
+COST_LENGTH = {2.0: 0.45, 3.0: 0.63, 4.0: 0.80, 5.0: 1.0, 6.0: 1.27, 7.0: 1.55}
+COST_FROZEN = 0.35  # no backward through the extractors
+OVERHEAD_S = {"dense-crop": 60.0, "dense-wide": 60.0, "sparse": 80.0, "general": 90.0}
+# synthetic clips generated per second by one worker at 64 px (10-s clips, x264 + AAC), for the plan's data time
+# (measured 4.3 dense-crop and 5.2 sparse clips/s on one worker while other work shared the machine)
+SYNTH_CLIPS_PER_S = 4.0
+
+
+def run_minutes(spec: RunSpec, profile: str) -> float:
+    """Estimated minutes of one run (steps x SEC_PER_STEP x relative cost + overhead) on one quiet core."""
+    prof = profiles.profile(profile)
+    cost = COST_VARIANT[spec.variant] * COST_DEPTH[spec.depth or prof.default_depth]
+    cost *= COST_LENGTH.get(spec.clip_sec, spec.clip_sec / prof.default_clip_sec)
+    if spec.frozen_backbones:
+        cost *= COST_FROZEN
+    return (spec.steps * SEC_PER_STEP * cost + OVERHEAD_S[spec.setting]) / 60
+
+
+def data_clips(profile: str) -> int:
+    """Synthetic clips a whole campaign of ``profile`` generates (training sets, the general parts, test sets)."""
+    p = profiles.profile(profile).synth
+    n = sum(p.clips.values()) + sum(c for _, _, c in p.general_parts)
+    return n + p.test * len(p.clips)
+
+
+def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -> dict[str, Any]:
+    """The plan's estimated cost at ``profile`` (mini, full): minutes per distinct run (:func:`run_minutes`), their
+    sum, the data generation, and the wall time of ``parallel`` workers scheduled as
+    :func:`paperlib.paper.campaign.ensure_runs` does (plan order, parents first), against the profile's
+    ``budget_target_min``."""
+    budgeted = tuple(name for name, p in profiles.PROFILES.items() if p.budget_target_min is not None)
+    if profile not in budgeted:
+        raise ValueError(f"budget() estimates the CPU profiles {budgeted}, not {profile!r}")
+    prof = profiles.profile(profile)
+    specs = plan(profile) if specs is None else specs
+    rows = []
+    # seed 0: every run of the plan; each repeat seed: the chains of REPEATED_KEYS (ensure_runs at that seed)
+    for offset in (0,) + prof.repeat_seeds:
+        wanted = set(specs) if offset == 0 else set(closure(repeated_keys(specs, profile), specs))
+        memo: dict[str, str] = {}
+        owner: dict[str, str] = {}
+        for key, s in specs.items():  # plan order: a wanted key's parents (in its closure) are hashed first
+            if key in wanted:
+                owner.setdefault(spec_hash(s, profile, specs, seed=offset, _memo=memo), key)
+        tag = "" if offset == 0 else f"@seed{offset}"
+        for key in owner.values():
+            s = specs[key]
+            parent = owner[memo[s.init_from]] + tag if s.init_from else None
+            rows.append({"key": key + tag, "parent": parent, "steps": s.steps,
+                         "minutes": round(run_minutes(s, profile), 2)})
+    # list scheduling: the next run of the plan whose parent has finished takes the first free worker
+    dur = {r["key"]: r["minutes"] for r in rows}
+    par = {r["key"]: r["parent"] for r in rows}
+    pending, running, done, now = list(dur), {}, set(), 0.0
+    while pending or running:
+        for k in list(pending):
+            if len(running) >= parallel:
+                break
+            if par[k] is None or par[k] in done:
+                pending.remove(k)
+                running[k] = now + dur[k]
+        k = min(running, key=running.get)
+        now = running.pop(k)
+        done.add(k)
+    total = sum(dur.values())
+    data_min = data_clips(profile) / (SYNTH_CLIPS_PER_S * parallel) / 60
+    wall = now + data_min
+    return {"profile": profile, "runs": rows, "n_runs": len(rows), "process_minutes": round(total, 1),
+            "parallel": parallel, "training_wall_minutes": round(now, 1), "data_clips": data_clips(profile),
+            "data_minutes": round(data_min, 1), "wall_minutes": round(wall, 1),
+            "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
+
