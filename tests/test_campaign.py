@@ -16,6 +16,7 @@ from paperlib.commands import main
 from paperlib.core.config import to_dict
 from paperlib.data import provision as PV
 from paperlib.engine import config as RC
+from paperlib.engine import evaluate as E
 from paperlib.engine import runs
 from paperlib.paper import budget as B
 from paperlib.paper import campaign as C
@@ -167,17 +168,17 @@ def test_cue_metrics_by_hand():
     targets = [3, 4, 2, 7, 9, 10]
     cues = [True, True, True, False, True, False]
     # cue items: (3,3) hit; (5,4) within 1; (0,2) miss; (2,9) miss -> 1/4 top-1, 2/4 within +-1
-    m = C.cue_metrics(preds, targets, cues)
+    m = E.cue_metrics(preds, targets, cues)
     # null: preds {3, 5, 0, 2} x targets {3, 4, 2, 9}, each pairing equally likely: top-1 pairs (3,3), (2,2) -> 2/16;
     # within +-1: (3,3), (3,2), (5,4), (2,3)... pred 3 ~ {3, 4, 2}, 5 ~ {4}, 0 ~ {}, 2 ~ {3, 2} -> 6/16
     assert m == {"cue_fraction": 4 / 6, "cue_n": 4, "cue_accuracy_1": 0.25, "cue_accuracy_1_tol1": 0.5,
                  "cue_null_accuracy_1": 2 / 16, "cue_null_accuracy_1_tol1": 6 / 16}
-    stuck = C.cue_metrics([10] * 4, [10, 10, 11, 3], [True] * 4)  # one constant small-offset guess
+    stuck = E.cue_metrics([10] * 4, [10, 10, 11, 3], [True] * 4)  # one constant small-offset guess
     assert stuck["cue_accuracy_1"] == stuck["cue_null_accuracy_1"] == 0.5  # no better than its null
-    none = C.cue_metrics([1], [1], [False])
+    none = E.cue_metrics([1], [1], [False])
     assert none["cue_n"] == 0 and none["cue_accuracy_1"] is None
     with pytest.raises(ValueError):
-        C.cue_metrics([1, 2], [1], [True])
+        E.cue_metrics([1, 2], [1], [True])
 
 
 def test_unknown_key_and_profile():

@@ -30,7 +30,7 @@ The artefact functions ask for runs by *key* (:func:`paperlib.paper.plan.plan` l
   OMP/MKL one thread), which then evaluates the best checkpoint on the test split once and writes
   ``test_detail.json`` (metrics with per-offset-class / per-content-class accuracy, confusion matrix, per-item
   predictions and, on synthetic data, the oracle: accuracy on the items whose window holds a sync cue,
-  ``paperlib.data.synthetic.has_cue``; :func:`evaluate_model`). With ``parallel == 1`` one
+  ``paperlib.data.synthetic.has_cue``; :func:`paperlib.engine.evaluate.evaluate_model`). With ``parallel == 1`` one
   worker trains all missing runs in dependency order (one interpreter start for all: this keeps the smoke plan within
   seconds); with ``parallel > 1`` each run is its own worker, at most ``parallel`` at a time.
 
@@ -73,7 +73,6 @@ import shutil
 import sys
 import time
 import traceback
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -81,14 +80,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from paperlib.core.config import config_hash, from_dict, to_dict
-from paperlib.core.geometry import Geometry
 from paperlib.core.io import describe_holder, lock_folder, write_json_atomic
-from paperlib.data.datasets import DataConfig, build_dataset, read_vggsound_csv, sparse_classes
+from paperlib.data.datasets import DataConfig, build_dataset
 from paperlib.data.provision import data_identity, ensure_data, runs_root_path
-from paperlib.data.synthetic import has_cue, load_sidecar
 from paperlib.engine import runs, train
 from paperlib.engine.config import RunConfig, load_run_config
-from paperlib.engine.evaluate import predict, summarise
+from paperlib.engine.evaluate import count_params, evaluate_model
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import build_model
 from paperlib.paper import profiles
@@ -99,9 +96,8 @@ from paperlib.paper.plan import RunSpec, canonical_key, closure, plan, planned_s
 from paperlib.paper.run_config import (TRAIN_SEED_BASE, campaign_hash, resolve_spec, spec_hash, spec_test_identity,
                                        test_data_config)
 
-__all__ = ["RunRecord", "RepeatedRecord", "with_repeats", "cue_metrics", "evaluate_model", "count_params",
-           "coverage_note", "evaluate_checkpoint", "ensure_runs", "run_jobs", "process_count", "missing_inputs",
-           "check_inputs"]
+__all__ = ["RunRecord", "RepeatedRecord", "with_repeats", "coverage_note", "evaluate_checkpoint", "ensure_runs",
+           "run_jobs", "process_count", "missing_inputs", "check_inputs"]
 
 
 @dataclass
@@ -142,127 +138,6 @@ class RepeatedRecord:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# evaluation (pure pieces first)
-
-
-def cue_metrics(preds: Sequence[int], targets: Sequence[int], cues: Sequence[bool]) -> dict[str, Any]:
-    """Accuracy on the items whose window holds a sync cue (the synthetic oracle), and its null.
-
-    Returns ``cue_fraction`` (share of items with a cue), ``cue_n``, ``cue_accuracy_1`` (top-1 on them),
-    ``cue_accuracy_1_tol1`` (within +-1 class) and ``cue_null_accuracy_1`` / ``cue_null_accuracy_1_tol1``: the
-    accuracy expected if the same predictions were paired with the same targets at random (the product of the two
-    marginals over the cue items). Compare the cue accuracy with this null, not with 1/C: a window pair overlaps more
-    when the offset is small, so cue items favour small offsets and a model that always predicts one small offset
-    scores above 1/C on them without using the content. Accuracies are None without cue items.
-    """
-    if not (len(preds) == len(targets) == len(cues)):
-        raise ValueError(f"{len(preds)} predictions, {len(targets)} targets and {len(cues)} cue flags")
-    idx = [i for i, c in enumerate(cues) if c]
-    n = len(preds)
-    out: dict[str, Any] = {"cue_fraction": (len(idx) / n) if n else None, "cue_n": len(idx)}
-    if idx:
-        p = [int(preds[i]) for i in idx]
-        t = [int(targets[i]) for i in idx]
-        out["cue_accuracy_1"] = sum(a == b for a, b in zip(p, t)) / len(idx)
-        out["cue_accuracy_1_tol1"] = sum(abs(a - b) <= 1 for a, b in zip(p, t)) / len(idx)
-        pc, tc = Counter(p), Counter(t)
-        m = len(idx) ** 2
-        out["cue_null_accuracy_1"] = sum(k * tc[c] for c, k in pc.items()) / m
-        out["cue_null_accuracy_1_tol1"] = sum(k * (tc[c - 1] + tc[c] + tc[c + 1]) for c, k in pc.items()) / m
-    else:
-        for k in ("cue_accuracy_1", "cue_accuracy_1_tol1", "cue_null_accuracy_1", "cue_null_accuracy_1_tol1"):
-            out[k] = None
-    return out
-
-
-def _class_names(data_cfg: Any) -> list[str] | None:
-    if data_cfg.dataset not in ("vggsound", "vggsound_sparse"):
-        return None
-    root = Path(data_cfg.root)
-    if data_cfg.dataset == "vggsound_sparse":
-        names = sparse_classes(root)
-        if names is not None:
-            return names
-    csv_path = root / ("vggsound_sparse.csv" if data_cfg.dataset == "vggsound_sparse" else "vggsound.csv")
-    return sorted({lab for _, lab, _ in read_vggsound_csv(csv_path)})
-
-
-def evaluate_model(model: Any, data_cfg: DataConfig, geometry: Geometry, *, batch_size: int = 8, device: str = "cpu",
-                   seed: int = TRAIN_SEED_BASE, progress: bool = False, num_workers: int = 0,
-                   gpus: int = 1) -> dict[str, Any]:
-    """Test metrics of ``model`` on ``data_cfg``'s test split at the model's ``geometry``: the official metrics with
-    detail, per-item predictions and, when the data root holds synthetic sidecars, the oracle metrics
-    (:func:`cue_metrics`).
-
-    The pass is sharded: ``num_workers`` loader processes decode the clips, and on CUDA with ``gpus`` > 1 each batch
-    of ``batch_size`` windows per GPU is split over that many GPUs (``torch.nn.DataParallel``; the items keep their
-    order, so the result is the one of a single device). ``n`` counts the scored windows, ``n_clips`` the distinct
-    clips, ``clips_listed`` the clips the split lists name (after the filter lists; more than ``n_clips`` when
-    missing clips were allowed and dropped); ``test_data.official_windows`` is False when a fixed-offset CSV was
-    generated here; ``eval_s`` / ``windows_per_s`` time the pass."""
-    from torch.utils.data import DataLoader
-
-    from paperlib.data.datasets import generated_fixed_offsets
-    from paperlib.data.protocol import check_data_inputs
-
-    num_classes = geometry.num_classes
-    ds = build_dataset(data_cfg, geometry, "test", seed=seed)
-    passes = 1 if data_cfg.fixed_offsets else int(data_cfg.iter_times)
-    dev = torch.device(device)
-    model = model.to(dev).eval()
-    n_gpus = min(int(gpus), torch.cuda.device_count()) if dev.type == "cuda" else 1
-    if n_gpus > 1:
-        model = torch.nn.DataParallel(model, device_ids=list(range(n_gpus)))
-    loader = DataLoader(ds, batch_size=batch_size * n_gpus, shuffle=False, num_workers=int(num_workers),
-                        pin_memory=dev.type == "cuda", persistent_workers=False)
-    t0 = time.time()
-    out = predict(model, loader, dev, progress=progress, desc="test")  # per item, in order; RNG untouched
-    eval_s = time.time() - t0
-    lg, tg = out["logits"], out["target"]
-    ids, offs, vstarts = out["id"], out["offset_sec"], out["v_start_sec"]
-    names = _class_names(data_cfg)
-    groups = [names[i] if names is not None and 0 <= i < len(names) else str(i) for i in map(int, out["label"])]
-    res = summarise({"logits": lg, "target": tg, "label": groups if names is not None else None}, num_classes,
-                    detail=True)
-    res.setdefault("per_content_class_accuracy", {})
-    preds = out["pred"].tolist()
-    res["passes"] = passes
-    if passes > 1:
-        per = len(preds) // passes
-        accs = [float((lg[p * per:(p + 1) * per].argmax(1) == tg[p * per:(p + 1) * per]).double().mean())
-                for p in range(passes)]
-        res["accuracy_1_per_pass"] = accs
-    items = [{"id": i, "offset_sec": o, "v_start_sec": v, "target": int(t), "pred": int(p), "label": g}
-             for i, o, v, t, p, g in zip(ids, offs, vstarts, tg.tolist(), preds, groups)]
-    sidecars = Path(data_cfg.root) / "sidecar"
-    if sidecars.is_dir():
-        cache: dict[str, dict] = {}
-        for it in items:
-            sc = cache.get(it["id"]) or cache.setdefault(it["id"], load_sidecar(data_cfg.root, it["id"]))
-            it["cue"] = bool(has_cue(sc, it["v_start_sec"], it["offset_sec"], clip_sec=geometry.clip_sec))
-        res.update(cue_metrics(preds, tg.tolist(), [it["cue"] for it in items]))
-    else:
-        res.update({"cue_fraction": None, "cue_n": None, "cue_accuracy_1": None, "cue_accuracy_1_tol1": None,
-                    "cue_null_accuracy_1": None, "cue_null_accuracy_1_tol1": None})
-    res["items"] = items
-    clips_row = [r for r in check_data_inputs(data_cfg, geometry, ("test",), eval_splits=(), official=False)
-                 if r.what == "clips"]
-    res["n_windows"] = len(items)
-    res["n_clips"] = len(set(ids or ()))
-    res["clips_listed"] = clips_row[0].listed if clips_row else None
-    generated = [str(p) for p in generated_fixed_offsets(data_cfg, geometry)] if data_cfg.fixed_offsets else []
-    res["test_data"] = {"dataset": data_cfg.dataset, "root": str(data_cfg.root), "clip_sec": geometry.clip_sec,
-                        "fixed_offsets": data_cfg.fixed_offsets, "iter_times": data_cfg.iter_times,
-                        "official_windows": bool(data_cfg.fixed_offsets) and not generated,
-                        "generated_offsets": generated}
-    res["eval_s"] = round(eval_s, 2)
-    res["windows_per_s"] = round(len(items) / eval_s, 2) if eval_s > 0 else None
-    res["test_pass"] = {"num_workers": int(num_workers), "gpus": n_gpus, "batch_size": batch_size * n_gpus,
-                        "device": str(dev)}
-    return res
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # evaluation: what a test pass covered, and a user's checkpoint tested like a run
 
 
@@ -277,11 +152,6 @@ def coverage_note(test: dict) -> str:
     else:
         text += f", random windows x{td.get('iter_times')}"
     return text + f", {test.get('n')} windows scored"
-
-
-def count_params(model: Any) -> dict[str, int]:
-    return {"total": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
 def evaluate_checkpoint(checkpoint: str | os.PathLike, key: str, profile: str = "paper", *,

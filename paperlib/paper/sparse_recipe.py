@@ -43,7 +43,8 @@ from paperlib.core.io import finite_or_none
 from paperlib.core.provenance import env_info
 from paperlib.data.datasets import DataConfig
 from paperlib.data.synthetic import DENSE_EVENT_PROBS, SynthConfig, generate
-from paperlib.paper.campaign import TRAIN_SEED_BASE, cue_metrics, evaluate_model
+from paperlib.engine.evaluate import cue_metrics, evaluate_model
+from paperlib.paper.run_config import TRAIN_SEED_BASE
 
 SETS = {  # name: (setting, clips, seed, split fractions, event_count_probs or None for the default)
     "dense-crop": ("dense-crop", 400, 0, (0.6, 0.1, 0.3), None),
