@@ -46,7 +46,10 @@ def test_plan_covers_contract_keys(profile):
     assert specs["sparsesync/sparse/c21/scratch"].init_from is None
     assert specs["transformer/sparse/c21"].variant == "transformer"
     assert specs["sparsesync/sparse/c21/frozen-extractors"].frozen_backbones
-    assert specs["sparsesync/dense-wide/c21/no-pretrained-extractors"].init_skip == PL.BACKBONE_PREFIXES
+    # "not pre-trained": its own chain from random extractors, trained as the main chain
+    npe = specs["sparsesync/dense-crop/c21/no-pretrained-extractors"]
+    assert npe.init_from is None and not npe.pretrained_extractors and npe.hidden
+    assert npe.steps == specs["sparsesync/dense-crop/c21"].steps
     if profile == "paper":
         assert all(s.steps == 0 for s in specs.values())  # early stopping
     else:
@@ -105,10 +108,10 @@ def test_configs_resolve_and_aliases_share_a_hash(profile, tmp_path):
             RUN.resolve_spec(specs["sparsesync/sparse/c21"], "paper")
 
 
-@pytest.mark.parametrize("profile, target, chains", [("mini", 50.0, 8), ("full", 225.0, 12 + 2 * 2)])
+@pytest.mark.parametrize("profile, target, chains", [("mini", 50.0, 9), ("full", 600.0, 13 + 2 * 2)])
 def test_budget_fits_its_target(profile, target, chains):
     """Every distinct run of the plan, plus (full) the chains of the repeated keys once per repeat seed, each with
-    its own campaign hash; from-scratch chains: full's 12 and the SparseSync and AVST_dec chains at seeds 1 and 2."""
+    its own campaign hash; from-scratch chains: full's 13 and the SparseSync and AVST_dec chains at seeds 1 and 2."""
     b = B.budget(profile)
     specs = PL.plan(profile)
     memo: dict[str, str] = {}
@@ -119,23 +122,28 @@ def test_budget_fits_its_target(profile, target, chains):
                  for k in PL.closure(PL.repeated_keys(specs, profile), specs)}
         assert not again & set(memo.values())  # a repeat is a run of its own
         n += len(again)
-    assert b["n_runs"] == n and (profile != "full" or n == 47 + 16)
+    assert b["n_runs"] == n and (profile != "full" or n == 48 + 16)
     assert b["process_minutes"] / 2 <= b["training_wall_minutes"] <= b["wall_minutes"] <= target
     assert b["fits"] and b["target_wall_minutes"] == target
     assert b["parallel"] == 2 and sum(r["parent"] is None for r in b["runs"]) == chains  # from-scratch chains
 
 
-def test_full_profile_trains_every_run_past_its_plateau():
-    """full: the paper's lengths and depths, and the step counts the recipe was measured to need."""
+def test_full_profile_trains_every_run_to_patience_under_caps_far_past_sparsesyncs_plateau():
+    """full: the paper's lengths and depths; every run stops on patience in steps (equal rules for every arm) under a
+    cap of at least 3x the steps SparseSync needed to leave chance in the same setting."""
     specs = PL.plan("full")
     assert PR.PROFILES["full"].lengths == (2.0, 3.0, 4.0, 5.0, 6.0, 7.0) and PR.PROFILES["full"].depths == (1, 2, 3, 6)
     for s in specs.values():
+        assert s.patience_steps > 0, s.key
         if s.setting in ("sparse", "general") and s.num_classes == 21:
-            assert s.steps >= 4500, s.key  # the sparse step of the recipe needs ~4,500-5,000 steps
+            assert s.steps >= 6000, s.key  # the sparse step of the recipe needs ~4,500-5,000 steps
         elif s.init_from is None:
-            assert s.steps >= 1500, s.key  # dense-crop leaves the plateau after ~800-950 steps
+            assert s.steps >= 3 * 950, s.key  # SparseSync left the dense-crop plateau after ~800-950 steps
     cfg = RUN.resolve_spec(specs["sparsesync/sparse/c21"], "full", runs_root="/r")
-    assert cfg.data.root == "/r/data/full/sparse" and cfg.train.max_steps == 5000
+    assert cfg.data.root == "/r/data/full/sparse" and cfg.train.max_steps == 6000
+    assert cfg.train.patience_steps == 1000
+    # mini keeps its hour with fixed step counts
+    assert all(s.patience_steps == 0 for s in PL.plan("mini").values())
 
 
 def test_mini_and_full_test_on_400_distinct_items_of_a_separate_set():
@@ -290,7 +298,10 @@ def test_smoke_parallel_workers_respect_dependencies(tmp_path):
 def _config_file(tmp_path: Path, key: str = "sparsesync/dense-crop/c21") -> tuple[Path, dict]:
     """A smoke run's resolved config written as a file (as the campaign writes it), on its synthetic data."""
     PV.ensure_data("smoke", ["dense-crop"], runs_root=tmp_path, progress=False)
-    cfg = to_dict(RUN.resolve_spec(PL.plan("smoke")[key], "smoke", runs_root=tmp_path))
+    spec = PL.plan("smoke")[key]
+    resolved = RUN.resolve_spec(spec, "smoke", runs_root=tmp_path)
+    C.ensure_extractors([spec], [resolved], "smoke", tmp_path, progress=False)  # the upstream weights it loads
+    cfg = to_dict(resolved)
     cfg["train"]["run_root"] = str(tmp_path / "runs")
     path = tmp_path / "config.json"
     path.write_text(json.dumps(cfg))

@@ -147,7 +147,9 @@ def test_reproduce_paper_table2_with_torchrun_and_official_checkpoints(data_root
         cfg = json.loads((run / "config.json").read_text())
         if cfg["train"]["init_from"] is None:  # from scratch: the pretrained extractors of the convention
             assert cfg["model"]["visual_weights"] == str(data_root.resolve() / "weights" / W.S3D_OFFICIAL_FILE)
-            assert cfg["model"]["audio_weights"] == str(data_root.resolve() / "weights" / AUDIO_2S)
+            # the AVST_dec baseline trains its audio extractor from scratch (paper, Sec. 5)
+            audio = None if cfg["model"]["variant"] == "avst_dec" else str(data_root.resolve() / "weights" / AUDIO_2S)
+            assert cfg["model"]["audio_weights"] == audio
         else:
             assert cfg["model"]["visual_weights"] is None
     report = (figs / "REPORT.md").read_text()
@@ -235,13 +237,21 @@ def test_paper_runs_load_the_pretrained_extractors_and_the_ablations_mean_the_pa
     frozen = cfg("sparsesync/dense-wide/c21/frozen-extractors")
     assert frozen.model.visual_weights and not frozen.model.train_visual_backbone
     assert frozen.train.init_skip == list(PL.BACKBONE_PREFIXES)
-    # not pre-trained: fresh extractors (no weights, the parent's skipped); fine-tunes take all from their parent
-    fresh = cfg("sparsesync/dense-wide/c21/no-pretrained-extractors")
-    assert fresh.model.visual_weights is None and fresh.train.init_skip == list(PL.BACKBONE_PREFIXES)
+    # not pre-trained: the same chain from random extractors (no weights at its first run); fine-tunes take all from
+    # their parent
+    fresh = cfg("sparsesync/dense-crop/c21/no-pretrained-extractors")
+    assert fresh.model.visual_weights is None and fresh.model.audio_weights is None
+    assert specs["sparsesync/dense-wide/c21/no-pretrained-extractors"].init_from == \
+        "sparsesync/dense-crop/c21/no-pretrained-extractors"
     assert cfg("sparsesync/sparse/c21").model.visual_weights is None
-    # the synthetic profiles load none
-    assert RUN.resolve_spec(PL.plan("mini")["sparsesync/dense-crop/c21"], "mini", runs_root="/r").model.visual_weights \
-        is None
+    # the AVST_dec baseline: the visual extractor pre-trained, its audio extractor from scratch (paper, Sec. 5)
+    avst = cfg("avst_dec/dense-crop/c21")
+    assert avst.model.visual_weights and avst.model.audio_weights is None
+    # the synthetic profiles load their upstream training's weights, by the same fields
+    mini = RUN.resolve_spec(PL.plan("mini")["sparsesync/dense-crop/c21"], "mini", runs_root="/r").model
+    up = RUN.upstream_config("mini", 5.0)
+    assert mini.visual_weights == f"/r/upstream/upstream-{up.digest()}-visual.pt"
+    assert mini.audio_weights == f"/r/upstream/upstream-{up.digest()}-audio.pt"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

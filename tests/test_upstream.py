@@ -4,6 +4,7 @@ every variant computes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -67,3 +68,37 @@ def test_weights_load_into_every_variant_and_change_its_outputs(tiny, variant):
     spec = torch.randn(2, 1, *geometry.spec_shape)
     with torch.no_grad():
         assert not torch.allclose(plain(video, spec), loaded(video, spec))
+
+
+def test_campaign_runs_start_every_variant_from_the_upstream_weights(tmp_path):
+    """At the synthetic profiles each chain's first run loads the upstream training's files through the campaign
+    (the same model fields as the paper profile's public weights); the AVST_dec baseline keeps a random audio
+    extractor; the "not pre-trained" chain starts from random extractors."""
+    from paperlib.paper.campaign import ensure_extractors
+    from paperlib.paper.plan import plan
+    from paperlib.paper.run_config import resolve_spec
+
+    specs = plan("smoke")
+    keys = [f"{v}/dense-crop/c21" for v in VARIANTS] + ["sparsesync/dense-crop/c21/no-pretrained-extractors"]
+    configs = [resolve_spec(specs[k], "smoke", runs_root=tmp_path) for k in keys]
+    (report,) = ensure_extractors([specs[k] for k in keys], configs, "smoke", tmp_path, progress=False)
+    assert report.is_file() and configs[0].model.visual_weights.startswith(str(tmp_path / "upstream"))
+    for key, cfg in zip(keys, configs):
+        torch.manual_seed(0)
+        loaded = build_model(cfg.model).eval()
+        torch.manual_seed(0)
+        plain = build_model(dataclasses.replace(cfg.model, visual_weights=None, audio_weights=None)).eval()
+        for name, field in (("visual_backbone", "visual_weights"), ("audio_backbone", "audio_weights")):
+            path = getattr(cfg.model, field)
+            expected = "no-pretrained" not in key and not (key.startswith("avst_dec") and name == "audio_backbone")
+            assert (path is not None) == expected, (key, name)
+            if path:
+                file = torch.load(path)["model"]
+                own = getattr(loaded, name).state_dict()
+                assert all(torch.equal(own[k], v) for k, v in file.items()), (key, name)
+        geometry = cfg.model.geometry
+        video = torch.randn(1, geometry.frames, 3, geometry.crop, geometry.crop)
+        spec = torch.randn(1, 1, *geometry.spec_shape)
+        with torch.no_grad():
+            changed = not torch.allclose(plain(video, spec), loaded(video, spec))
+        assert changed == ("no-pretrained" not in key), key

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from paperlib.paper import profiles
 from paperlib.paper.plan import RunSpec, closure, plan, repeated_keys
-from paperlib.paper.run_config import spec_hash
+from paperlib.paper.run_config import spec_hash, upstream_config
 
 # s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine: 0.25 s contiguous, and
 # channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the same step 1.39x faster
@@ -33,6 +33,23 @@ def run_minutes(spec: RunSpec, profile: str) -> float:
     if spec.frozen_backbones:
         cost *= COST_FROZEN
     return (spec.steps * SEC_PER_STEP * cost + OVERHEAD_S[spec.setting]) / 60
+
+
+# the upstream pre-training of the extractors (paperlib.engine.upstream), measured with one thread at load ~3: 1,000
+# steps in 340 s including its 288 clips (generated at ~7 clips/s, then cached and shared by every length)
+UPSTREAM_SEC_PER_STEP = 0.3
+UPSTREAM_CLIPS_PER_S = 7.0
+
+
+def upstream_minutes(profile: str, specs: Mapping[str, RunSpec]) -> float:
+    """Minutes of the upstream trainings the runs of ``specs`` load (one per distinct configuration; the campaign
+    trains them before its workers start)."""
+    configs = {upstream_config(profile, s.clip_sec) for s in specs.values()
+               if s.pretrained_extractors and (s.init_from is None or s.frozen_backbones)} - {None}
+    if not configs:
+        return 0.0
+    clips = max(3 * (c.clips_per_setting + c.test_clips_per_setting) for c in configs)
+    return (sum(c.steps for c in configs) * UPSTREAM_SEC_PER_STEP + clips / UPSTREAM_CLIPS_PER_S) / 60
 
 
 def data_clips(profile: str) -> int:
@@ -83,9 +100,10 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
         done.add(k)
     total = sum(dur.values())
     data_min = data_clips(profile) / (SYNTH_CLIPS_PER_S * parallel) / 60
-    wall = now + data_min
+    up_min = upstream_minutes(profile, specs)
+    wall = now + data_min + up_min
     return {"profile": profile, "runs": rows, "n_runs": len(rows), "process_minutes": round(total, 1),
             "parallel": parallel, "training_wall_minutes": round(now, 1), "data_clips": data_clips(profile),
-            "data_minutes": round(data_min, 1), "wall_minutes": round(wall, 1),
+            "data_minutes": round(data_min, 1), "upstream_minutes": round(up_min, 1), "wall_minutes": round(wall, 1),
             "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
 

@@ -86,6 +86,7 @@ from paperlib.data.provision import data_identity, ensure_data, runs_root_path
 from paperlib.engine import runs, train
 from paperlib.engine.config import RunConfig, load_run_config
 from paperlib.engine.evaluate import count_params, evaluate_model
+from paperlib.engine.upstream import ensure_upstream, upstream_paths
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import build_model
 from paperlib.paper import profiles
@@ -93,8 +94,8 @@ from paperlib.paper.campaign_runner import (LOG_FILE, TEST_DETAIL, Job, attempts
                                             redirect_output, run_training, schedule, slug, train_command)
 from paperlib.paper.inputs import check_paper_inputs, paper_input_problems
 from paperlib.paper.plan import RunSpec, canonical_key, closure, plan, planned_seeds, repeated_keys
-from paperlib.paper.run_config import (TRAIN_SEED_BASE, campaign_hash, resolve_spec, spec_hash, spec_test_identity,
-                                       test_data_config)
+from paperlib.paper.run_config import (TRAIN_SEED_BASE, UPSTREAM_DIR, campaign_hash, resolve_spec, spec_hash,
+                                       spec_test_identity, test_data_config, upstream_config)
 
 __all__ = ["RunRecord", "RepeatedRecord", "with_repeats", "coverage_note", "evaluate_checkpoint", "ensure_runs",
            "run_jobs", "process_count", "missing_inputs", "check_inputs"]
@@ -319,8 +320,13 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
                 parallel: int | None = None, progress: bool = True, gpus: int | None = None,
                 recipe: str | None = None, overrides: Sequence[str] = (),
                 launcher: Sequence[str] | None = None, train: bool = True, regenerate_protocol: bool = False,
-                allow_missing_clips: bool = False) -> dict[str, RunRecord]:
+                allow_missing_clips: bool = False, specs: Mapping[str, RunSpec] | None = None
+                ) -> dict[str, RunRecord]:
     """Train what is missing for ``keys`` (dependencies first), reuse finished runs, resume unfinished ones.
+
+    ``specs``: the runs ``keys`` name (default: the profile's plan; a study passes its own, e.g.
+    :mod:`paperlib.paper.plateau_study`). Before the first run that loads the upstream extractor weights of the
+    synthetic profiles, those are trained (:func:`ensure_extractors`).
 
     ``train=False`` trains nothing: the records of the keys whose runs have finished, the others left out (what a
     campaign that runs over several sessions has so far).
@@ -340,7 +346,7 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     """
     profiles.profile(profile)  # an unknown profile is refused before anything else
     keys = list(dict.fromkeys(keys))
-    specs = plan(profile)
+    specs = plan(profile) if specs is None else specs
     order = closure(keys, specs)
     root = runs_root_path(runs_root)
     if parallel is None:
@@ -367,6 +373,8 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
                 ensure_data(profile, {specs[owner[h]].setting for h in todo} |
                             {specs[owner[h]].test_setting for h in todo if specs[owner[h]].test_setting},
                             runs_root=root, progress=progress, workers=parallel)
+            ensure_extractors([specs[owner[h]] for h in todo], [configs[owner[h]] for h in todo], profile, root,
+                              progress)
         tests = {h: test_data_config(specs[owner[h]], profile, data_root=data_root, runs_root=root, seed=seed,
                                      cfg=configs[owner[h]], overrides=overrides) for h in todo}
         if profile == "paper":
@@ -389,6 +397,27 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         _check_run_config(run_dir, h, specs[k], profile, memo, data_root)
         out[k] = _record(specs[k], run_dir, reused=h not in todo)
     return out
+
+
+def ensure_extractors(specs: Sequence[RunSpec], configs: Sequence[RunConfig], profile: str, root: Path,
+                      progress: bool = True) -> list[Path]:
+    """Train the upstream extractor weights (:mod:`paperlib.engine.upstream`) that the runs about to train load and
+    that do not exist yet (once per input geometry; a second campaign waits for the first's and reuses them).
+    Returns the report files of the upstream trainings these runs use."""
+    reports = []
+    for spec, cfg in zip(specs, configs):
+        if not cfg.model.visual_weights or not spec.pretrained_extractors:
+            continue
+        up = upstream_config(profile, spec.clip_sec)
+        if up is None:
+            continue
+        files = upstream_paths(up, root / UPSTREAM_DIR)
+        if str(files.visual) != cfg.model.visual_weights:
+            continue  # weights given by an override: not ours to make
+        if files.report not in reports:
+            ensure_upstream(up, root / UPSTREAM_DIR, cache=root / UPSTREAM_DIR / "clips", progress=progress)
+            reports.append(files.report)
+    return reports
 
 
 def with_repeats(records: Mapping[str, Any], profile: str, *, seed: int = 0, train: bool = True,

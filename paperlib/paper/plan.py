@@ -34,7 +34,11 @@ class RunSpec:
     init_skip: tuple[str, ...] = ()  # state-dict key prefixes left at fresh init
     frozen_backbones: bool = False
     test_setting: str | None = None  # evaluate on another setting's test split (None: its own)
-    steps: int = 0  # optimiser steps at this profile (0: none fixed, early stopping at paper)
+    steps: int = 0  # optimiser steps at this profile: the run's cap (0: none fixed, early stopping at paper)
+    patience_steps: int = 0  # stop after this many steps without a new best once learning (0: train to the cap)
+    # a run that starts its extractors afresh (a chain's first run, the frozen rows) loads the pre-trained extractor
+    # weights (paperlib.paper.run_config.extractor_weights); False: random extractors ("not pre-trained")
+    pretrained_extractors: bool = True
     # a parent that exists only to be fine-tuned (no artefact asks for it; not in contract_keys); not part of what a
     # run is, so an alias and the run it aliases compare equal whatever their visibility
     hidden: bool = dataclasses.field(default=False, compare=False)
@@ -47,6 +51,11 @@ def _fmt_len(sec: float) -> str:
 def _steps(profile: str, kind: str) -> int:
     steps = profiles.profile(profile).steps
     return steps[kind] if steps else 0
+
+
+def _budget(profile: str, kind: str) -> dict[str, int]:
+    """The cap and the patience of a run of ``kind`` at ``profile`` (RunSpec fields)."""
+    return {"steps": _steps(profile, kind), "patience_steps": profiles.profile(profile).patience_steps.get(kind, 0)}
 
 
 def plan(profile: str) -> dict[str, RunSpec]:
@@ -62,18 +71,20 @@ def plan(profile: str) -> dict[str, RunSpec]:
 
     def chain(variant: str, suffix: str = "", *, clip_sec: float = L0, depth: int | None = None,
               settings: Sequence[str] = ("dense-crop", "dense-wide", "sparse"), c3: Sequence[str] = (),
-              hidden: Sequence[str] = ()) -> None:
+              hidden: Sequence[str] = (), pretrained: bool = True) -> None:
         """dense-crop -> dense-wide -> sparse at 21 classes (+ 3-class fine-tunes of the settings in ``c3``); the
-        21-class runs of the settings in ``hidden`` are parents only."""
+        21-class runs of the settings in ``hidden`` are parents only; ``pretrained``: the first run loads the
+        pre-trained extractor weights (else random extractors)."""
         parent = None
         for s in settings:
             kind = "base" if parent is None else s
             add(RunSpec(f"{variant}/{s}/c21{suffix}", variant, s, 21, clip_sec, depth,
-                        init_from=parent, steps=_steps(profile, kind), hidden=s in hidden))
+                        init_from=parent, **_budget(profile, kind), pretrained_extractors=pretrained,
+                        hidden=s in hidden))
             parent = f"{variant}/{s}/c21{suffix}"
         for s in c3:
             add(RunSpec(f"{variant}/{s}/c3{suffix}", variant, s, 3, clip_sec, depth,
-                        init_from=f"{variant}/{s}/c21{suffix}", steps=_steps(profile, "c3")))
+                        init_from=f"{variant}/{s}/c21{suffix}", **_budget(profile, "c3")))
 
     # Table 2 (+ Fig. 3): SparseSync and AVST_dec on the three settings, 21 and 3 classes
     for v in ("sparsesync", "avst_dec"):
@@ -81,17 +92,14 @@ def plan(profile: str) -> dict[str, RunSpec]:
     # Tables 3/5: no selectors; sync model not pre-trained on dense data; extractors not pre-trained; frozen extractors
     chain("transformer", hidden=("dense-crop",))
     add(RunSpec("sparsesync/sparse/c21/scratch", "sparsesync", "sparse", 21, L0, None,
-                steps=_steps(profile, "scratch")))
-    add(RunSpec("sparsesync/dense-wide/c21/no-pretrained-extractors", "sparsesync", "dense-wide", 21, L0,
-                init_from="sparsesync/dense-crop/c21", init_skip=BACKBONE_PREFIXES,
-                steps=_steps(profile, "dense-wide")))
-    add(RunSpec("sparsesync/sparse/c21/no-pretrained-extractors", "sparsesync", "sparse", 21, L0,
-                init_from="sparsesync/dense-wide/c21/no-pretrained-extractors", steps=_steps(profile, "sparse")))
+                **_budget(profile, "scratch")))
+    # "feature extractors not pre-trained": the same chain from random extractors, trained the same way
+    chain("sparsesync", "/no-pretrained-extractors", hidden=("dense-crop",), pretrained=False)
     add(RunSpec("sparsesync/dense-wide/c21/frozen-extractors", "sparsesync", "dense-wide", 21, L0,
-                init_from="sparsesync/dense-crop/c21", frozen_backbones=True, steps=_steps(profile, "dense-wide")))
+                init_from="sparsesync/dense-crop/c21", frozen_backbones=True, **_budget(profile, "dense-wide")))
     add(RunSpec("sparsesync/sparse/c21/frozen-extractors", "sparsesync", "sparse", 21, L0,
                 init_from="sparsesync/dense-wide/c21/frozen-extractors", frozen_backbones=True,
-                steps=_steps(profile, "sparse")))
+                **_budget(profile, "sparse")))
     # Table 4: input length (sparse), own chains; the default length aliases the full model
     for L in prof.lengths:
         sfx = f"/len{_fmt_len(L)}"
@@ -112,7 +120,7 @@ def plan(profile: str) -> dict[str, RunSpec]:
             chain("sparsesync", sfx, depth=d, settings=("dense-crop", "dense-wide"), hidden=("dense-crop",))
     # Table 7: fine-tuned on the larger, more varied general set, tested on the sparse test split
     add(RunSpec("sparsesync/general/c21", "sparsesync", "general", 21, L0, init_from="sparsesync/dense-wide/c21",
-                test_setting="sparse", steps=_steps(profile, "general")))
+                test_setting="sparse", **_budget(profile, "general")))
     return out
 
 

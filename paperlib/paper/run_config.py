@@ -16,8 +16,9 @@ from typing import Any, Mapping, Sequence
 
 from paperlib.core.config import apply_overrides, config_hash, merge, to_dict
 from paperlib.core.geometry import Geometry, official_max_offset
-from paperlib.data.provision import data_dir, data_identity, has_test_set, test_dir, test_identity
+from paperlib.data.provision import data_dir, data_identity, has_test_set, runs_root_path, test_dir, test_identity
 from paperlib.engine.config import RunConfig, check_run_config, resolve
+from paperlib.engine.upstream import UpstreamConfig, upstream_paths
 from paperlib.model.weights import backbone_weight_paths
 from paperlib.paper import profiles
 from paperlib.paper.plan import BACKBONE_PREFIXES, RunSpec, plan
@@ -34,6 +35,8 @@ TRAIN_SEED_BASE = 1337  # train.seed = 1337 + seed (seed 0 = the official seed)
 # paper: the pretrained feature extractors (Kinetics-400 S3D, the VGGSound ResNet18 of the input length) are read from
 # data_root/WEIGHTS_DIR (paperlib.model.weights.backbone_weight_paths); never downloaded.
 WEIGHTS_DIR = "weights"
+# the synthetic profiles' upstream extractor weights (paperlib.engine.upstream) live in <runs_root>/UPSTREAM_DIR
+UPSTREAM_DIR = "upstream"
 # The plateau recipe (paperlib.engine.recipes) as a switch over the preset's choice (recipe="on" | "off"; None keeps
 # the profile preset's choice: on with cpu-recipe, off with smoke and the paper presets). "on" is cpu-recipe's setting.
 RECIPE_SWITCH = {"on": {"recipe_init": True, "aux_xcorr_weight": 1.0, "aux_match_weight": 3.0},
@@ -83,11 +86,13 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
     (``recipe``: "on" | "off" | None, :data:`RECIPE_SWITCH`), then ``overrides`` (``key=value``, e.g. a smaller
     geometry for a trial; they enter the campaign hash like any field).
 
-    At ``paper``, runs that start their extractors afresh (from scratch, and the frozen-extractor rows) load the
-    pretrained extractors from ``data_root/weights/`` (:func:`paperlib.model.weights.backbone_weight_paths`, by the
-    final input length); the frozen rows keep those weights (``train.init_skip``: the parent's extractors are not
-    loaded), so "frozen" means the Kinetics-400 / VGGSound weights never trained, as in the paper. Existence is
-    checked by :func:`paperlib.paper.inputs.check_paper_inputs`, not here.
+    Runs that start their extractors afresh (a chain's first run, and the frozen-extractor rows) load the
+    pre-trained extractors (:func:`extractor_weights`: at ``paper`` the public files under ``data_root/weights/``, by
+    the final input length; at the synthetic profiles the upstream training's), unless the spec says
+    ``pretrained_extractors=False`` (random extractors: "not pre-trained"). The frozen rows keep those weights
+    (``train.init_skip``: the parent's extractors are not loaded), so "frozen" means the pre-trained weights never
+    trained, as in the paper. Existence is checked by :func:`paperlib.paper.inputs.check_paper_inputs` (paper) or
+    made by the campaign (upstream), not here.
 
     ``train.precision`` "auto" is resolved here, since it changes the numbers and so the hash: fp32 at the CPU profiles
     (every profile but paper; a GPU run of them shares their cache), at ``paper`` the device's (bf16 on CUDA, fp32 on
@@ -112,15 +117,17 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
         if spec.init_skip:
             train["init_skip"] = list(spec.init_skip)
         train["init_strict"] = False  # 3-class classifiers; anything else must match (checked by the hash)
-    if spec.steps:
+    if spec.steps:  # the cap; without patience the run trains to it
         train |= {"max_steps": spec.steps, "time_budget_min": None, "patience": 1000000}
+    if spec.patience_steps:
+        train["patience_steps"] = spec.patience_steps
     # the campaign's own test evaluation (test_detail.json) replaces train's
     train |= {"seed": TRAIN_SEED_BASE + seed, "device": device, "progress": False, "test": False}
     if recipe:
         if recipe not in RECIPE_SWITCH:
             raise ValueError(f"recipe must be one of {tuple(RECIPE_SWITCH)} (or empty: the profile's), got {recipe!r}")
         train |= RECIPE_SWITCH[recipe]
-    pretrained = profile == "paper" and (spec.init_from is None or spec.frozen_backbones)
+    pretrained = spec.pretrained_extractors and (spec.init_from is None or spec.frozen_backbones)
     if pretrained and spec.frozen_backbones:
         train["init_skip"] = list(BACKBONE_PREFIXES)
     data = data_fields(profile, spec.setting, geometry, root)
@@ -128,12 +135,41 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
     if overrides:
         cfg = apply_overrides(cfg, list(overrides))
     if pretrained and not (cfg.model.visual_weights or cfg.model.audio_weights):
-        paths = backbone_weight_paths(Path(str(data_root)).resolve() / WEIGHTS_DIR, cfg.geometry.clip_sec)
-        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, visual_weights=str(paths["visual"]),
-                                                                 audio_weights=str(paths["audio"])))
+        paths = extractor_weights(spec, profile, cfg.geometry.clip_sec, runs_root=runs_root, data_root=data_root)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, visual_weights=paths["visual"],
+                                                                 audio_weights=paths["audio"]))
     if cfg.train.precision == "auto":
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=_precision(profile, device)))
     return check_run_config(cfg)
+
+
+def upstream_config(profile: str, clip_sec: float) -> UpstreamConfig | None:
+    """The upstream pre-training that serves ``profile``'s runs of ``clip_sec``-second inputs (None at paper, which
+    reads the public weights): the profile's frame size and its preset's crop, the run's length where the profile
+    trains one per length, else its default length."""
+    prof = profiles.profile(profile)
+    if prof.upstream is None or prof.synth is None or prof.preset is None:
+        return None
+    length = clip_sec if prof.upstream_per_length else prof.default_clip_sec
+    geometry = resolve(prof.preset).geometry
+    return UpstreamConfig(size=prof.synth.size, crop=geometry.crop, clip_sec=length,
+                          backbone=resolve(prof.preset).model.backbone, **dict(prof.upstream))
+
+
+def extractor_weights(spec: RunSpec, profile: str, clip_sec: float, *, runs_root: str | os.PathLike | None = None,
+                      data_root: str | os.PathLike | None = None) -> dict[str, str | None]:
+    """The pre-trained extractor files a run that starts its extractors afresh loads: at paper the public ones under
+    ``data_root/weights/`` (Kinetics-400 S3D, the VGGSound ResNet18 of the input length), at the synthetic profiles
+    the upstream training's (:func:`upstream_config`; trained by the campaign before the runs that need them). The
+    AVST_dec baseline trains its audio extractor from scratch (paper, Sec. 5), so it gets the visual file only."""
+    up = upstream_config(profile, clip_sec)
+    if up is None:
+        paths = backbone_weight_paths(Path(str(data_root)).resolve() / WEIGHTS_DIR, clip_sec)
+        visual, audio = str(paths["visual"]), str(paths["audio"])
+    else:
+        files = upstream_paths(up, runs_root_path(runs_root) / UPSTREAM_DIR)
+        visual, audio = str(files.visual), str(files.audio)
+    return {"visual": visual, "audio": None if spec.variant == "avst_dec" else audio}
 
 
 def _precision(profile: str, device: str) -> str:
