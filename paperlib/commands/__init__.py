@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a model (torchrun-compatible)"),
     "evaluate": ("evaluate", "evaluate a checkpoint"),
     "plateau": ("plateau", "one run of the plateau study (levers off the chance loss)"),
+    "plateau-study": ("plateau_study", "steps each arm needs to leave chance, with and without upstream weights"),
     "predict": ("predict", "predict the audio-visual offset of videos"),
     "weights": ("weights", "list or download (explicitly) the authors' released checkpoints"),
     "leakage": ("leakage", "codec-leakage (start-time) probe"),
