@@ -91,3 +91,12 @@ def test_bad_patience_settings_are_named(field, value):
     cfg = RunConfig(train=TrainConfig(**{field: value}))
     problems = run_config_problems(cfg)
     assert any(f"train.{field}" in p for p in problems), problems
+
+
+def test_the_runs_table_says_why_a_run_stopped():
+    from paperlib.paper.campaign import stop_text
+
+    assert stop_text("max_steps", True) == "cap (still improving)"
+    assert stop_text("max_steps", False) == stop_text("max_steps") == "cap"
+    assert stop_text("early_stopping") == "patience" and stop_text("left_plateau") == "left the plateau"
+    assert stop_text(None) == ""

@@ -102,3 +102,14 @@ def test_campaign_runs_start_every_variant_from_the_upstream_weights(tmp_path):
         with torch.no_grad():
             changed = not torch.allclose(plain(video, spec), loaded(video, spec))
         assert changed == ("no-pretrained" not in key), key
+
+
+def test_a_results_report_lists_the_upstream_trainings_with_their_accuracy(tiny, tmp_path):
+    from paperlib.paper.results import upstream_rows
+
+    (tmp_path / "upstream").mkdir()
+    (tmp_path / "upstream" / tiny.report.name).write_text(tiny.report.read_text())
+    rows = upstream_rows(tmp_path, [f"upstream/{tiny.report.name}"])
+    t = json.loads(tiny.report.read_text())["test"]
+    assert rows[2].startswith(f"| `upstream/{tiny.report.name}` | 2 | 4 | ")
+    assert f"{100 * t['video']['accuracy']:.1f} / {100 * t['video']['null']:.1f}" in rows[2]

@@ -184,7 +184,7 @@ def test_table_titles_name_what_they_measured_on():
 
 
 def test_what_mini_can_test_follows_the_plan(monkeypatch):
-    assert T.mini_sparse().startswith("no: it rests on sparse runs, which mini trains 350 steps and full 5,000")
+    assert T.mini_sparse().startswith("no: it rests on sparse runs, which mini trains 350 steps and full up to 6,000")
     assert T.mini_saturation().startswith("no: it needs a depth above 3")
     mini = profiles.PROFILES["mini"]
     monkeypatch.setitem(profiles.PROFILES, "mini", dataclasses.replace(
@@ -218,7 +218,7 @@ def test_report_from_a_results_folder_is_rebuilt_from_its_files(tmp_path):
     _write_run(RS.run_folder(out, "avst_dec/dense-crop/c3", 0), 0.3, targets, [0] * 60)
     report = RS.write_results_report(out)
     text = report.read_text()
-    assert "| sparsesync/dense-crop/c3 | 0 | 8 | max_steps |" in text
+    assert "| sparsesync/dense-crop/c3 | 0 | 8 | cap |" in text  # results.json stop_reason max_steps
     assert "| avst_dec/dense-crop/c21 | 0 | not finished |" in text
     assert "Test CPU" in text and "`0123456789ab`" in text and "synthetic" in text
     claims = json.loads((out / "claims.json").read_text())

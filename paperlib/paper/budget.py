@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from paperlib.paper import profiles
 from paperlib.paper.plan import RunSpec, closure, plan, repeated_keys
-from paperlib.paper.run_config import spec_hash, upstream_config
+from paperlib.paper.run_config import spec_hash, upstream_configs
 
 # s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine: 0.25 s contiguous, and
 # channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the same step 1.39x faster
@@ -44,8 +44,7 @@ UPSTREAM_CLIPS_PER_S = 7.0
 def upstream_minutes(profile: str, specs: Mapping[str, RunSpec]) -> float:
     """Minutes of the upstream trainings the runs of ``specs`` load (one per distinct configuration; the campaign
     trains them before its workers start)."""
-    configs = {upstream_config(profile, s.clip_sec) for s in specs.values()
-               if s.pretrained_extractors and (s.init_from is None or s.frozen_backbones)} - {None}
+    configs = upstream_configs(profile, specs)
     if not configs:
         return 0.0
     clips = max(3 * (c.clips_per_setting + c.test_clips_per_setting) for c in configs)

@@ -112,6 +112,25 @@ class RunRecord:
     left_plateau_at_step: int | None
     reused: bool  # True when found in the cache
     stop_reason: str | None = None  # why training ended (results.json: max_steps, patience, time budget, ...)
+    still_improving: bool | None = None  # a run ended by its cap had not run out of patience (None: not recorded)
+
+    @property
+    def stopped_on(self) -> str:
+        """Why the run stopped, in the runs table's words: "patience", "cap" (with "still improving" when patience
+        had not run out), "left the plateau" (plateau studies), "time budget", "epochs"."""
+        return stop_text(self.stop_reason, self.still_improving)
+
+
+STOP_WORDS = {"max_steps": "cap", "early_stopping": "patience", "left_plateau": "left the plateau",
+              "time_budget": "time budget", "epochs": "epochs"}
+
+
+def stop_text(reason: str | None, still_improving: bool | None = None) -> str:
+    """The runs table's words for a results.json ``stop_reason`` (see :attr:`RunRecord.stopped_on`)."""
+    if reason is None:
+        return ""
+    text = STOP_WORDS.get(reason, reason)
+    return f"{text} (still improving)" if reason == "max_steps" and still_improving else text
 
 
 @dataclass(frozen=True)
@@ -204,7 +223,7 @@ def _record(spec: RunSpec, run_dir: Path, reused: bool) -> RunRecord:
     return RunRecord(spec=spec, run_dir=run_dir, test=detail["test"], params=detail["params"],
                      wall_s=float(detail["wall_s"]), steps=int(results["steps"]),
                      left_plateau_at_step=results.get("plateau_left_at_step"), reused=reused,
-                     stop_reason=results.get("stop_reason"))
+                     stop_reason=results.get("stop_reason"), still_improving=results.get("still_improving"))
 
 
 def _train(job: Job) -> None:

@@ -120,7 +120,7 @@ def study_rows(profile: str, arms: Sequence[Arm] = ARMS, seeds: Sequence[int] = 
             results = json.loads((r.run_dir / "results.json").read_text())
             rows.append({"arm": arm.name, "key": arm.key, "variant": arm.variant, "upstream": arm.upstream,
                          "depth": arm.depth, "clip_sec": arm.clip_sec, "seed": seed,
-                         "left_chance_at_step": r.left_plateau_at_step, "stop_reason": r.stop_reason,
+                         "left_chance_at_step": r.left_plateau_at_step, "stop_reason": r.stopped_on,
                          "steps": r.steps, "cap": cap, "wall_s": round(r.wall_s, 1),
                          "s_per_step": round(results.get("elapsed_s", 0.0) / max(1, r.steps), 3),
                          "test_accuracy_1": r.test.get("accuracy_1"), "test_accuracy_pm1": r.test.get("accuracy_pm1"),

@@ -26,13 +26,15 @@ from typing import Any
 
 from paperlib.core import paper_numbers as numbers
 from paperlib.core.io import write_text_atomic
+from paperlib.data.provision import runs_root_path
+from paperlib.engine.upstream import upstream_paths
 from paperlib.paper import plan as plan_mod
 from paperlib.paper.artefacts import all_keys, paper_size_params
 from paperlib.paper.campaign import RepeatedRecord, RunRecord
 from paperlib.paper.campaign_runner import SPEC_FILE, finished
 from paperlib.paper.profiles import PROFILES
 from paperlib.paper.report import Claim, Verdict, claim_from_json, df_to_markdown, repo_root
-from paperlib.paper.run_config import TRAIN_SEED_BASE
+from paperlib.paper.run_config import TRAIN_SEED_BASE, UPSTREAM_DIR, upstream_configs
 from paperlib.paper.tables import (fig3_from_records, measure, measured_on, metric_name, seed_runs,
                                    table2_from_records, table3_from_records, table4_from_records,
                                    table6_from_records, table7_from_records)
@@ -90,7 +92,7 @@ def read_run(folder: Path, spec: Any) -> RunRecord:
     return RunRecord(spec=spec, run_dir=folder, test=detail["test"], params=detail.get("params") or {},
                      wall_s=float(detail.get("wall_s") or 0.0), steps=int(results["steps"]),
                      left_plateau_at_step=results.get("plateau_left_at_step"), reused=True,
-                     stop_reason=results.get("stop_reason"))
+                     stop_reason=results.get("stop_reason"), still_improving=results.get("still_improving"))
 
 
 def run_folder(out: Path, key: str, seed: int) -> Path:
@@ -191,9 +193,38 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
                     (out / "figures").mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(p, out / "figures" / p.name)
             studies.append(name)
+    upstream = []
+    for report in _upstream_reports(profile, runs_root):
+        (out / UPSTREAM_DIR).mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / UPSTREAM_DIR / report.name, report.read_text())
+        upstream.append(f"{UPSTREAM_DIR}/{report.name}")
     man = {"profile": profile, "seed": seed, "runs": copied, "studies": studies}
+    if upstream:
+        man["upstream"] = upstream
     write_text_atomic(out / MANIFEST, json.dumps(man, indent=1, sort_keys=True))
     return man
+
+
+def _upstream_reports(profile: str, runs_root: str | Path | None) -> list[Path]:
+    """The reports of the upstream extractor trainings the profile's runs load that exist under ``runs_root``."""
+    root = runs_root_path(runs_root) / UPSTREAM_DIR
+    found = [upstream_paths(c, root).report for c in upstream_configs(profile)]
+    return [p for p in found if p.is_file()]
+
+
+def upstream_rows(out: Path, names: Sequence[str]) -> list[str]:
+    """The report's table of the upstream extractor trainings committed under ``out`` (their own test accuracy
+    against their test sets' majority-class null)."""
+    lines = ["| file | input (s) | steps | visual: top-1 / null | audio: top-1 / null | windows | minutes |",
+             "|---|---|---|---|---|---|---|"]
+    for name in names:
+        d = _read_json(out / name)
+        t = d["test"]
+        lines.append(f"| `{name}` | {d['config']['clip_sec']:g} | {d['steps']} | "
+                     f"{100 * t['video']['accuracy']:.1f} / {100 * t['video']['null']:.1f} | "
+                     f"{100 * t['audio']['accuracy']:.1f} / {100 * t['audio']['null']:.1f} | {t['video']['n']} | "
+                     f"{d['seconds'] / 60:.1f} |")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -239,7 +270,7 @@ def _run_rows(records: Mapping[str, Any], profile: str, out: Path, seed: int) ->
             m = measure({key: r}, key)
             tol_name = metric_name(headline_tol(int(r.spec.num_classes)))
             files = run_folder(Path("."), canon, s).as_posix()
-            lines.append(f"| {key} | {s} | {r.steps} | {getattr(r, 'stop_reason', None) or ''} | "
+            lines.append(f"| {key} | {s} | {r.steps} | {r.stopped_on} | "
                          f"{'' if r.left_plateau_at_step is None else r.left_plateau_at_step} | {tol_name} | "
                          f"{100 * m.acc:.1f} | {100 * m.floor:.1f} | "
                          f"{'yes' if m.learned else 'no: at chance'} | {r.wall_s / 60:.1f} | {m.n} | `{files}` |")
@@ -302,6 +333,13 @@ def write_results_report(out: str | Path) -> Path:
               "\"null\" is the stricter of uniform chance and the run's own test-set null (best constant guess; its "
               "predictions with shuffled targets), and a run learned when it beats that null by 2 s.e.", ""]
     lines += _run_rows(records, profile, out, seed) + [""]
+    if man.get("upstream"):
+        lines += ["## Upstream pre-training of the feature extractors", "",
+                  "The synthetic counterpart of the paper's Kinetics-400 / VGGSound weights "
+                  "(`paperlib.engine.upstream`): each backbone classifies the content of windows of a synthetic set "
+                  "of its own; every chain's first run starts from these weights (AVST_dec's audio extractor from "
+                  "scratch), the \"not pre-trained\" chain from random extractors. Accuracy on held-out clips:", ""]
+        lines += upstream_rows(out, man["upstream"]) + [""]
     for _, (tabs, _) in parts:
         for title, df in tabs.items():
             lines += [f"## {title}", "", df_to_markdown(df), ""]

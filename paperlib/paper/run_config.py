@@ -156,6 +156,14 @@ def upstream_config(profile: str, clip_sec: float) -> UpstreamConfig | None:
                           backbone=resolve(prof.preset).model.backbone, **dict(prof.upstream))
 
 
+def upstream_configs(profile: str, specs: Mapping[str, RunSpec] | None = None) -> list[UpstreamConfig]:
+    """The distinct upstream trainings the runs of ``specs`` (default: the profile's plan) load, by input length."""
+    specs = plan(profile) if specs is None else specs
+    found = {upstream_config(profile, s.clip_sec) for s in specs.values()
+             if s.pretrained_extractors and (s.init_from is None or s.frozen_backbones)} - {None}
+    return sorted(found, key=lambda c: c.clip_sec)
+
+
 def extractor_weights(spec: RunSpec, profile: str, clip_sec: float, *, runs_root: str | os.PathLike | None = None,
                       data_root: str | os.PathLike | None = None) -> dict[str, str | None]:
     """The pre-trained extractor files a run that starts its extractors afresh loads: at paper the public ones under

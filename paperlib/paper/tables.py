@@ -73,7 +73,7 @@ def mini_sparse() -> str:
     mini, full = PROFILES["mini"].steps["sparse"], PROFILES["full"].steps["sparse"]
     if mini >= full:
         return "yes"
-    return f"no: it rests on sparse runs, which mini trains {mini:,} steps and full {full:,}"
+    return f"no: it rests on sparse runs, which mini trains {mini:,} steps and full up to {full:,}"
 
 
 def mini_part() -> str:
@@ -81,7 +81,8 @@ def mini_part() -> str:
     mini, full = PROFILES["mini"].steps["sparse"], PROFILES["full"].steps["sparse"]
     if mini >= full:
         return "yes"
-    return f"in part: its dense parts yes; its sparse parts rest on runs mini trains {mini:,} steps and full {full:,}"
+    return (f"in part: its dense parts yes; its sparse parts rest on runs mini trains {mini:,} steps and full up to "
+            f"{full:,}")
 
 
 def mini_saturation() -> str:
