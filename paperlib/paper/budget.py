@@ -58,6 +58,23 @@ def data_clips(profile: str) -> int:
     return n + p.test * len(p.clips)
 
 
+def wall_minutes(minutes: Mapping[str, float], parents: Mapping[str, str | None], parallel: int) -> float:
+    """Wall time of runs (``minutes`` by key, in plan order) on ``parallel`` workers, scheduled as the campaign does:
+    the next run whose parent has finished (or is not among these runs) takes the first free worker."""
+    pending, running, done, now = list(minutes), {}, set(), 0.0
+    while pending or running:
+        for k in list(pending):
+            if len(running) >= parallel:
+                break
+            if parents.get(k) not in minutes or parents[k] in done:
+                pending.remove(k)
+                running[k] = now + minutes[k]
+        k = min(running, key=running.get)
+        now = running.pop(k)
+        done.add(k)
+    return now
+
+
 def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -> dict[str, Any]:
     """The plan's estimated cost at ``profile`` (mini, full): minutes per distinct run (:func:`run_minutes`), their
     sum, the data generation, and the wall time of ``parallel`` workers scheduled as
@@ -83,20 +100,8 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
             parent = owner[memo[s.init_from]] + tag if s.init_from else None
             rows.append({"key": key + tag, "parent": parent, "steps": s.steps,
                          "minutes": round(run_minutes(s, profile), 2)})
-    # list scheduling: the next run of the plan whose parent has finished takes the first free worker
     dur = {r["key"]: r["minutes"] for r in rows}
-    par = {r["key"]: r["parent"] for r in rows}
-    pending, running, done, now = list(dur), {}, set(), 0.0
-    while pending or running:
-        for k in list(pending):
-            if len(running) >= parallel:
-                break
-            if par[k] is None or par[k] in done:
-                pending.remove(k)
-                running[k] = now + dur[k]
-        k = min(running, key=running.get)
-        now = running.pop(k)
-        done.add(k)
+    now = wall_minutes(dur, {r["key"]: r["parent"] for r in rows}, parallel)
     total = sum(dur.values())
     data_min = data_clips(profile) / (SYNTH_CLIPS_PER_S * parallel) / 60
     up_min = upstream_minutes(profile, specs)

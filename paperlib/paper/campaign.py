@@ -90,6 +90,7 @@ from paperlib.engine.upstream import ensure_upstream, upstream_paths
 from paperlib.model.checkpoints import load_model
 from paperlib.model.sparsesync import build_model
 from paperlib.paper import profiles
+from paperlib.paper.budget import run_minutes, wall_minutes
 from paperlib.paper.campaign_runner import (LOG_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
                                             redirect_output, run_training, schedule, slug, train_command)
 from paperlib.paper.inputs import check_paper_inputs, paper_input_problems
@@ -399,6 +400,13 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         if profile == "paper":
             check_paper_inputs([configs[owner[h]] for h in todo], [tests[h] for h in todo],
                                regenerate_protocol=regenerate_protocol, allow_missing_clips=allow_missing_clips)
+        if progress and profile in ("mini", "full"):
+            todo_keys = [owner[h] for h in todo]
+            left = wall_minutes({k: run_minutes(specs[k], profile) for k in todo_keys},
+                                {k: specs[k].init_from for k in todo_keys}, parallel)
+            print(f"[campaign] {len(todo)} of {len(done)} runs to train at seed {seed}: about {left:.0f} minutes left "
+                  f"with {parallel} workers, every run at its cap (an upper bound; quiet-machine step costs, "
+                  "paperlib.paper.budget)", flush=True)
         nproc = world if (profile == "paper" or world > 1) and not launcher else 0
         jobs = {h: _write_job(specs[owner[h]], configs[owner[h]], tests[h], h, hroot, hashes, profile, device,
                               nproc, list(launcher or ())) for h in todo}
