@@ -10,8 +10,8 @@ cancels the load drift of a shared machine), same clip, same weights (a freshly 
 a paperlib checkpoint; timing does not depend on the weights):
 - ``end_to_end``: ``predict_video`` (decode + preprocessing + forward + aggregation);
 - ``preprocess``: the decode + transforms of the same windows alone;
-- ``forward``: the predictor's forward on the same batch, as ``predict_video`` runs it by default (``Predictor.forward``:
-  channels-last convolution weights, ``torch.inference_mode``, fp32);
+- ``forward``: the predictor's forward on the same batch, as ``predict_video`` runs it by default
+  (``Predictor.forward``: channels-last convolution weights, ``torch.inference_mode``, fp32);
 - ``forward_plain_fp32``: the same weights loaded plainly (contiguous), forward under ``torch.no_grad``;
 - ``reference``: that plain model with explicit softmax attention (the official model's arithmetic;
   ``return_attention=True``), under ``torch.no_grad``;

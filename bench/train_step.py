@@ -194,7 +194,7 @@ def run_setting(setting: Setting, cfg: Any, batch: int, warmup: int, iters: int,
         out |= {"ok": False, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc(limit=6)}
         print(f"[bench {NAME}] setting {setting.name} failed: {type(e).__name__}: {e}", flush=True)
     finally:
-        del model, optimizer, step
+        model = optimizer = step = None  # drop the references before collecting
         gc.collect()
         if device.type == "cuda":
             torch.cuda.empty_cache()
