@@ -12,7 +12,12 @@ from paperlib.paper.run_config import spec_hash, upstream_configs
 
 # s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine: 0.25 s contiguous, and
 # channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the same step 1.39x faster
-# (bench.cpu_train_step --preset cpu-recipe --threads 1: 147 -> 106 ms without data loading and aux losses)
+# (bench.cpu_train_step --preset cpu-recipe --threads 1: 147 -> 106 ms without data loading and aux losses). The
+# other CPU settings were measured side by side against it (results/bench/cpu_train_step.json, load 3.6-4.9) and none
+# is taken: two one-thread workers ran 4.2x the steps/s of one two-thread process; batch 8 was the fastest per clip
+# (batch 4: 0.87x, 16: 0.93x); train.compile kept the numbers (losses within 2e-5 after 19 steps) and made the step
+# 1.17x faster, but each of the plan's 19-30 model shapes compiles for ~5 min from a cold cache, which costs the full
+# campaign about as much as it saves (375-430 wall minutes against 384 eager).
 SEC_PER_STEP = 0.25 / 1.39
 COST_VARIANT = {"sparsesync": 1.0, "transformer": 1.28, "avst_dec": 0.86}  # measured relative step cost
 COST_DEPTH = {1: 0.90, 2: 1.0, 3: 1.06, 6: 1.17}  # backbones dominate the step, so depth costs little
