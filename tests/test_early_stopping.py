@@ -100,3 +100,12 @@ def test_the_runs_table_says_why_a_run_stopped():
     assert stop_text("max_steps", False) == stop_text("max_steps") == "cap"
     assert stop_text("early_stopping") == "patience" and stop_text("left_plateau") == "left the plateau"
     assert stop_text(None) == ""
+
+
+def test_a_capped_run_still_at_chance_is_not_called_improving():
+    from paperlib.paper.campaign import improving_at_stop, stop_text
+
+    at_chance = {"stop_reason": "max_steps", "still_improving": True, "learning_since_step": None}
+    assert improving_at_stop(at_chance) is False and stop_text("max_steps", improving_at_stop(at_chance)) == "cap"
+    assert improving_at_stop({"still_improving": True, "learning_since_step": 900}) is True
+    assert improving_at_stop({"stop_reason": "max_steps"}) is None  # recorded before the field existed

@@ -451,8 +451,11 @@ class Trainer:
         return None
 
     def still_improving(self) -> bool:
-        """Had patience not yet run out when the run stopped (so a run ended by its cap may have had more to give)?"""
+        """Had patience not yet run out when the run stopped (so a run ended by its cap may have had more to give)? A
+        run still at chance was not improving."""
         tc, state = self.tc, self.state
+        if self.opt.plateau.off_chance_since is None:
+            return False
         if tc.patience_steps is not None:
             return still_improving(state.step, state.best_step, tc.patience_steps)
         return state.evals_since_best < tc.patience

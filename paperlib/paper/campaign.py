@@ -126,6 +126,14 @@ STOP_WORDS = {"max_steps": "cap", "early_stopping": "patience", "left_plateau": 
               "time_budget": "time budget", "epochs": "epochs"}
 
 
+def improving_at_stop(results: Mapping[str, Any]) -> bool | None:
+    """A run's ``still_improving`` from its results.json: never for a run whose training loss was still at chance
+    (``learning_since_step`` recorded as None)."""
+    if "learning_since_step" in results and results["learning_since_step"] is None:
+        return False
+    return results.get("still_improving")
+
+
 def stop_text(reason: str | None, still_improving: bool | None = None) -> str:
     """The runs table's words for a results.json ``stop_reason`` (see :attr:`RunRecord.stopped_on`)."""
     if reason is None:
@@ -224,7 +232,7 @@ def _record(spec: RunSpec, run_dir: Path, reused: bool) -> RunRecord:
     return RunRecord(spec=spec, run_dir=run_dir, test=detail["test"], params=detail["params"],
                      wall_s=float(detail["wall_s"]), steps=int(results["steps"]),
                      left_plateau_at_step=results.get("plateau_left_at_step"), reused=reused,
-                     stop_reason=results.get("stop_reason"), still_improving=results.get("still_improving"))
+                     stop_reason=results.get("stop_reason"), still_improving=improving_at_stop(results))
 
 
 def _train(job: Job) -> None:

@@ -30,7 +30,7 @@ from paperlib.data.provision import runs_root_path
 from paperlib.engine.upstream import upstream_paths
 from paperlib.paper import plan as plan_mod
 from paperlib.paper.artefacts import all_keys, paper_size_params
-from paperlib.paper.campaign import RepeatedRecord, RunRecord
+from paperlib.paper.campaign import RepeatedRecord, RunRecord, improving_at_stop
 from paperlib.paper.campaign_runner import SPEC_FILE, finished
 from paperlib.paper.profiles import PROFILES
 from paperlib.paper.report import Claim, Verdict, claim_from_json, df_to_markdown, repo_root
@@ -92,7 +92,7 @@ def read_run(folder: Path, spec: Any) -> RunRecord:
     return RunRecord(spec=spec, run_dir=folder, test=detail["test"], params=detail.get("params") or {},
                      wall_s=float(detail.get("wall_s") or 0.0), steps=int(results["steps"]),
                      left_plateau_at_step=results.get("plateau_left_at_step"), reused=True,
-                     stop_reason=results.get("stop_reason"), still_improving=results.get("still_improving"))
+                     stop_reason=results.get("stop_reason"), still_improving=improving_at_stop(results))
 
 
 def run_folder(out: Path, key: str, seed: int) -> Path:
