@@ -44,6 +44,12 @@ class RunSpec:
     hidden: bool = dataclasses.field(default=False, compare=False)
 
 
+def loads_pretrained_extractors(spec: RunSpec) -> bool:
+    """Does the run start its extractors from the pre-trained weights (a chain's first run, a frozen row), rather
+    than from its parent or at random?"""
+    return spec.pretrained_extractors and (spec.init_from is None or spec.frozen_backbones)
+
+
 def _fmt_len(sec: float) -> str:
     return f"{sec:g}"
 

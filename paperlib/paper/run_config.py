@@ -21,7 +21,7 @@ from paperlib.engine.config import RunConfig, check_run_config, resolve
 from paperlib.engine.upstream import UpstreamConfig, upstream_paths
 from paperlib.model.weights import backbone_weight_paths
 from paperlib.paper import profiles
-from paperlib.paper.plan import BACKBONE_PREFIXES, RunSpec, plan
+from paperlib.paper.plan import BACKBONE_PREFIXES, RunSpec, loads_pretrained_extractors, plan
 
 PAPER_PRESETS = {("dense", 21): "paper-lrs3", ("dense", 3): "paper-lrs3-3cls",
                  ("sparse", 21): "paper-vggsound-sparse-finetune", ("sparse", 3): "paper-vggsound-sparse-finetune-3cls"}
@@ -127,7 +127,7 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
         if recipe not in RECIPE_SWITCH:
             raise ValueError(f"recipe must be one of {tuple(RECIPE_SWITCH)} (or empty: the profile's), got {recipe!r}")
         train |= RECIPE_SWITCH[recipe]
-    pretrained = spec.pretrained_extractors and (spec.init_from is None or spec.frozen_backbones)
+    pretrained = loads_pretrained_extractors(spec)
     if pretrained and spec.frozen_backbones:
         train["init_skip"] = list(BACKBONE_PREFIXES)
     data = data_fields(profile, spec.setting, geometry, root)
@@ -151,16 +151,15 @@ def upstream_config(profile: str, clip_sec: float) -> UpstreamConfig | None:
     if prof.upstream is None or prof.synth is None or prof.preset is None:
         return None
     length = clip_sec if prof.upstream_per_length else prof.default_clip_sec
-    geometry = resolve(prof.preset).geometry
-    return UpstreamConfig(size=prof.synth.size, crop=geometry.crop, clip_sec=length,
-                          backbone=resolve(prof.preset).model.backbone, **dict(prof.upstream))
+    preset = resolve(prof.preset)
+    return UpstreamConfig(size=prof.synth.size, crop=preset.geometry.crop, clip_sec=length,
+                          backbone=preset.model.backbone, **dict(prof.upstream))
 
 
 def upstream_configs(profile: str, specs: Mapping[str, RunSpec] | None = None) -> list[UpstreamConfig]:
     """The distinct upstream trainings the runs of ``specs`` (default: the profile's plan) load, by input length."""
     specs = plan(profile) if specs is None else specs
-    found = {upstream_config(profile, s.clip_sec) for s in specs.values()
-             if s.pretrained_extractors and (s.init_from is None or s.frozen_backbones)} - {None}
+    found = {upstream_config(profile, s.clip_sec) for s in specs.values() if loads_pretrained_extractors(s)} - {None}
     return sorted(found, key=lambda c: c.clip_sec)
 
 
