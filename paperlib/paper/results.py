@@ -214,15 +214,24 @@ def _upstream_reports(profile: str, runs_root: str | Path | None) -> list[Path]:
 
 def upstream_rows(out: Path, names: Sequence[str]) -> list[str]:
     """The report's table of the upstream extractor trainings committed under ``out`` (their own test accuracy
-    against their test sets' majority-class null)."""
-    lines = ["| file | input (s) | steps | visual: top-1 / null | audio: top-1 / null | windows | minutes |",
+    against their test sets' majority-class null: per backbone for the content task, per kind of pair for the
+    correspondence task)."""
+    lines = ["| file | task | input (s) | steps | test top-1 / null (%) | test items | minutes |",
              "|---|---|---|---|---|---|---|"]
     for name in names:
         d = _read_json(out / name)
         t = d["test"]
-        lines.append(f"| `{name}` | {d['config']['clip_sec']:g} | {d['steps']} | "
-                     f"{100 * t['video']['accuracy']:.1f} / {100 * t['video']['null']:.1f} | "
-                     f"{100 * t['audio']['accuracy']:.1f} / {100 * t['audio']['null']:.1f} | {t['video']['n']} | "
+        task = d.get("task", "content")  # the first upstream reports name no task: content classification
+        if task == "content":
+            score = (f"visual {100 * t['video']['accuracy']:.1f} / {100 * t['video']['null']:.1f}, "
+                     f"audio {100 * t['audio']['accuracy']:.1f} / {100 * t['audio']['null']:.1f}")
+            n = t["video"]["n"]
+        else:
+            c = t["correspondence"]
+            kinds = ", ".join(f"{k} {100 * v['accuracy']:.0f}" for k, v in c["by_kind"].items())
+            score = f"{100 * c['accuracy']:.1f} / {100 * c['null']:.1f} ({kinds})"
+            n = c["n"]
+        lines.append(f"| `{name}` | {task} | {d['config']['clip_sec']:g} | {d['steps']} | {score} | {n} | "
                      f"{d['seconds'] / 60:.1f} |")
     return lines
 
