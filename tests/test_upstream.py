@@ -51,6 +51,14 @@ def test_trained_once_and_cached_by_hash(tiny):
     assert other.visual.name != tiny.visual.name and TINY.digest() in tiny.visual.name
 
 
+def test_trained_with_the_threads_asked_for_and_the_process_setting_restored(tmp_path):
+    before = torch.get_num_threads()
+    cfg = dataclasses.replace(TINY, steps=1, seed=1)
+    files = ensure_upstream(cfg, tmp_path, cache=tmp_path / "clips", progress=False, threads=1)
+    assert json.loads(files.report.read_text())["torch_threads"] == 1
+    assert torch.get_num_threads() == before
+
+
 def test_the_content_task_reports_each_backbone_against_its_null(tiny_content):
     report = json.loads(tiny_content.report.read_text())
     assert report["task"] == "content" and report["hash"] != TINY.digest()

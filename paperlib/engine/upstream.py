@@ -449,21 +449,33 @@ def train_upstream(cfg: UpstreamConfig, cache: Path | None = None, progress: boo
               "classes": {"video": list(VIDEO_CLASSES), "audio": list(AUDIO_CLASSES)} if cfg.task == "content" else
               {"correspondence": ["other", "aligned"]},
               "train_clips": len(train), "test": test_res, "steps": cfg.steps, "seconds": time.monotonic() - t0,
-              "losses": losses, "generator_version": GENERATOR_VERSION}
+              "losses": losses, "generator_version": GENERATOR_VERSION,
+              "torch_threads": torch.get_num_threads()}
     return backbones, report
 
 
 def ensure_upstream(cfg: UpstreamConfig, root: str | Path, cache: Path | None = None,
-                    progress: bool = True) -> UpstreamWeights:
+                    progress: bool = True, threads: int | None = 1) -> UpstreamWeights:
     """The upstream weights of ``cfg`` under ``root``: read when present, trained once otherwise (one process at a
-    time: others wait for the lock and then find the files)."""
+    time: others wait for the lock and then find the files), with ``threads`` torch threads (None: torch's default).
+
+    One thread by default, as the campaign's training workers: on the 2-core machine a two-thread upstream training
+    beside one other busy process slowed from ~0.4 to ~2.8 s per step (threads waiting on each other), and one
+    thread alone is nearly as fast as two (two one-thread workers ran 4.2x the steps/s of one two-thread process,
+    ``paperlib.paper.budget``)."""
     paths = upstream_paths(cfg, root)
     if paths.report.is_file() and paths.visual.is_file() and paths.audio.is_file():
         return paths
     with lock_folder(Path(root), f"train the upstream extractors {cfg.digest()}", wait=True):
         if paths.report.is_file() and paths.visual.is_file() and paths.audio.is_file():
             return paths
-        backbones, report = train_upstream(cfg, cache, progress)
+        before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            backbones, report = train_upstream(cfg, cache, progress)
+        finally:
+            torch.set_num_threads(before)
         for which, path in (("video", paths.visual), ("audio", paths.audio)):
             with atomic_output(path) as tmp:
                 torch.save({"model": backbones[which].state_dict()}, tmp)
