@@ -453,8 +453,10 @@ def test_recipe_objective_is_the_papers_loss_plus_the_weighted_aux_terms():
         paper = F.cross_entropy(model(batch["video"], batch["audio"]).float(), batch["target"])
         loss, logs = objective(batch, 0)
         torch.testing.assert_close(logs["loss"], paper)
-        assert set(logs) == {"loss", "aux_loss"} and float(logs["aux_loss"]) > 0
+        assert set(logs) == {"loss", "aux_loss", "aux_xcorr", "aux_match"} and float(logs["aux_loss"]) > 0
         torch.testing.assert_close(loss, paper + logs["aux_loss"])
+        # the unweighted terms are logged beside their weighted sum (weights 1.0 and 0.5 while held)
+        torch.testing.assert_close(logs["aux_loss"], logs["aux_xcorr"] + 0.5 * logs["aux_match"])
         loss_off, logs_off = objective(batch, 4)  # both aux weights decayed to 0
         torch.testing.assert_close(loss_off, logs_off["loss"])
         assert float(logs_off["aux_loss"]) == 0.0

@@ -51,7 +51,8 @@ Deviations (each is a config switch where it matters):
   loaded, and ``aux_xcorr_weight`` / ``aux_match_weight`` add training-time losses; both come with the recipe's
   training objective (:class:`paperlib.engine.recipes.RecipeObjective`), whose logged ``loss`` is the paper's (so the
   plateau detector sees it; validation and checkpoints use the paper's model) next to ``aux_loss``, the weighted aux
-  sum. Every variant gets the parts its architecture has; the ``recipe_init`` event lists them.
+  sum, and each unweighted term (``aux_xcorr``, ``aux_match``). Every variant gets the parts its architecture has;
+  the ``recipe_init`` event lists them.
 
 Multi-GPU and multi-node use (the paper trained on 8 GPUs; lr scales with the world size)::
 
