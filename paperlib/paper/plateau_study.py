@@ -118,8 +118,9 @@ def study_rows(profile: str, arms: Sequence[Arm] = ARMS, seeds: Sequence[int] = 
             if r is None:
                 continue
             results = json.loads((r.run_dir / "results.json").read_text())
+            config = json.loads((r.run_dir / "config.json").read_text())
             rows.append({"arm": arm.name, "key": arm.key, "variant": arm.variant, "upstream": arm.upstream,
-                         "depth": arm.depth, "clip_sec": arm.clip_sec, "seed": seed,
+                         **_upstream_used(config), "depth": arm.depth, "clip_sec": arm.clip_sec, "seed": seed,
                          "left_chance_at_step": r.left_plateau_at_step, "stop_reason": r.stopped_on,
                          "steps": r.steps, "cap": cap, "wall_s": round(r.wall_s, 1),
                          "s_per_step": round(results.get("elapsed_s", 0.0) / max(1, r.steps), 3),
@@ -127,6 +128,22 @@ def study_rows(profile: str, arms: Sequence[Arm] = ARMS, seeds: Sequence[int] = 
                          "test_null": test_null(r.test, 21, 0), "n": r.test.get("n"),
                          "run": r.run_dir.parent.name})
     return rows
+
+
+def _upstream_used(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The upstream training whose visual weights a run loaded: its file stem, task and held-out results (per task,
+    or per backbone for the content task; from the training's report beside the weights); None for a run from random
+    extractors."""
+    path = config.get("model", {}).get("visual_weights")
+    if not path:
+        return {"upstream_file": None, "upstream_task": None, "upstream_test": None}
+    stem = Path(path).name.removesuffix("-visual.pt")
+    report = Path(path).with_name(f"{stem}.json")
+    got = json.loads(report.read_text()) if report.is_file() else {}
+    test = {k: {"accuracy": v.get("accuracy"), "null": v.get("null"), "n": v.get("n")}
+            for k, v in got.get("test", {}).items()}
+    return {"upstream_file": stem, "upstream_task": got.get("task", "content" if got else None),
+            "upstream_test": test or None}
 
 
 def _median(xs: Iterable[float]) -> float | None:
@@ -154,8 +171,14 @@ def render(rows: Sequence[Mapping[str, Any]], profile: str, cap: int, after: int
              "Steps until the training loss left chance (the mean logged loss below 0.95 ln 21) on dense-crop, "
              f"21 classes, from scratch, with the upstream extractor weights or random extractors; cap {cap} steps, "
              f"each run stopped {after} steps after its exit. Made by `python -m paperlib plateau-study --profile "
-             f"{profile} --export results/plateau_study` (resumable; the runs are campaign runs).", "",
-             "| arm | extractors | seeds | left chance at step (per seed) | median | never left (cap) |",
+             f"{profile} --export results/plateau_study` (resumable; the runs are campaign runs).", ""]
+    used = {r["upstream_file"]: r for r in rows if r.get("upstream_file")}
+    for stem, r in sorted(used.items()):
+        held_out = "; ".join(f"{k} {100 * t['accuracy']:.1f} % on {t['n']} held-out items against a null of "
+                             f"{100 * t['null']:.1f} %" for k, t in (r["upstream_test"] or {}).items())
+        lines += [f"Upstream weights `{stem}` ({r['upstream_task']} task: {held_out or 'report not found'}; "
+                  f"`runs/upstream/{stem}.json`).", ""]
+    lines += ["| arm | extractors | seeds | left chance at step (per seed) | median | never left (cap) |",
              "|---|---|---|---|---|---|"]
     for s in summary(rows):
         per_seed = ", ".join("-" if x is None else str(x) for x in s["left_at"])
