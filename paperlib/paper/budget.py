@@ -10,15 +10,21 @@ from paperlib.paper import profiles
 from paperlib.paper.plan import RunSpec, closure, plan, repeated_keys
 from paperlib.paper.run_config import spec_hash, upstream_configs
 
-# s per step, SparseSync, depth 2, 5-s windows, batch 8, one thread, quiet machine: 0.25 s contiguous, and
-# channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the same step 1.39x faster
-# (bench.cpu_train_step --preset cpu-recipe --threads 1: 147 -> 106 ms without data loading and aux losses). The
-# other CPU settings were measured side by side against it (results/bench/cpu_train_step.json, load 3.6-4.9) and none
-# is taken: two one-thread workers ran 4.2x the steps/s of one two-thread process; batch 8 was the fastest per clip
+# s per step of a campaign run: SparseSync, depth 2, 5-s windows, batch 8, the cpu-recipe step (recipe aids,
+# channels-last weights) with its data loading and validation, as one of two one-thread workers on the 2-core machine
+# with nothing else running. Measured over 100-step windows of the plateau study's seed-2 runs (results/plateau_study,
+# dense-crop, 21 classes): 0.27-0.36 s/step, median ~0.32; AVST_dec beside it 0.28-0.30 (0.9x, as COST_VARIANT).
+# The step alone, one process on a fixed batch without data loading (bench.cpu_train_step --preset cpu-recipe
+# --threads 1, quiet) is 0.18 s: the two workers sharing the machine and loading their clips make up the rest. A third
+# busy process slows each worker another ~1.5x (the study's seed-0 runs: 0.68-0.82 s/step), so a campaign beside
+# other work takes correspondingly longer than this estimate.
+# The CPU settings were measured side by side (bench.cpu_train_step, results/bench/cpu_train_step.json, load 3.6-4.9):
+# channels-last convolution weights (train.memory_format auto = channels_last on CPU) made the step 1.39x faster and
+# are taken; two one-thread workers ran 4.2x the steps/s of one two-thread process; batch 8 was the fastest per clip
 # (batch 4: 0.87x, 16: 0.93x); train.compile kept the numbers (losses within 2e-5 after 19 steps) and made the step
-# 1.17x faster, but each of the plan's 19-30 model shapes compiles for ~5 min from a cold cache, which costs the full
-# campaign about as much as it saves (375-430 wall minutes against 384 eager).
-SEC_PER_STEP = 0.25 / 1.39
+# 1.17x faster, but each of the plan's 19-30 model shapes compiles for ~5 min from a cold cache, which the bench
+# judged to cost the full campaign about as much as it saves (at the bench's own step cost), so it is not taken.
+SEC_PER_STEP = 0.32
 COST_VARIANT = {"sparsesync": 1.0, "transformer": 1.28, "avst_dec": 0.86}  # measured relative step cost
 COST_DEPTH = {1: 0.90, 2: 1.0, 3: 1.06, 6: 1.17}  # backbones dominate the step, so depth costs little
 # measured at 3, 5 and 7 s; 2, 4 and 6 s are linear interpolations/extrapolations of those (not measured)
@@ -31,7 +37,8 @@ SYNTH_CLIPS_PER_S = 4.0
 
 
 def run_minutes(spec: RunSpec, profile: str) -> float:
-    """Estimated minutes of one run (steps x SEC_PER_STEP x relative cost + overhead) on one quiet core."""
+    """Estimated minutes of one run (steps x SEC_PER_STEP x relative cost + overhead) as one of two workers on the
+    otherwise quiet 2-core machine."""
     prof = profiles.profile(profile)
     cost = COST_VARIANT[spec.variant] * COST_DEPTH[spec.depth or prof.default_depth]
     cost *= COST_LENGTH.get(spec.clip_sec, spec.clip_sec / prof.default_clip_sec)

@@ -413,8 +413,8 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
             left = wall_minutes({k: run_minutes(specs[k], profile) for k in todo_keys},
                                 {k: specs[k].init_from for k in todo_keys}, parallel)
             print(f"[campaign] {len(todo)} of {len(done)} runs to train at seed {seed}: about {left:.0f} minutes left "
-                  f"with {parallel} workers, every run at its cap (an upper bound; quiet-machine step costs, "
-                  "paperlib.paper.budget)", flush=True)
+                  f"with {parallel} workers, every run at its cap (an upper bound; step costs measured with two "
+                  "workers on a quiet machine, paperlib.paper.budget)", flush=True)
         nproc = world if (profile == "paper" or world > 1) and not launcher else 0
         jobs = {h: _write_job(specs[owner[h]], configs[owner[h]], tests[h], h, hroot, hashes, profile, device,
                               nproc, list(launcher or ())) for h in todo}

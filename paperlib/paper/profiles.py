@@ -81,8 +81,11 @@ PROFILES: dict[str, Profile] = {
         steps={"base": 900, "dense-wide": 200, "sparse": 350, "general": 350, "c3": 80, "scratch": 900},
         synth=SYNTH["mini"], repeat_seeds=(),
         # mini's share of its 60-minute run-all (Table 1, ~7 min, and the other artefacts, ~2 min, take the rest).
-        # Measured: the mini campaign (data + 33 runs) took 30.9 min on a quiet machine against this plan's 42.7 (so
-        # the per-step constant is an upper bound there).
+        # Measured: an earlier mini campaign (data + 33 runs) took 30.9 min on a quiet machine; at the campaign step
+        # cost measured on full's runs (paperlib.paper.budget.SEC_PER_STEP, 0.32 s) this plan estimates 64.5 min, over
+        # this share, and the last mini campaign (results/mini/wall_time.json) took 109 min beside other work (load
+        # 3-7). Whether mini keeps its hour is measured by a quiet `make reproduce`
+        # (README, "Set-up, times and the whole pipeline").
         budget_target_min=50.0,
         # one upstream training for the three lengths, 600 steps (169 s on one thread beside a two-worker campaign;
         # the correspondence task reached 65.1 % on 192 held-out pairs, null 50 %; full's 1,000 steps at 5 s: 68.8 %),
@@ -121,9 +124,10 @@ PROFILES: dict[str, Profile] = {
         # other ablation chains (+26 min of wall time each for two seeds) stay single runs, and the report says
         # "1 seed" where it compares them.
         repeat_seeds=(1, 2),
-        # full's whole overnight run: at most 10 hours on this 2-core machine, every run at its cap (an upper bound:
-        # patience ends learning runs earlier). Measured: full's 5,000-step sparse runs took 0.28-0.31 s/step while
-        # the test suite shared the machine (1.6x the quiet SEC_PER_STEP).
+        # full's whole overnight run: at most 10 hours on this 2-core machine. At the measured campaign step cost
+        # (paperlib.paper.budget.SEC_PER_STEP) the plan estimates 624 min with every run at its cap, 4 % over: an
+        # upper bound, since patience ends the runs that learn earlier (SparseSync's plateau-study runs left chance
+        # at 570-680 steps of the 4,000-step base cap).
         budget_target_min=600.0,
         upstream={}, upstream_per_length=True),
     # paper: the paper presets on the real data sets, stopped by early stopping; the paper's lengths and depths.
