@@ -19,10 +19,12 @@ Here, the synthetic counterpart:
     clip of the same setting at the same time (hard negatives: the content alone cannot tell them apart, the timing of
     mouth movements and sound onsets can). It needs no offsets and no labels, and its shifts are at least 5 steps of the
     21-class grid: the sync task's fine offsets are still to be learnt. This is the self-supervised counterpart of
-    the paper's pre-training. The content task below did not shorten the sync plateaus: with its weights SparseSync
-    and AVST_dec left the dense-crop plateau no sooner than from random extractors (seed 0: at step 890 against 670,
-    and 1,590 against 1,460; ``results/plateau_study/content_task``); it teaches the backbones what is on screen, not
-    when it moves.
+    the paper's pre-training, and the default because it trains what the content task below cannot: when things move
+    and sound. Measured (``results/plateau_study``): neither task shortens the dense-crop sync plateau. With the
+    content task's weights SparseSync and AVST_dec left it no sooner than from random extractors (seed 0: at step 890
+    against 670, and 1,590 against 1,460; ``results/plateau_study/content_task``); with these, SparseSync left it at
+    570 / 630 / 660 against 670 / 680 / 540 (seeds 0-2) and AVST_dec (visual weights only) at 1,580 / 1,830 / 2,150
+    against 1,460 / 1,670 / 1,850. What the plateau waits for is the sync head's matching, not the features.
   - ``"content"``: classify each window's content, each backbone on its own modality: the visual backbone on frames
     (:data:`VIDEO_CLASSES`: a close talker, a talker in a wide cluttered scene, the 8 sparse event classes), the audio
     backbone on spectrograms (:data:`AUDIO_CLASSES`: speech and the 8 event classes), the closest counterpart of
