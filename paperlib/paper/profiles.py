@@ -110,7 +110,10 @@ PROFILES: dict[str, Profile] = {
         # 4.2x 950); the sparse step needed ~4,500-5,000 (README, "What to expect"; cap 6,000). Patience: three
         # evaluations (every 200 steps) on dense data, five on sparse, where valid accuracy is noisier. The plateau
         # study (results/plateau_study/, python -m paperlib plateau-study) measures the exits per arm with and without
-        # the upstream weights; these numbers are revised from it.
+        # the upstream weights: on dense-crop SparseSync left chance at 540-680 steps and AVST_dec at 1,460-2,150
+        # (3 seeds each way), so the 4,000-step base cap is 5.9x SparseSync's slowest exit and 1.9x AVST_dec's; the
+        # transformer and depth-1 arms did not leave chance within 4,000 steps at seed 0 (the transformer's matching
+        # stalls, paperlib.engine.recipes). The depth-6 and 2-s arms are still being measured.
         steps={"base": 4000, "dense-wide": 2000, "sparse": 6000, "general": 6000, "c3": 1500, "scratch": 6000},
         patience_steps={"base": 600, "dense-wide": 600, "sparse": 1000, "general": 1000, "c3": 400, "scratch": 1000},
         synth=SYNTH["full"],
