@@ -16,7 +16,7 @@ def _row(arm: str, seed: int, left: int | None, upstream_file: str | None = None
             "cap": 4000, "wall_s": 1.0, "s_per_step": 0.5, "test_accuracy_1": 0.2 if left else 0.05,
             "test_accuracy_pm1": 0.4, "test_null": 0.07, "n": 400, "run": f"run-{arm}-{seed}",
             "upstream_file": upstream_file if upstream else None,
-            "upstream_task": "correspondence" if upstream else None,
+            "upstream_task": "correspondence" if upstream else None, "upstream_clip_sec": 5.0 if upstream else None,
             "upstream_test": {"correspondence": {"accuracy": 0.6875, "null": 0.5, "n": 192}} if upstream else None}
 
 
@@ -42,24 +42,25 @@ def test_summary_takes_the_median_over_the_seeds_that_left_and_counts_the_rest()
 
 
 def test_a_run_names_the_upstream_training_it_loaded(tmp_path):
-    report = {"task": "correspondence", "test": {"correspondence": {"accuracy": 0.6875, "null": 0.5, "n": 192,
-                                                                    "by_kind": {}}}}
+    report = {"task": "correspondence", "config": {"clip_sec": 5.0},
+              "test": {"correspondence": {"accuracy": 0.6875, "null": 0.5, "n": 192, "by_kind": {}}}}
     (tmp_path / "upstream-abc.json").write_text(json.dumps(report))
     got = ps._upstream_used({"model": {"visual_weights": str(tmp_path / "upstream-abc-visual.pt")}})
-    assert got == {"upstream_file": "upstream-abc", "upstream_task": "correspondence",
+    assert got == {"upstream_file": "upstream-abc", "upstream_task": "correspondence", "upstream_clip_sec": 5.0,
                    "upstream_test": {"correspondence": {"accuracy": 0.6875, "null": 0.5, "n": 192}}}
     assert ps._upstream_used({"model": {"visual_weights": None}})["upstream_file"] is None
     # weights whose report is gone: named, with no results
     gone = ps._upstream_used({"model": {"visual_weights": str(tmp_path / "upstream-zzz-visual.pt")}})
-    assert gone == {"upstream_file": "upstream-zzz", "upstream_task": None, "upstream_test": None}
+    assert gone == {"upstream_file": "upstream-zzz", "upstream_task": None, "upstream_clip_sec": None,
+                    "upstream_test": None}
 
 
 def test_the_rendered_study_lists_the_upstream_weights_and_every_run(tmp_path):
     rows = [_row("sparsesync", 0, 570, "upstream-abc"), _row("sparsesync/random-extractors", 0, 670),
             _row("transformer/random-extractors", 0, None)]
     text = ps.render(rows, "full", 4000, 200)
-    assert ("Upstream weights `upstream-abc` (correspondence task: correspondence 68.8 % on 192 held-out items "
-            "against a null of 50.0 %") in text
+    assert ("Upstream weights `upstream-abc` (5-s windows, correspondence task: correspondence 68.8 % on 192 "
+            "held-out items against a null of 50.0 %") in text
     assert "| sparsesync | upstream | 1 | 570 | 570 | 0 |" in text
     assert "| sparsesync | random | 1 | 670 | 670 | 0 |" in text
     assert "| transformer | random | 1 | - | - | 1 |" in text

@@ -136,14 +136,14 @@ def _upstream_used(config: Mapping[str, Any]) -> dict[str, Any]:
     extractors."""
     path = config.get("model", {}).get("visual_weights")
     if not path:
-        return {"upstream_file": None, "upstream_task": None, "upstream_test": None}
+        return {"upstream_file": None, "upstream_task": None, "upstream_clip_sec": None, "upstream_test": None}
     stem = Path(path).name.removesuffix("-visual.pt")
     report = Path(path).with_name(f"{stem}.json")
     got = json.loads(report.read_text()) if report.is_file() else {}
     test = {k: {"accuracy": v.get("accuracy"), "null": v.get("null"), "n": v.get("n")}
             for k, v in got.get("test", {}).items()}
     return {"upstream_file": stem, "upstream_task": got.get("task", "content" if got else None),
-            "upstream_test": test or None}
+            "upstream_clip_sec": got.get("config", {}).get("clip_sec"), "upstream_test": test or None}
 
 
 def _median(xs: Iterable[float]) -> float | None:
@@ -176,8 +176,9 @@ def render(rows: Sequence[Mapping[str, Any]], profile: str, cap: int, after: int
     for stem, r in sorted(used.items()):
         held_out = "; ".join(f"{k} {100 * t['accuracy']:.1f} % on {t['n']} held-out items against a null of "
                              f"{100 * t['null']:.1f} %" for k, t in (r["upstream_test"] or {}).items())
-        lines += [f"Upstream weights `{stem}` ({r['upstream_task']} task: {held_out or 'report not found'}; "
-                  f"`runs/upstream/{stem}.json`).", ""]
+        windows = "" if r.get("upstream_clip_sec") is None else f"{r['upstream_clip_sec']:g}-s windows, "
+        lines += [f"Upstream weights `{stem}` ({windows}{r['upstream_task']} task: "
+                  f"{held_out or 'report not found'}; `runs/upstream/{stem}.json`).", ""]
     lines += ["| arm | extractors | seeds | left chance at step (per seed) | median | never left (cap) |",
              "|---|---|---|---|---|---|"]
     for s in summary(rows):
