@@ -90,13 +90,17 @@ def test_a_forked_child_does_not_keep_a_killed_holders_lock(tmp_path):
         lock = lock_folder({str(folder)!r}, "train this run")
         child = os.fork()
         if child == 0:
+            print("child running", flush=True)  # its fork handler, which closes its copy, has run by now
             time.sleep(30)
             os._exit(0)
         print(child, flush=True)
         time.sleep(60)
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
-    child = int(proc.stdout.readline())
+    # both lines, in whichever order: on a busy machine the child may not have run at all when the parent prints
+    lines = {proc.stdout.readline().strip(), proc.stdout.readline().strip()}
+    assert "child running" in lines
+    child = int(next(x for x in lines if x != "child running"))
     try:
         with pytest.raises(FolderBusyError, match=f"pid {proc.pid}"):
             lock_folder(folder, "train this run")
