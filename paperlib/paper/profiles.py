@@ -113,7 +113,8 @@ PROFILES: dict[str, Profile] = {
         # the upstream weights: on dense-crop SparseSync left chance at 540-680 steps and AVST_dec at 1,460-2,150
         # (3 seeds each way), so the 4,000-step base cap is 5.9x SparseSync's slowest exit and 1.9x AVST_dec's; the
         # transformer and depth-1 arms did not leave chance within 4,000 steps at seed 0 (the transformer's matching
-        # stalls, paperlib.engine.recipes). The depth-6 and 2-s arms are still being measured.
+        # stalls, paperlib.engine.recipes); depth 6 at 620-860 (3 seeds each way); 2-s inputs at 2,920-3,240 (seed 0),
+        # test top-1 at or near the null.
         steps={"base": 4000, "dense-wide": 2000, "sparse": 6000, "general": 6000, "c3": 1500, "scratch": 6000},
         patience_steps={"base": 600, "dense-wide": 600, "sparse": 1000, "general": 1000, "c3": 400, "scratch": 1000},
         synth=SYNTH["full"],
