@@ -121,6 +121,12 @@ class UpstreamConfig:
         return config_hash({"config": to_dict(self), "generator": GENERATOR_VERSION, "format": FORMAT})
 
 
+def report_task(report: dict[str, Any]) -> str:
+    """The task an upstream report was trained on; the first reports (format ``paperlib-upstream/1``) name none: they
+    are the content task's."""
+    return report.get("task", "content")
+
+
 @dataclass(frozen=True)
 class UpstreamWeights:
     """Where an upstream training's files are (they exist once :func:`ensure_upstream` returned them)."""
@@ -300,7 +306,8 @@ def sample_pair(clips: Sequence[dict[str, Any]], partners: Sequence[Sequence[int
     v = int(rng.integers(last + 1))
     if rng.random() < 0.5:
         return Pair(c, v, c, v, "aligned")
-    far = [a for a in range(last + 1) if abs(a - v) >= _min_shift(geo)]
+    shift = _min_shift(geo)
+    far = [a for a in range(last + 1) if abs(a - v) >= shift]
     kinds = [k for k, ok in (("shifted", bool(far)), ("other-clip", bool(partners[c]))) if ok]
     if not kinds:
         raise ValueError(f"no negative pair for a {geo.clip_sec:g}-s window: the clips are too short to shift the "

@@ -134,6 +134,8 @@ def _upstream_used(config: Mapping[str, Any]) -> dict[str, Any]:
     """The upstream training whose visual weights a run loaded: its file stem, task and held-out results (per task,
     or per backbone for the content task; from the training's report beside the weights); None for a run from random
     extractors."""
+    from paperlib.engine.upstream import report_task  # torch: not needed to list or render the study
+
     path = config.get("model", {}).get("visual_weights")
     if not path:
         return {"upstream_file": None, "upstream_task": None, "upstream_clip_sec": None, "upstream_test": None}
@@ -142,7 +144,7 @@ def _upstream_used(config: Mapping[str, Any]) -> dict[str, Any]:
     got = json.loads(report.read_text()) if report.is_file() else {}
     test = {k: {"accuracy": v.get("accuracy"), "null": v.get("null"), "n": v.get("n")}
             for k, v in got.get("test", {}).items()}
-    return {"upstream_file": stem, "upstream_task": got.get("task", "content" if got else None),
+    return {"upstream_file": stem, "upstream_task": report_task(got) if got else None,
             "upstream_clip_sec": got.get("config", {}).get("clip_sec"), "upstream_test": test or None}
 
 

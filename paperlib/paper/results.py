@@ -27,7 +27,7 @@ from typing import Any
 from paperlib.core import paper_numbers as numbers
 from paperlib.core.io import write_text_atomic
 from paperlib.data.provision import runs_root_path
-from paperlib.engine.upstream import upstream_paths
+from paperlib.engine.upstream import report_task, upstream_paths
 from paperlib.paper import plan as plan_mod
 from paperlib.paper.artefacts import all_keys, paper_size_params
 from paperlib.paper.campaign import RepeatedRecord, RunRecord, improving_at_stop
@@ -221,7 +221,7 @@ def upstream_rows(out: Path, names: Sequence[str]) -> list[str]:
     for name in names:
         d = _read_json(out / name)
         t = d["test"]
-        task = d.get("task", "content")  # the first upstream reports name no task: content classification
+        task = report_task(d)
         if task == "content":
             score = (f"visual {100 * t['video']['accuracy']:.1f} / {100 * t['video']['null']:.1f}, "
                      f"audio {100 * t['audio']['accuracy']:.1f} / {100 * t['audio']['null']:.1f}")
