@@ -22,12 +22,20 @@ def _row(arm: str, seed: int, left: int | None, upstream_file: str | None = None
 
 def test_each_arm_is_a_hidden_campaign_base_run_capped_by_the_study():
     specs = ps.study_specs("full", cap=1234)
-    assert set(specs) == {a.key for a in ps.ARMS} and len(ps.ARMS) == 12
+    assert set(specs) == {a.key for a in ps.ARMS} and len(ps.ARMS) == 14
     for arm in ps.ARMS:
         s = specs[arm.key]
-        assert (s.variant, s.setting, s.num_classes, s.steps, s.hidden) == (arm.variant, "dense-crop", 21, 1234, True)
+        assert (s.variant, s.setting, s.num_classes, s.steps, s.hidden) == (arm.variant, "dense-crop", arm.classes,
+                                                                            1234, True)
         assert s.pretrained_extractors is arm.upstream
     assert specs["sparsesync/dense-crop/c21/plateau/len2/random-extractors"].clip_sec == 2.0
+    # the 2-s input also on the 3-class grid its campaign chain trains on
+    c3 = specs["sparsesync/dense-crop/c3/plateau/len2"]
+    assert (c3.clip_sec, c3.num_classes, c3.pretrained_extractors) == (2.0, 3, True)
+    # names as --arms spells them: one per arm, the grid before the extractors
+    names = [a.name for a in ps.ARMS]
+    assert len(set(names)) == len(names)
+    assert "sparsesync/len2/c3/random-extractors" in names and "sparsesync/depth6" in names
     assert specs["sparsesync/dense-crop/c21/plateau/depth6"].depth == 6
 
 

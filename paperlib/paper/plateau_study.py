@@ -46,6 +46,7 @@ class Arm:
     depth: int | None = None  # None: the profile's
     clip_sec: float | None = None  # None: the profile's
     upstream: bool = True  # the upstream extractor weights (False: random extractors)
+    classes: int = 21  # offset classes (3: the grid a 2-s input trains on, paperlib.paper.plan)
 
     @property
     def suffix(self) -> str:
@@ -58,24 +59,27 @@ class Arm:
 
     @property
     def key(self) -> str:
-        return f"{self.variant}/dense-crop/c21{self.suffix}"
+        return f"{self.variant}/dense-crop/c{self.classes}{self.suffix}"
 
     @property
     def name(self) -> str:
-        return self.key.replace("/dense-crop/c21/plateau", "")
+        """The arm as ``--arms`` names it, e.g. ``sparsesync/len2/c3/random-extractors``."""
+        grid = "" if self.classes == 21 else f"/c{self.classes}"
+        return self.variant + self.suffix.removeprefix("/plateau").removesuffix("/random-extractors") + grid + (
+            "" if self.upstream else "/random-extractors")
 
 
 ARMS: tuple[Arm, ...] = tuple(
     Arm(v, d, L, up) for (v, d, L) in (("sparsesync", None, None), ("transformer", None, None),
                                        ("avst_dec", None, None), ("sparsesync", 1, None), ("sparsesync", 6, None),
                                        ("sparsesync", None, 2.0))
-    for up in (True, False))
+    for up in (True, False)) + tuple(Arm("sparsesync", None, 2.0, up, classes=3) for up in (True, False))
 
 
 def study_specs(profile: str, arms: Sequence[Arm] = ARMS, cap: int = CAP) -> dict[str, RunSpec]:
     """The study's runs as campaign specs (hidden keys; no parents)."""
     prof = profiles.profile(profile)
-    return {a.key: RunSpec(a.key, a.variant, "dense-crop", 21, a.clip_sec or prof.default_clip_sec, a.depth,
+    return {a.key: RunSpec(a.key, a.variant, "dense-crop", a.classes, a.clip_sec or prof.default_clip_sec, a.depth,
                            steps=cap, pretrained_extractors=a.upstream, hidden=True) for a in arms}
 
 
@@ -120,12 +124,13 @@ def study_rows(profile: str, arms: Sequence[Arm] = ARMS, seeds: Sequence[int] = 
             results = json.loads((r.run_dir / "results.json").read_text())
             config = json.loads((r.run_dir / "config.json").read_text())
             rows.append({"arm": arm.name, "key": arm.key, "variant": arm.variant, "upstream": arm.upstream,
-                         **_upstream_used(config), "depth": arm.depth, "clip_sec": arm.clip_sec, "seed": seed,
+                         **_upstream_used(config), "depth": arm.depth, "clip_sec": arm.clip_sec, "classes": arm.classes,
+                         "seed": seed,
                          "left_chance_at_step": r.left_plateau_at_step, "stop_reason": r.stopped_on,
                          "steps": r.steps, "cap": cap, "wall_s": round(r.wall_s, 1),
                          "s_per_step": round(results.get("elapsed_s", 0.0) / max(1, r.steps), 3),
                          "test_accuracy_1": r.test.get("accuracy_1"), "test_accuracy_pm1": r.test.get("accuracy_pm1"),
-                         "test_null": test_null(r.test, 21, 0), "n": r.test.get("n"),
+                         "test_null": test_null(r.test, arm.classes, 0), "n": r.test.get("n"),
                          "run": r.run_dir.parent.name})
     return rows
 
@@ -170,8 +175,9 @@ def summary(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def render(rows: Sequence[Mapping[str, Any]], profile: str, cap: int, after: int) -> str:
     lines = [f"# Plateau study ({profile})", "",
-             "Steps until the training loss left chance (the mean logged loss below 0.95 ln 21) on dense-crop, "
-             f"21 classes, from scratch, with the upstream extractor weights or random extractors; cap {cap} steps, "
+             "Steps until the training loss left chance (the mean logged loss below 0.95 ln C) on dense-crop, "
+             "21 classes (C = 21; arms named c3: the 3-class grid a 2-s input trains on), from scratch, with the "
+             f"upstream extractor weights or random extractors; cap {cap} steps, "
              f"each run stopped {after} steps after its exit. Made by `python -m paperlib plateau-study --profile "
              f"{profile} --export results/plateau_study` (resumable; the runs are campaign runs).", ""]
     used = {r["upstream_file"]: r for r in rows if r.get("upstream_file")}

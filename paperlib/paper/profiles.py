@@ -129,7 +129,7 @@ PROFILES: dict[str, Profile] = {
         # "1 seed" where it compares them.
         repeat_seeds=(1, 2),
         # full's whole overnight run: at most 10 hours on this 2-core machine. At the measured campaign step cost
-        # (paperlib.paper.budget.SEC_PER_STEP) the plan estimates 624 min with every run at its cap, 4 % over: an
+        # (paperlib.paper.budget.SEC_PER_STEP) the plan estimates 622 min with every run at its cap, 4 % over: an
         # upper bound, since patience ends the runs that learn earlier (SparseSync's plateau-study runs left chance
         # at 570-680 steps of the 4,000-step base cap).
         budget_target_min=600.0,
