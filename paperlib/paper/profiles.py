@@ -112,9 +112,12 @@ PROFILES: dict[str, Profile] = {
         # study (results/plateau_study/, python -m paperlib plateau-study) measures the exits per arm with and without
         # the upstream weights: on dense-crop SparseSync left chance at 540-680 steps and AVST_dec at 1,460-2,150
         # (3 seeds each way), so the 4,000-step base cap is 5.9x SparseSync's slowest exit and 1.9x AVST_dec's; the
-        # transformer and depth-1 arms did not leave chance within 4,000 steps at seed 0 (the transformer's matching
-        # stalls, paperlib.engine.recipes); depth 6 at 620-860 (3 seeds each way); 2-s inputs at 2,920-3,240 (seed 0),
-        # test top-1 at or near the null.
+        # transformer never left chance within 4,000 steps (3 seeds each way; its matching stalls,
+        # paperlib.engine.recipes), so its claims are not testable; depth 1 left at 1,430 and 2,070 in two of three
+        # seeds with the upstream weights and never from random extractors (one sync block has no route from the
+        # matching to OFF, paperlib.engine.recipes); depth 6 at 620-860 (3 seeds each way); 2-s inputs at 21 classes
+        # at 2,920-3,240 (seed 0) with test top-1 at the null, on the 3-class grid the 2-s chain trains on at
+        # 1,600-2,080 (results/plateau_study/STUDY.md).
         steps={"base": 4000, "dense-wide": 2000, "sparse": 6000, "general": 6000, "c3": 1500, "scratch": 6000},
         patience_steps={"base": 600, "dense-wide": 600, "sparse": 1000, "general": 1000, "c3": 400, "scratch": 1000},
         synth=SYNTH["full"],
