@@ -117,7 +117,8 @@ PROFILES: dict[str, Profile] = {
         # seeds with the upstream weights and never from random extractors (one sync block has no route from the
         # matching to OFF, paperlib.engine.recipes); depth 6 at 620-860 (3 seeds each way); 2-s inputs at 21 classes
         # at 2,920-3,240 (seed 0) with test top-1 at the null, on the 3-class grid the 2-s chain trains on at
-        # 1,600-2,080 (results/plateau_study/STUDY.md).
+        # 1,600-3,580 in five of six runs (test top-1 44-62 % against a 34 % null; one from random extractors at the
+        # cap), close to this cap (results/plateau_study/STUDY.md).
         steps={"base": 4000, "dense-wide": 2000, "sparse": 6000, "general": 6000, "c3": 1500, "scratch": 6000},
         patience_steps={"base": 600, "dense-wide": 600, "sparse": 1000, "general": 1000, "c3": 400, "scratch": 1000},
         synth=SYNTH["full"],
