@@ -49,13 +49,18 @@ class Arm:
     classes: int = 21  # offset classes (3: the grid a 2-s input trains on, paperlib.paper.plan)
 
     @property
+    def _geometry(self) -> str:
+        """The depth and length tags that differ from the profile's (``/depth1``, ``/len2``)."""
+        return (("" if self.depth is None else f"/depth{self.depth}")
+                + ("" if self.clip_sec is None else f"/len{self.clip_sec:g}"))
+
+    @property
+    def _extractors(self) -> str:
+        return "" if self.upstream else "/random-extractors"
+
+    @property
     def suffix(self) -> str:
-        s = "/plateau"
-        if self.depth is not None:
-            s += f"/depth{self.depth}"
-        if self.clip_sec is not None:
-            s += f"/len{self.clip_sec:g}"
-        return s + ("" if self.upstream else "/random-extractors")
+        return f"/plateau{self._geometry}{self._extractors}"
 
     @property
     def key(self) -> str:
@@ -65,15 +70,15 @@ class Arm:
     def name(self) -> str:
         """The arm as ``--arms`` names it, e.g. ``sparsesync/len2/c3/random-extractors``."""
         grid = "" if self.classes == 21 else f"/c{self.classes}"
-        return self.variant + self.suffix.removeprefix("/plateau").removesuffix("/random-extractors") + grid + (
-            "" if self.upstream else "/random-extractors")
+        return f"{self.variant}{self._geometry}{grid}{self._extractors}"
 
 
 ARMS: tuple[Arm, ...] = tuple(
-    Arm(v, d, L, up) for (v, d, L) in (("sparsesync", None, None), ("transformer", None, None),
-                                       ("avst_dec", None, None), ("sparsesync", 1, None), ("sparsesync", 6, None),
-                                       ("sparsesync", None, 2.0))
-    for up in (True, False)) + tuple(Arm("sparsesync", None, 2.0, up, classes=3) for up in (True, False))
+    Arm(v, d, L, up, c) for (v, d, L, c) in (("sparsesync", None, None, 21), ("transformer", None, None, 21),
+                                             ("avst_dec", None, None, 21), ("sparsesync", 1, None, 21),
+                                             ("sparsesync", 6, None, 21), ("sparsesync", None, 2.0, 21),
+                                             ("sparsesync", None, 2.0, 3))
+    for up in (True, False))
 
 
 def study_specs(profile: str, arms: Sequence[Arm] = ARMS, cap: int = CAP) -> dict[str, RunSpec]:
