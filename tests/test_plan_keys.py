@@ -64,8 +64,9 @@ def test_one_profile_record_per_profile():
     for name, p in PROFILES.items():
         assert isinstance(p, Profile) and p.name == name and profile(name) is p
         assert p.default_clip_sec in p.lengths and p.default_depth in p.depths  # the plan's aliases need them
-        assert set(p.steps) == (set() if name == "paper" else kinds)  # paper: early stopping
-        assert set(p.patience_steps) <= kinds
+        # paper: early stopping; "short-base" (2-s bases) is optional, "base" where absent
+        assert set(p.steps) - {"short-base"} == (set() if name == "paper" else kinds)
+        assert set(p.patience_steps) <= kinds | {"short-base"}
         assert p.synth is provision.SYNTH.get(name)  # the synthetic profiles' data, none at paper
         assert (p.budget_target_min is not None) == (name in ("mini", "full"))
     with pytest.raises(ValueError, match="unknown profile 'huge'"):

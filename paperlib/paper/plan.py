@@ -55,14 +55,13 @@ def _fmt_len(sec: float) -> str:
     return f"{sec:g}"
 
 
-def _steps(profile: str, kind: str) -> int:
-    steps = profiles.profile(profile).steps
-    return steps[kind] if steps else 0
-
-
 def _budget(profile: str, kind: str) -> dict[str, int]:
-    """The cap and the patience of a run of ``kind`` at ``profile`` (RunSpec fields)."""
-    return {"steps": _steps(profile, kind), "patience_steps": profiles.profile(profile).patience_steps.get(kind, 0)}
+    """The cap and the patience of a run of ``kind`` at ``profile`` (RunSpec fields); "short-base" falls back to
+    "base" where the profile gives it no numbers of its own."""
+    prof = profiles.profile(profile)
+    if kind == "short-base" and kind not in prof.steps:
+        kind = "base"
+    return {"steps": prof.steps[kind] if prof.steps else 0, "patience_steps": prof.patience_steps.get(kind, 0)}
 
 
 def plan(profile: str) -> dict[str, RunSpec]:
@@ -84,7 +83,7 @@ def plan(profile: str) -> dict[str, RunSpec]:
         extractor weights (else random extractors)."""
         parent = None
         for s in settings:
-            kind = "base" if parent is None else s
+            kind = s if parent is not None else "short-base" if clip_sec <= official_max_offset(21) else "base"
             add(RunSpec(f"{variant}/{s}/c{classes}{suffix}", variant, s, classes, clip_sec, depth,
                         init_from=parent, **_budget(profile, kind), pretrained_extractors=pretrained,
                         hidden=s in hidden))

@@ -27,8 +27,9 @@ class Profile:
     # (paperlib.paper.run_config.PAPER_PRESETS).
     preset: str | None
     # Optimiser steps per run kind (the per-run caps): "base" (dense-crop from scratch, the first run of each chain),
-    # "dense-wide", "sparse", "general" (fine-tunes), "c3" (3-class fine-tunes), "scratch" (sparse from scratch).
-    # Empty: none fixed, early stopping (paper).
+    # "dense-wide", "sparse", "general" (fine-tunes), "c3" (3-class fine-tunes), "scratch" (sparse from scratch), and
+    # optionally "short-base": the base of a chain whose input is no longer than the 21-class grid's largest offset
+    # (2 s, trained on the 3-class grid; "base" where absent). Empty: none fixed, early stopping (paper).
     steps: Mapping[str, int]
     # The synthetic data (paperlib.data.provision.SYNTH); None: real data under data_root (paper).
     synth: SynthData | None
@@ -118,9 +119,14 @@ PROFILES: dict[str, Profile] = {
         # matching to OFF, paperlib.engine.recipes); depth 6 at 620-860 (3 seeds each way); 2-s inputs at 21 classes
         # at 2,920-3,240 (seed 0) with test top-1 at the null, on the 3-class grid the 2-s chain trains on at
         # 1,600-3,580 in five of six runs (test top-1 44-62 % against a 34 % null; one from random extractors at the
-        # cap), close to this cap (results/plateau_study/STUDY.md).
-        steps={"base": 4000, "dense-wide": 2000, "sparse": 6000, "general": 6000, "c3": 1500, "scratch": 6000},
-        patience_steps={"base": 600, "dense-wide": 600, "sparse": 1000, "general": 1000, "c3": 400, "scratch": 1000},
+        # 4,000-step cap; results/plateau_study/STUDY.md). Its slowest exit is close to the base cap, so the 2-s base
+        # gets its own: "short-base", 10,000 steps = 3.3x the median exit of the five runs that left (3,060) and 2.8x
+        # the slowest (3,580), with the base's patience; at 0.45x the 5-s step cost its 6,000 extra steps cost at most
+        # ~14 min of process time.
+        steps={"base": 4000, "short-base": 10000, "dense-wide": 2000, "sparse": 6000, "general": 6000, "c3": 1500,
+               "scratch": 6000},
+        patience_steps={"base": 600, "short-base": 600, "dense-wide": 600, "sparse": 1000, "general": 1000,
+                        "c3": 400, "scratch": 1000},
         synth=SYNTH["full"],
         # Repeated runs. At mini, three seeds of the dense-crop recipe run gave 41.0 / 56.0 / 25.3 % within +-1 class
         # (sd 15.4 pts, 3-4x one run's binomial 2 s.e.; results/mini/dense_crop_variants/), so a single run per arm
@@ -133,7 +139,7 @@ PROFILES: dict[str, Profile] = {
         # "1 seed" where it compares them.
         repeat_seeds=(1, 2),
         # full's whole overnight run: at most 10 hours on this 2-core machine. At the measured campaign step cost
-        # (paperlib.paper.budget.SEC_PER_STEP) the plan estimates 622 min with every run at its cap, 4 % over: an
+        # (paperlib.paper.budget.SEC_PER_STEP) the plan estimates 628 min with every run at its cap, 5 % over: an
         # upper bound, since patience ends the runs that learn earlier (SparseSync's plateau-study runs left chance
         # at 570-680 steps of the 4,000-step base cap).
         budget_target_min=600.0,
