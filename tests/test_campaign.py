@@ -164,7 +164,7 @@ def test_full_profile_trains_every_run_to_patience_under_caps_far_past_sparsesyn
     assert PL.plan("smoke")["sparsesync/dense-crop/c21"].steps == PR.PROFILES["smoke"].steps["base"]  # no short-base
     cfg = RUN.resolve_spec(specs["sparsesync/sparse/c21"], "full", runs_root="/r")
     assert cfg.data.root == "/r/data/full/sparse" and cfg.train.max_steps == 6000
-    assert cfg.train.patience_steps == 1000
+    assert cfg.train.patience_steps == 1000 and cfg.train.patience_counts_valid_loss
     # mini keeps its hour with fixed step counts
     assert all(s.patience_steps == 0 for s in PL.plan("mini").values())
 

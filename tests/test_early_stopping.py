@@ -9,20 +9,20 @@ import math
 import pytest
 
 from paperlib.engine.config import RunConfig, TrainConfig, run_config_problems
-from paperlib.engine.loop import PlateauDetector, patience_ran_out, still_improving
+from paperlib.engine.loop import PlateauDetector, last_progress_step, patience_ran_out, still_improving
 
 C = 21
 CHANCE = math.log(C)
 
 
 def simulate(losses: dict[int, float], valid: dict[int, float], patience: int, cap: int, log_every: int = 20,
-             eval_every: int = 100) -> tuple[str, int, int, int | None]:
+             eval_every: int = 100, valid_loss: dict[int, float] | None = None) -> tuple[str, int, int, int | None]:
     """Drive the engine's stop rules over hand-made curves, as the Trainer does: the training loss is logged every
     ``log_every`` steps (the value of the latest ``losses`` key at or before the step), valid is evaluated every
-    ``eval_every`` steps, the rules are checked after each evaluation. Returns (reason, step, best_step,
-    learning_since)."""
+    ``eval_every`` steps, the rules are checked after each evaluation; with ``valid_loss`` a new lowest valid loss
+    counts as progress too (``patience_counts_valid_loss``). Returns (reason, step, best_step, learning_since)."""
     plateau = PlateauDetector(C)
-    best, best_step = -math.inf, -1
+    best, best_step, low, low_step = -math.inf, -1, math.inf, -1
     for step in range(log_every, cap + 1, log_every):
         loss = losses[max(k for k in losses if k <= step)]
         plateau.update(step, loss, step * 0.1)
@@ -30,7 +30,10 @@ def simulate(losses: dict[int, float], valid: dict[int, float], patience: int, c
             metric = valid[max(k for k in valid if k <= step)]
             if metric > best:
                 best, best_step = metric, step
-            if patience_ran_out(step, best_step, plateau.off_chance_since, patience):
+            if valid_loss is not None and (v := valid_loss[max(k for k in valid_loss if k <= step)]) < low:
+                low, low_step = v, step
+            progress = last_progress_step(best_step, low_step, valid_loss is not None)
+            if patience_ran_out(step, progress, plateau.off_chance_since, patience):
                 return "early_stopping", step, best_step, plateau.off_chance_since
     return "max_steps", cap, best_step, plateau.off_chance_since
 
@@ -64,6 +67,43 @@ def test_cap_ends_a_run_still_at_chance_and_one_still_improving():
     improving = simulate({0: CHANCE, 200: 0.5 * CHANCE}, rising, patience=400, cap=2000)
     assert improving[:2] == ("max_steps", 2000)
     assert still_improving(2000, improving[2], 400)
+
+
+def test_a_falling_valid_loss_keeps_a_run_whose_top1_flickers():
+    """AVST_dec's dense-crop base at full, as measured: top-1 on 72 valid items reached 0.347 at step 2,200 and only
+    tied it since, while the valid loss kept falling. Top-1 alone stops it at 2,800 (patience 600); counting the
+    valid loss as progress keeps it until the loss has not improved for 600 steps."""
+    losses = {0: CHANCE, 1700: 0.7 * CHANCE}
+    top1 = {0: 0.01, 1800: 0.208, 2000: 0.25, 2200: 0.347, 2400: 0.236, 2600: 0.333, 2800: 0.347, 3000: 0.32}
+    vloss = {0: 3.07, 1800: 2.35, 2000: 2.28, 2200: 2.03, 2400: 1.95, 2600: 1.71, 2800: 1.67, 3000: 1.60,
+             3200: 1.62, 3400: 1.61}
+    assert simulate(losses, top1, patience=600, cap=4000, eval_every=200)[:3] == ("early_stopping", 2800, 2200)
+    reason, step, best_step, _ = simulate(losses, top1, patience=600, cap=4000, eval_every=200, valid_loss=vloss)
+    assert (reason, step, best_step) == ("early_stopping", 3600, 2200)  # 600 after the lowest loss (3,000)
+    # the best checkpoint is still chosen by top-1 (best_step 2,200); a loss that never improves changes nothing
+    flat = {0: 3.0}
+    assert simulate(losses, top1, patience=600, cap=4000, eval_every=200, valid_loss=flat)[:2] == \
+        ("early_stopping", 2800)
+
+
+def test_the_trainer_records_the_lowest_valid_loss_and_counts_it_only_when_asked():
+    """The Trainer's own bookkeeping (``note_valid_loss``, ``last_progress``) on its state: a lower loss moves the
+    loss step, a NaN loss (an empty valid split) or a higher one does not; the flag decides whether it counts."""
+    from types import SimpleNamespace
+
+    from paperlib.engine.checkpointing import TrainState
+    from paperlib.engine.train import Trainer
+
+    state = TrainState(step=200, best_step=200)
+    t = SimpleNamespace(state=state, tc=TrainConfig(patience_steps=600), last_valid={"loss": 2.0})
+    Trainer.note_valid_loss(t)
+    for step, loss in ((400, 1.5), (600, math.nan), (800, 1.7)):
+        state.step, t.last_valid = step, {"loss": loss}
+        Trainer.note_valid_loss(t)
+    assert (state.best_valid_loss, state.best_loss_step) == (1.5, 400)
+    assert Trainer.last_progress(t) == 200
+    t.tc = TrainConfig(patience_steps=600, patience_counts_valid_loss=True)
+    assert Trainer.last_progress(t) == 400
 
 
 def test_a_fine_tune_that_never_sat_at_chance_counts_from_its_first_log():

@@ -37,6 +37,8 @@ class TrainState:
     best_metric: float = -math.inf
     best_step: int = -1
     evals_since_best: int = 0
+    best_valid_loss: float = math.inf  # the lowest valid loss so far, and its step (patience_counts_valid_loss)
+    best_loss_step: int = -1
     elapsed_s: float = 0.0  # wall time spent in earlier attempts (resume adds to it)
     resumes: int = 0
     stop_reason: str | None = None

@@ -42,6 +42,12 @@ class TrainConfig:
     # left chance and no evaluation since has set a new best for this many steps; a run still at chance is never
     # stopped by it (only ``max_steps``, the cap, ends it), so slow arms are not cut off on their plateau
     patience_steps: int | None = None
+    # with patience_steps: a new lowest valid loss also counts as progress (best.pt is still chosen by
+    # early_stop_metric). Top-1 on a small valid set moves by several points between evaluations, so alone it can end
+    # a run whose valid loss is still falling: on the full profile's 72-item dense-crop valid set it stopped
+    # AVST_dec's base at 2,800 steps while its valid loss fell from 2.03 to 1.67 over the last 600 (the official
+    # patience, 140 epochs, is far longer than any CPU budget allows)
+    patience_counts_valid_loss: bool = False
     # stop this many steps after the training loss left chance (plateau studies: the steps to leave it are measured,
     # not the convergence after); None: off
     stop_after_plateau_steps: int | None = None

@@ -283,6 +283,12 @@ def patience_ran_out(step: int, best_step: int, learning_since: int | None, pati
     return step - max(best_step, learning_since) >= patience_steps
 
 
+def last_progress_step(best_step: int, best_loss_step: int, counts_valid_loss: bool) -> int:
+    """The step of the last evaluation that patience counts as progress: a new best early-stopping metric, or, with
+    ``counts_valid_loss``, a new lowest valid loss, whichever came later."""
+    return max(best_step, best_loss_step) if counts_valid_loss else best_step
+
+
 def still_improving(step: int, best_step: int, patience_steps: int) -> bool:
     """Was a run that stopped at ``step`` (its cap) still improving: did its best evaluation come within the last
     ``patience_steps`` steps, so that patience had not run out?"""

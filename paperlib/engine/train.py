@@ -20,7 +20,9 @@ Deviations (each is a config switch where it matters):
 - Patience counts evaluations (``eval_every_steps=0`` evaluates once per epoch, as the official code, so it counts
   epochs), or, with ``patience_steps``, optimiser steps without a new best counted only once the training loss has
   left chance (:func:`paperlib.engine.loop.patience_ran_out`): equal rules for arms that leave their plateau at
-  different steps, where equal step counts would favour the fast one. ``max_steps`` is then the run's cap, and
+  different steps, where equal step counts would favour the fast one; with ``patience_counts_valid_loss`` a new
+  lowest valid loss counts as progress too (small valid sets make top-1 alone a noisy stop signal; the best
+  checkpoint is still the best top-1). ``max_steps`` is then the run's cap, and
   ``results.json`` says whether a capped run was ``still_improving``. ``time_budget_min`` stops runs by minutes. With
   a time budget the progress bar counts minutes of the budget (steps in its postfix), else steps.
 - Checkpoints: ``last.pt`` and ``best.pt`` (the official code keeps the best only), written atomically (temporary
@@ -72,6 +74,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import math
 import os
 import time
 import warnings
@@ -96,7 +99,8 @@ from paperlib.engine.distributed import (DistInfo, all_gather_object, any_rank, 
                                          init_distributed, parameter_digest, sync_buffers)
 from paperlib.engine.evaluate import evaluate, evaluate_dataset, preserved_rng, unwrap
 from paperlib.engine.loop import (PlateauDetector, PlateauWarning, Progress, epoch_batches, eval_loader,
-                                  patience_ran_out, progress_plan, still_improving, train_loader, train_one_epoch)
+                                  last_progress_step, patience_ran_out, progress_plan, still_improving, train_loader,
+                                  train_one_epoch)
 from paperlib.engine.objectives import CrossEntropyObjective, TrainingObjective
 from paperlib.model.checkpoints import save_checkpoint
 from paperlib.model.sparsesync import build_model, to_channels_last
@@ -443,7 +447,7 @@ class Trainer:
                 state.step - self.opt.plateau.left_at_step >= tc.stop_after_plateau_steps:
             return "left_plateau"
         if tc.patience_steps is not None:
-            if patience_ran_out(state.step, state.best_step, learning_since, tc.patience_steps):
+            if patience_ran_out(state.step, self.last_progress(), learning_since, tc.patience_steps):
                 return "early_stopping"
         elif state.evals_since_best >= tc.patience:
             return "early_stopping"
@@ -458,8 +462,13 @@ class Trainer:
         if self.opt.plateau.off_chance_since is None:
             return False
         if tc.patience_steps is not None:
-            return still_improving(state.step, state.best_step, tc.patience_steps)
+            return still_improving(state.step, self.last_progress(), tc.patience_steps)
         return state.evals_since_best < tc.patience
+
+    def last_progress(self) -> int:
+        """The step of the last evaluation patience counts as progress (:func:`last_progress_step`)."""
+        state = self.state
+        return last_progress_step(state.best_step, state.best_loss_step, self.tc.patience_counts_valid_loss)
 
     def next_stop_step(self) -> int | None:
         """The next step where the step loop must hand back: ``max_steps``, the next evaluation or checkpoint."""
@@ -543,12 +552,19 @@ class Trainer:
         self.last_valid = self.validate()
         self.evaluated_at = state.step
         metric = self.last_valid[self.tc.early_stop_metric]
+        self.note_valid_loss()
         if metric > state.best_metric:
             state.best_metric, state.best_step, state.evals_since_best = metric, state.step, 0
             self.save("best", self.last_valid)
         else:
             state.evals_since_best += 1
         self.save("last", self.last_valid)
+
+    def note_valid_loss(self) -> None:
+        """Record a new lowest valid loss (progress for patience under ``patience_counts_valid_loss``)."""
+        state, loss = self.state, self.last_valid.get("loss", math.nan)
+        if loss < state.best_valid_loss:
+            state.best_valid_loss, state.best_loss_step = float(loss), state.step
 
     # --- training ---------------------------------------------------------------------------------------------------
 
@@ -583,6 +599,7 @@ class Trainer:
         if self.evaluated_at != state.step and state.step > 0:
             self.save("last", self.last_valid)  # RNG captured before the final evaluation: a resume continues from here
             self.last_valid = self.validate()
+            self.note_valid_loss()
             if self.last_valid[tc.early_stop_metric] > state.best_metric:
                 state.best_metric, state.best_step = self.last_valid[tc.early_stop_metric], state.step
                 self.save("best", self.last_valid)
@@ -591,6 +608,7 @@ class Trainer:
             self.progress = None
         results: dict[str, Any] = {"stop_reason": reason, "steps": state.step, "epochs": state.epoch,
                                    "elapsed_s": self.elapsed(), "best_step": state.best_step,
+                                   "best_valid_loss_step": state.best_loss_step,
                                    f"best_valid_{tc.early_stop_metric}": state.best_metric,
                                    "valid_last": self.last_valid,
                                    # resume is where a run continued from, not what it is: a resumed run keeps its hash

@@ -119,8 +119,8 @@ def resolve_spec(spec: RunSpec, profile: str, *, data_root: str | os.PathLike | 
         train["init_strict"] = False  # 3-class classifiers; anything else must match (checked by the hash)
     if spec.steps:  # the cap; without patience the run trains to it
         train |= {"max_steps": spec.steps, "time_budget_min": None, "patience": 1000000}
-    if spec.patience_steps:
-        train["patience_steps"] = spec.patience_steps
+    if spec.patience_steps:  # valid top-1 or valid loss progress both reset it (TrainConfig: why)
+        train |= {"patience_steps": spec.patience_steps, "patience_counts_valid_loss": True}
     # the campaign's own test evaluation (test_detail.json) replaces train's
     train |= {"seed": TRAIN_SEED_BASE + seed, "device": device, "progress": False, "test": False}
     if recipe:
@@ -212,8 +212,9 @@ def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None,
                   test_id: str | None = None, world_size: int = 1) -> str:
     """The campaign hash of a resolved config (``to_dict`` form, e.g. a run's ``config.json``): the data folder
     replaced by the data's identity, the init checkpoint by the parent's campaign hash, the extractor weights by
-    their file names, run-location fields, the device and ``train.compile`` blanked (the precision, resolved by
-    :func:`resolve_spec`, stays), and the setting it is tested on with the identity of that test data
+    their file names, run-location fields, the device and ``train.compile`` blanked,
+    ``train.patience_counts_valid_loss`` dropped where it has no step patience to count for (the precision, resolved
+    by :func:`resolve_spec`, stays), and the setting it is tested on with the identity of that test data
     (``test_id``; its test_detail.json lives in the run). ``world_size``: processes per run (the lr and the global
     batch scale with it); 1 adds nothing."""
     d = json.loads(json.dumps(cfg))
@@ -226,6 +227,10 @@ def campaign_hash(cfg: Mapping[str, Any], data_id: str, parent_hash: str | None,
     d["train"]["progress"] = False
     d["train"]["device"] = ""  # where a run trains does not split the cache
     d["train"].pop("compile", None)  # nor whether its step is compiled (float rounding only)
+    if not (d["train"].get("patience_counts_valid_loss") and d["train"].get("patience_steps")):
+        # off, or without step patience to count for: it changed nothing the run did (and runs that predate the
+        # switch keep their hashes)
+        d["train"].pop("patience_counts_valid_loss", None)
     for w in ("visual_weights", "audio_weights"):
         if d["model"].get(w):
             d["model"][w] = Path(d["model"][w]).name
