@@ -102,8 +102,9 @@ PROFILES: dict[str, Profile] = {
         # the plateau after ~800-950 steps and keeps improving to ~1,500 (README: 1,484-1,758 steps in 10 minutes).
         # "Not pre-trained on dense data" (scratch) gets as many sparse steps as the fine-tune, so the comparison is
         # pre-training vs none at equal sparse budgets.
-        # Caps and patience (steps): each run trains until its validation top-1 has not improved for ``patience_steps``
-        # steps once its training loss left chance (paperlib.engine.loop.patience_ran_out), or until its cap; an arm
+        # Caps and patience (steps): each run trains until neither its validation top-1 nor its validation loss has
+        # improved for ``patience_steps`` steps once its training loss left chance (paperlib.engine.loop.
+        # patience_ran_out; train.patience_counts_valid_loss says why the loss counts), or until its cap; an arm
         # still at chance is ended by its cap only. The caps are at least 3x what SparseSync needed in the same
         # setting, so an arm that never leaves chance has had the chance the verdict rules ask for: from random
         # extractors SparseSync left the dense-crop plateau at ~800-950 steps, and on an idealised task with the same
