@@ -234,6 +234,43 @@ def test_report_from_a_results_folder_is_rebuilt_from_its_files(tmp_path):
         RS.write_results_report(out)
 
 
+def _finished_campaign_run(runs_root: Path, profile: str, key: str, seed: int) -> None:
+    """A hash folder of a finished campaign run as the campaign leaves it (campaign.json naming the key; a run
+    directory with its config, results, env and test files)."""
+    from paperlib.paper.run_config import TRAIN_SEED_BASE
+
+    run = runs_root / "campaign" / profile / f"{key.replace('/', '_')}-0123456789ab" / "run-20261207-000000"
+    _write_run(run, 0.9, [0, 1, 2], [0, 1, 2])
+    (run / "config.json").write_text(json.dumps({"train": {"seed": TRAIN_SEED_BASE + seed}}))
+    (run.parent / "campaign.json").write_text(json.dumps({"key": key}))
+
+
+def test_an_export_keeps_what_the_folder_already_holds(tmp_path):
+    """A campaign spread over sittings: the second sitting's runs folder lacks the first sitting's runs (a fresh
+    machine), yet exporting it keeps the committed runs, the studies' files and the notes, and adds its own runs."""
+    out = tmp_path / "results" / "smoke"
+    _write_run(RS.run_folder(out, "sparsesync/dense-crop/c21", 0), 0.9, [0, 1], [0, 1])
+    _write_run(RS.run_folder(out, "sparsesync/dense-crop/c21/gone", 0), 0.9, [0, 1], [0, 1])  # not in the plan
+    (out / "tables").mkdir()
+    (out / "tables" / "table1_codec_leakage.json").write_text("{}")
+    (out / "manifest.json").write_text(json.dumps({
+        "profile": "smoke", "seed": 0, "notes": ["measured by hand"],
+        "studies": ["table1_codec_leakage", "fig4_memory"],
+        "runs": {"sparsesync/dense-crop/c21": {"0": "runs/sparsesync/dense-crop/c21/0"},
+                 "sparsesync/dense-crop/c21/gone": {"0": "runs/sparsesync/dense-crop/c21/gone/0"}}}))
+    runs_root = tmp_path / "runs"
+    _finished_campaign_run(runs_root, "smoke", "avst_dec/dense-crop/c21", 0)
+    man = RS.export_results("smoke", out, runs_root=runs_root, figures_root=tmp_path / "no-figures")
+    assert man["runs"] == {"avst_dec/dense-crop/c21": {"0": "runs/avst_dec/dense-crop/c21/0"},
+                           "sparsesync/dense-crop/c21": {"0": "runs/sparsesync/dense-crop/c21/0"}}
+    assert man["studies"] == ["table1_codec_leakage"]  # fig4's files are not there
+    assert man["notes"] == ["measured by hand"]
+    assert json.loads((out / "manifest.json").read_text()) == man
+    assert (RS.run_folder(out, "avst_dec/dense-crop/c21", 0) / "test_detail.json").is_file()
+    with pytest.raises(ValueError, match="holds profile 'smoke'"):
+        RS.export_results("mini", out, runs_root=runs_root, figures_root=tmp_path / "no-figures")
+
+
 def test_report_command_needs_a_results_folder(tmp_path, capsys):
     from paperlib.commands import main
 

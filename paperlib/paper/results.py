@@ -160,12 +160,24 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
                    figures_root: str | Path | None = None, seed: int = 0) -> dict[str, Any]:
     """Copy the finished runs of ``profile``'s campaign under ``runs_root`` (:func:`finished_runs`; nothing is
     trained) at the seeds the plan asks for, and the studies' artefact files of ``figures_root/tables`` (default
-    ``figures/``), into ``out``; write ``out/manifest.json``. Returns the manifest."""
+    ``figures/``), into ``out``; write ``out/manifest.json``. Returns the manifest.
+
+    What ``out`` already holds stays: its committed runs the plan still asks for (a campaign spread over sittings,
+    or machines, exports what each one finished; a run found again is overwritten), its studies whose files are
+    there, and its notes."""
     out = Path(out)
     specs = plan_mod.plan(profile)
     wanted = {(plan_mod.canonical_key(specs[k], specs), s) for k in all_keys(profile)
               for s in plan_mod.planned_seeds(profile, k, seed)}
+    before = _read_json(out / MANIFEST) if (out / MANIFEST).is_file() else {}
+    if before and (before.get("profile"), before.get("seed", 0)) != (profile, seed):
+        raise ValueError(f"{out / MANIFEST}: holds profile {before.get('profile')!r} seed {before.get('seed', 0)}, "
+                         f"not {profile!r} seed {seed}; export into another folder")
     copied: dict[str, dict[str, str]] = {}
+    for key, by_seed in (before.get("runs") or {}).items():
+        for s, rel in by_seed.items():
+            if (key, int(s)) in wanted and all((out / rel / name).is_file() for name in RUN_FILES):
+                copied.setdefault(key, {})[s] = rel
     for (key, s), run in sorted(finished_runs(profile, runs_root).items()):
         if (key, s) not in wanted:
             continue
@@ -193,14 +205,19 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
                     (out / "figures").mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(p, out / "figures" / p.name)
             studies.append(name)
+    studies += [n for n in before.get("studies") or [] if n not in studies and (out / "tables" / f"{n}.json").is_file()]
     upstream = []
     for report in _upstream_reports(profile, runs_root):
         (out / UPSTREAM_DIR).mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / UPSTREAM_DIR / report.name, report.read_text())
         upstream.append(f"{UPSTREAM_DIR}/{report.name}")
-    man = {"profile": profile, "seed": seed, "runs": copied, "studies": studies}
+    upstream += [u for u in before.get("upstream") or [] if u not in upstream and (out / u).is_file()]
+    man = {"profile": profile, "seed": seed, "runs": {k: dict(sorted(v.items())) for k, v in sorted(copied.items())},
+           "studies": studies}
     if upstream:
         man["upstream"] = upstream
+    if before.get("notes"):
+        man["notes"] = before["notes"]
     write_text_atomic(out / MANIFEST, json.dumps(man, indent=1, sort_keys=True))
     return man
 
