@@ -30,6 +30,11 @@ COST_DEPTH = {1: 0.90, 2: 1.0, 3: 1.06, 6: 1.17}  # backbones dominate the step,
 # measured at 3, 5 and 7 s; 2, 4 and 6 s are linear interpolations/extrapolations of those (not measured)
 COST_LENGTH = {2.0: 0.45, 3.0: 0.63, 4.0: 0.80, 5.0: 1.0, 6.0: 1.27, 7.0: 1.55}
 COST_FROZEN = 0.35  # no backward through the extractors
+# per training setting, relative to dense-crop: the full campaign's Table 2 runs at seed 0, steps 210 to the end,
+# validations included (SparseSync / AVST_dec s/step: dense-crop 0.332 / 0.294, dense-wide 0.297 / 0.261, sparse
+# 0.457 / 0.427); sparse clips carry more events to load and their validation runs several passes. general: not
+# measured yet, taken as sparse's (its clips are drawn like the sparse ones)
+COST_SETTING = {"dense-crop": 1.0, "dense-wide": 0.89, "sparse": 1.42, "general": 1.42}
 OVERHEAD_S = {"dense-crop": 60.0, "dense-wide": 60.0, "sparse": 80.0, "general": 90.0}
 # synthetic clips generated per second by one worker at 64 px (10-s clips, x264 + AAC), for the plan's data time
 # (measured 4.3 dense-crop and 5.2 sparse clips/s on one worker while other work shared the machine)
@@ -42,6 +47,7 @@ def run_minutes(spec: RunSpec, profile: str) -> float:
     prof = profiles.profile(profile)
     cost = COST_VARIANT[spec.variant] * COST_DEPTH[spec.depth or prof.default_depth]
     cost *= COST_LENGTH.get(spec.clip_sec, spec.clip_sec / prof.default_clip_sec)
+    cost *= COST_SETTING[spec.setting]
     if spec.frozen_backbones:
         cost *= COST_FROZEN
     return (spec.steps * SEC_PER_STEP * cost + OVERHEAD_S[spec.setting]) / 60

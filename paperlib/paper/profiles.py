@@ -83,10 +83,10 @@ PROFILES: dict[str, Profile] = {
         synth=SYNTH["mini"], repeat_seeds=(),
         # mini's share of its 60-minute run-all (Table 1, ~7 min, and the other artefacts, ~2 min, take the rest).
         # Measured: an earlier mini campaign (data + 33 runs) took 30.9 min on a quiet machine; at the campaign step
-        # cost measured on full's runs (paperlib.paper.budget.SEC_PER_STEP, 0.32 s) this plan estimates 64.5 min, over
-        # this share, and the last mini campaign (results/mini/wall_time.json) took 109 min beside other work (load
-        # 3-7). Whether mini keeps its hour is measured by a quiet `make reproduce`
-        # (README, "Set-up, times and the whole pipeline").
+        # cost measured on full's runs (paperlib.paper.budget: SEC_PER_STEP, COST_SETTING) this plan estimates
+        # 67.6 min, over this share, and the last mini campaign (results/mini/wall_time.json) took 109 min beside other
+        # work (load 3-7). Whether mini keeps its hour is measured by a quiet `make reproduce` (README, "Set-up, times
+        # and the whole pipeline").
         budget_target_min=50.0,
         # one upstream training for the three lengths, 600 steps (169 s on one thread beside a two-worker campaign;
         # the correspondence task reached 65.1 % on 192 held-out pairs, null 50 %; full's 1,000 steps at 5 s: 68.8 %),
@@ -140,9 +140,9 @@ PROFILES: dict[str, Profile] = {
         # "1 seed" where it compares them.
         repeat_seeds=(1, 2),
         # full's whole overnight run: at most 10 hours on this 2-core machine. At the measured campaign step cost
-        # (paperlib.paper.budget.SEC_PER_STEP) the plan estimates 628 min with every run at its cap, 5 % over: an
-        # upper bound, since patience ends the runs that learn earlier (SparseSync's plateau-study runs left chance
-        # at 570-680 steps of the 4,000-step base cap).
+        # (paperlib.paper.budget: SEC_PER_STEP, COST_SETTING) the plan estimates 735 min with every run at its cap,
+        # 23 % over: an upper bound, since patience ends the runs that learn earlier (but Table 2's dense-crop bases,
+        # SparseSync and AVST_dec at seed 0, both reached the 4,000-step cap still improving).
         budget_target_min=600.0,
         upstream={}, upstream_per_length=True),
     # paper: the paper presets on the real data sets, stopped by early stopping; the paper's lengths and depths.
