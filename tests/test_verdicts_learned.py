@@ -237,12 +237,13 @@ def test_report_from_a_results_folder_is_rebuilt_from_its_files(tmp_path):
 def _finished_campaign_run(runs_root: Path, profile: str, key: str, seed: int) -> None:
     """A hash folder of a finished campaign run as the campaign leaves it (campaign.json naming the key; a run
     directory with its config, results, env and test files)."""
+    from paperlib.paper.campaign_runner import RUN_CONFIG_FILE, SPEC_FILE, hash_root
     from paperlib.paper.run_config import TRAIN_SEED_BASE
 
-    run = runs_root / "campaign" / profile / f"{key.replace('/', '_')}-0123456789ab" / "run-20261207-000000"
+    run = hash_root(runs_root, profile, key, "0123456789ab") / "run-20261207-000000"
     _write_run(run, 0.9, [0, 1, 2], [0, 1, 2])
-    (run / "config.json").write_text(json.dumps({"train": {"seed": TRAIN_SEED_BASE + seed}}))
-    (run.parent / "campaign.json").write_text(json.dumps({"key": key}))
+    (run / RUN_CONFIG_FILE).write_text(json.dumps({"train": {"seed": TRAIN_SEED_BASE + seed}}))
+    (run.parent / SPEC_FILE).write_text(json.dumps({"key": key}))
 
 
 def test_an_export_keeps_what_the_folder_already_holds(tmp_path):

@@ -82,8 +82,11 @@ def plan(profile: str) -> dict[str, RunSpec]:
         runs of the settings in ``hidden`` are parents only; ``pretrained``: the first run loads the pre-trained
         extractor weights (else random extractors)."""
         parent = None
+        # the chain's first run is its base; a base whose input is no longer than the 21-class grid's largest offset
+        # has a cap of its own (paperlib.paper.profiles, "short-base")
+        base_kind = "short-base" if clip_sec <= official_max_offset(21) else "base"
         for s in settings:
-            kind = s if parent is not None else "short-base" if clip_sec <= official_max_offset(21) else "base"
+            kind = base_kind if parent is None else s
             add(RunSpec(f"{variant}/{s}/c{classes}{suffix}", variant, s, classes, clip_sec, depth,
                         init_from=parent, **_budget(profile, kind), pretrained_extractors=pretrained,
                         hidden=s in hidden))
