@@ -277,6 +277,47 @@ def test_smoke_ensure_runs_trains_reuses_aliases_and_resumes(tmp_path):
         C.ensure_runs(["sparsesync/dense-crop/c3"], "smoke", runs_root=tmp_path, progress=False)
 
 
+def test_committed_runs_restore_and_a_restored_parent_trains_again_to_its_committed_weights(tmp_path):
+    """A campaign over sittings on machines that lose runs/: the runs committed to a results folder are copied back
+    (no checkpoints), count as finished, and a parent a new run fine-tunes from is trained again, to the same
+    weights and test numbers (one machine, one thread)."""
+    import torch
+
+    from paperlib.paper import results as RS
+    from paperlib.paper.campaign_runner import RESTORED_FILE
+
+    keys = ["sparsesync/dense-crop/c21", "sparsesync/dense-wide/c21"]
+    first = C.ensure_runs(keys[:1], "smoke", runs_root=tmp_path / "first", progress=False)[keys[0]]
+    out = tmp_path / "results" / "smoke"
+    RS.export_results("smoke", out, runs_root=tmp_path / "first", figures_root=tmp_path / "no-figures")
+    fresh = tmp_path / "fresh"
+    written = RS.restore_runs(out, fresh)
+    assert [w.parent.name for w in written] == [first.run_dir.parent.name]  # the same campaign hash folder
+    assert (written[0] / RESTORED_FILE).is_file() and not (written[0] / runs.CHECKPOINT_DIR).exists()
+    assert RS.restore_runs(out, fresh) == []  # a finished run is never overwritten
+    found = C.ensure_runs(keys[:1], "smoke", runs_root=fresh, train=False)[keys[0]]
+    assert found.reused and found.run_dir == written[0] and found.test == first.test
+
+    both = C.ensure_runs(keys, "smoke", runs_root=fresh, progress=False)
+    again = both[keys[0]]
+    assert not again.reused and not written[0].exists() and (again.run_dir / "checkpoints" / "best.pt").is_file()
+    for f in ("accuracy_1", "accuracy_1_tol1", "confusion_matrix", "items"):
+        assert again.test[f] == first.test[f], f
+    # the test pass runs on the test's own threads, whose float sums may round in another order
+    assert again.test["loss"] == pytest.approx(first.test["loss"], rel=1e-6)
+    w0 = torch.load(first.run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    w1 = torch.load(again.run_dir / "checkpoints" / "best.pt", map_location="cpu", weights_only=False)["model"]
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+    cfg = json.loads((both[keys[1]].run_dir / runs.CONFIG_FILE).read_text())
+    assert cfg["train"]["init_from"] == str(again.run_dir / "checkpoints" / "best.pt")
+
+    # a committed run whose files name another key than the manifest does is refused, naming the file
+    detail = out / "runs" / keys[0] / "0" / "test_detail.json"
+    detail.write_text(json.dumps(json.loads(detail.read_text()) | {"key": keys[1]}))
+    with pytest.raises(ValueError, match=r"test_detail\.json: names key 'sparsesync/dense-wide/c21'"):
+        RS.restore_runs(out, tmp_path / "third")
+
+
 def test_general_set_is_a_vggsound_layout_of_two_generators(tmp_path):
     from paperlib.data.datasets import DataConfig, records_for
     from paperlib.data.synthetic import SPARSE_CLASSES, load_sidecar

@@ -55,6 +55,9 @@ def main(argv: list[str]) -> int:
                    metavar="PROFILE", help="smoke | mini (default) | full | paper")
     p.add_argument("--keys", nargs="*", default=None, help="keys to ensure (default: every key the artefacts use)")
     p.add_argument("--runs-root", default=None)
+    p.add_argument("--restore-from", default=None, metavar="DIR",
+                   help="first copy the committed runs of this results folder (e.g. results/full) into the runs "
+                        "folder where missing, so the campaign goes on from them")
     add_run_options(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
@@ -93,6 +96,10 @@ def main(argv: list[str]) -> int:
         return 0
     keys = a.keys or contract_keys(a.profile)
     try:
+        if a.restore_from:
+            from paperlib.paper.results import restore_runs
+
+            print(f"restored {len(restore_runs(a.restore_from, a.runs_root))} finished runs from {a.restore_from}")
         by_seed = {s: campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, seed=s, parallel=a.parallel,
                                            **run_options(a)) for s in (a.seeds or [a.seed])}
     except (FileNotFoundError, ValueError) as e:  # missing data or weights, a bad option

@@ -28,6 +28,10 @@ def main(argv: list[str]) -> int:
                    help="evaluate these files for the runs of these campaign keys instead of training them")
     p.add_argument("--runs-root", default=None, help="folder for runs (default: runs/ of this repository)")
     p.add_argument("--figures-root", default=None, help="folder for figures, tables and REPORT.md (default: figures/)")
+    p.add_argument("--restore-from", default=None, metavar="DIR",
+                   help="a results folder whose committed runs are copied into the runs folder where missing, so the "
+                        "campaign goes on from them (default: the profile's own, results/full at full)")
+    p.add_argument("--no-restore", action="store_true", help="restore no committed runs: train what runs/ lacks")
     args = p.parse_args(argv)
     from paperlib.paper import reproduce  # the library (and torch) only once the arguments are parsed: fast --help
 
@@ -35,7 +39,8 @@ def main(argv: list[str]) -> int:
     try:
         report, results = reproduce.reproduce(args.profile, args.only, opts.pop("data_root"),
                                               checkpoint=args.checkpoint, runs_root=args.runs_root,
-                                              figures_root=args.figures_root,
+                                              figures_root=args.figures_root, restore_from=args.restore_from,
+                                              restore=not args.no_restore,
                                               **{k: v for k, v in opts.items() if k != "device" or v != "auto"})
     except (FileNotFoundError, ValueError) as e:  # missing data or weights, a bad option: nothing has run
         print(f"paperlib reproduce: {e}", file=sys.stderr)

@@ -92,7 +92,7 @@ from paperlib.model.sparsesync import build_model
 from paperlib.paper import profiles
 from paperlib.paper.budget import run_minutes, wall_minutes
 from paperlib.paper.campaign_runner import (LOG_FILE, TEST_DETAIL, Job, attempts, finished, hash_root,
-                                            redirect_output, run_training, schedule, slug, train_command)
+                                            redirect_output, restored, run_training, schedule, slug, train_command)
 from paperlib.paper.inputs import check_paper_inputs, paper_input_problems
 from paperlib.paper.plan import RunSpec, canonical_key, closure, plan, planned_seeds, repeated_keys
 from paperlib.paper.run_config import (TRAIN_SEED_BASE, UPSTREAM_DIR, campaign_hash, resolve_spec, spec_hash,
@@ -395,6 +395,9 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
     hroot = {h: hash_root(root, profile, canonical_key(specs[k], specs), h) for h, k in owner.items()}
     done = {h: finished(p) for h, p in hroot.items()}
     todo = [h for h in dict.fromkeys(hashes[k] for k in order) if done[h] is None]
+    if train:
+        todo = _with_restored_parents(todo, done, {h: hashes[specs[k].init_from] if specs[k].init_from else None
+                                                   for h, k in owner.items()}, [hashes[k] for k in order])
     if todo and train:
         if profile != "paper":  # one generator at a time per profile: a second campaign waits, then reuses the sets
             with lock_folder(root / "data" / profile, "generate the synthetic data sets", wait=True):
@@ -432,6 +435,28 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         _check_run_config(run_dir, h, specs[k], profile, memo, data_root)
         out[k] = _record(specs[k], run_dir, reused=h not in todo)
     return out
+
+
+def _with_restored_parents(todo: Sequence[str], done: dict[str, Path | None], parent: Mapping[str, str | None],
+                           order: Sequence[str]) -> list[str]:
+    """``todo`` (campaign hashes, plan order) and the finished parents that a run of it fine-tunes from but that were
+    restored from committed files (:func:`paperlib.paper.results.restore_runs`: no checkpoint), theirs in turn. Those
+    are trained again (on one machine at a fixed thread count to the same weights), their restored copies removed
+    from ``done`` and from disk (the committed files stay in the results folder they were copied from)."""
+    need = set(todo)
+    grown = True
+    while grown:
+        grown = False
+        for h in list(need):
+            p = parent[h]
+            if p is not None and p not in need and done[p] is not None and restored(done[p]):
+                print(f"[campaign] {done[p].parent.name}: restored without a checkpoint, which a run to train "
+                      "fine-tunes from: trained again", flush=True)
+                shutil.rmtree(done[p])
+                done[p] = None
+                need.add(p)
+                grown = True
+    return [h for h in dict.fromkeys(order) if h in need]
 
 
 def ensure_extractors(specs: Sequence[RunSpec], configs: Sequence[RunConfig], profile: str, root: Path,

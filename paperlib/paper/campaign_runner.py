@@ -9,6 +9,8 @@ Each campaign hash owns a folder ``<runs_root>/campaign/<profile>/<slug>-<hash>/
     train.log         the worker's output for this run (copied into the run directory when it is done)
     <name>-<stamp>/   run directories (:mod:`paperlib.engine.runs` layout); a finished one also holds
                       ``test_detail.json``
+    <name>-restored/  a finished run copied back from a results folder (:func:`paperlib.paper.results.restore_runs`):
+                      its files without checkpoints, and ``restored.json`` naming where they came from
 A worker is a separate process, ``python -m paperlib campaign --worker FOLDER [FOLDER ...]`` (OMP/MKL one thread),
 that runs the jobs of the given folders in order (:func:`paperlib.paper.campaign.run_jobs`). :func:`schedule` starts
 one worker for all jobs (``parallel == 1``: one interpreter start, which keeps the smoke plan within seconds) or one
@@ -45,6 +47,7 @@ TEST_DETAIL = "test_detail.json"
 SPEC_FILE = "campaign.json"
 RUN_CONFIG_FILE = runs.CONFIG_FILE  # the resolved config of a hash folder's run (its run directories hold copies)
 LOG_FILE = "train.log"
+RESTORED_FILE = "restored.json"  # marks a run directory restored from committed files (no checkpoints)
 
 
 @dataclass
@@ -105,6 +108,11 @@ def finished(hroot: Path) -> Path | None:
         if (run / runs.RESULTS_FILE).is_file() and (run / TEST_DETAIL).is_file():
             return run
     return None
+
+
+def restored(run: Path) -> bool:
+    """Is ``run`` a copy of committed run files (:data:`RESTORED_FILE`), which has no checkpoint to fine-tune from?"""
+    return (run / RESTORED_FILE).is_file()
 
 
 def tail(path: Path, n: int = 25) -> str:

@@ -48,6 +48,10 @@ class Profile:
     # One upstream training per input length (the paper pairs each length with its own audio extractor); False: the
     # default length's weights serve every length (the backbones are convolutional, so they fit any length).
     upstream_per_length: bool = True
+    # The committed results folder (relative to the repository) that `python -m paperlib reproduce` restores finished
+    # runs from before it trains (paperlib.paper.results.restore_runs), so that a campaign spread over sittings goes
+    # on where they stopped even on a machine that did not keep runs/; None: every run is trained (or found in runs/).
+    committed_results: str | None = None
 
 
 PROFILES: dict[str, Profile] = {
@@ -144,7 +148,10 @@ PROFILES: dict[str, Profile] = {
         # 23 % over: an upper bound, since patience ends the runs that learn earlier (but Table 2's dense-crop bases,
         # SparseSync and AVST_dec at seed 0, both reached the 4,000-step cap still improving).
         budget_target_min=600.0,
-        upstream={}, upstream_per_length=True),
+        upstream={}, upstream_per_length=True,
+        # full is run over several sittings, each exporting what it finished to results/full (README, "The full
+        # profile"): make reproduce PROFILE=full continues from there (mini regenerates its runs: its hour is measured)
+        committed_results="results/full"),
     # paper: the paper presets on the real data sets, stopped by early stopping; the paper's lengths and depths.
     "paper": Profile(
         name="paper", lengths=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0), depths=(1, 2, 3, 6), default_depth=3,

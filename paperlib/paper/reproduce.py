@@ -90,6 +90,24 @@ def run_notebook(nb: Path, profile: str, out_dir: Path, parameters: dict[str, An
     return {"notebook": nb.name, "status": status, "error": error, "wall_s": round(time.time() - t0, 1)}
 
 
+def restore_committed(profile: str, restore_from: str | os.PathLike | None, runs_root: str | None) -> int:
+    """Copy the finished runs committed under ``restore_from`` (default: the profile's ``committed_results``; none
+    where it has none or the folder holds no manifest) into ``runs_root`` where missing
+    (:func:`paperlib.paper.results.restore_runs`). Returns how many were restored."""
+    from paperlib.paper.profiles import profile as profile_of
+    from paperlib.paper.results import MANIFEST, restore_runs
+
+    if restore_from is None:
+        default = profile_of(profile).committed_results
+        if default is None or not (repo_root() / default / MANIFEST).is_file():
+            return 0
+        restore_from = repo_root() / default
+    got = restore_runs(restore_from, runs_root)
+    print(f"[reproduce] restored {len(got)} finished runs committed under {restore_from} (no checkpoints: a run "
+          "that a run still to train fine-tunes from is trained again)", flush=True)
+    return len(got)
+
+
 def train_campaign(profile: str, names: list[str], data_root: str | None = None, *, checkpoint: str | None = None,
                    runs_root: str | None = None, **run: Any) -> dict[str, Any] | None:
     """Train (or reuse) every run the training notebooks ``names`` need, once, before they execute: the campaign
@@ -132,7 +150,8 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
               device: str | None = None, gpus: int | None = None, recipe: str | None = None,
               overrides: list[str] | None = None, checkpoint: str | None = None, launcher: list[str] | None = None,
               runs_root: str | None = None, figures_root: str | None = None, regenerate_protocol: bool = False,
-              allow_missing_clips: bool = False) -> tuple[Path, list[dict[str, Any]]]:
+              allow_missing_clips: bool = False, restore_from: str | None = None,
+              restore: bool = True) -> tuple[Path, list[dict[str, Any]]]:
     """Run the campaign and the notebooks ``only`` names (artefact names or prefixes, e.g. ``table2``, ``table5``,
     ``fig``; default: all) at ``profile``, then write the report. Returns the report's path and a row per step.
 
@@ -142,7 +161,10 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
     (``key=path[,key=path]``: cells filled from files instead of training), ``launcher`` (a command prefix that
     starts a run's ranks, for the campaign only), ``runs_root`` / ``figures_root`` (output folders; default runs/
     and figures/ of the repository), ``regenerate_protocol`` / ``allow_missing_clips`` (paper: make missing split
-    lists and fixed-offset CSVs, drop absent valid/test clips, instead of stopping; campaign only)."""
+    lists and fixed-offset CSVs, drop absent valid/test clips, instead of stopping; campaign only). Before the
+    campaign, the finished runs committed under ``restore_from`` (default: the profile's ``committed_results``,
+    ``results/full`` at full) are restored into the runs folder where missing (:func:`restore_committed`), unless
+    ``restore`` is False."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     nbs = notebooks()
@@ -162,6 +184,8 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
                              "launcher": launcher, "regenerate_protocol": regenerate_protocol,
                              "allow_missing_clips": allow_missing_clips}.items() if v}
     shared = {k: v for k, v in {"checkpoint": checkpoint, "runs_root": runs_root}.items() if v}
+    if restore:
+        restore_committed(profile, restore_from, runs_root)
     camp = train_campaign(profile, [nb.stem for nb in nbs], data_root, **shared, **run)
     if camp is not None:
         print(f"[reproduce] campaign: {camp['status']} in {camp['wall_s']} s", flush=True)

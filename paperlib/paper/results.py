@@ -31,7 +31,7 @@ from paperlib.engine.upstream import report_task, upstream_paths
 from paperlib.paper import plan as plan_mod
 from paperlib.paper.artefacts import all_keys, paper_size_params
 from paperlib.paper.campaign import RepeatedRecord, RunRecord, improving_at_stop
-from paperlib.paper.campaign_runner import SPEC_FILE, finished
+from paperlib.paper.campaign_runner import RESTORED_FILE, SPEC_FILE, finished, hash_root, slug
 from paperlib.paper.profiles import PROFILES
 from paperlib.paper.report import Claim, Verdict, claim_from_json, df_to_markdown, repo_root
 from paperlib.paper.run_config import TRAIN_SEED_BASE, UPSTREAM_DIR, upstream_configs
@@ -222,6 +222,47 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
     return man
 
 
+def restore_runs(out: str | Path, runs_root: str | Path | None = None) -> list[Path]:
+    """Copy the committed runs of results folder ``out`` back into the campaign folders of ``runs_root`` (default
+    ``runs/``) where their campaign hash has no finished run, so that a campaign spread over sittings on machines
+    that do not keep ``runs/`` goes on where the committed results stopped instead of training them again.
+
+    Each becomes ``<hash folder>/<name>-restored/`` (:mod:`paperlib.paper.campaign_runner`): its :data:`RUN_FILES`
+    and ``restored.json`` naming the folder they came from. Checkpoints are not committed, so a restored run that a
+    run still to train fine-tunes from is trained again by :func:`paperlib.paper.campaign.ensure_runs` (on one
+    machine at a fixed thread count the same weights: :data:`RERUN_NOTE`). A restored run whose configuration no
+    longer hashes to the plan's is never found (its folder name is its old hash). Returns the run directories
+    written."""
+    out = Path(out)
+    man = read_manifest(out)
+    root = runs_root_path(runs_root)
+    written = []
+    for key, by_seed in sorted((man.get("runs") or {}).items()):
+        for s, rel in sorted(by_seed.items()):
+            src = out / rel
+            for name in RUN_FILES:
+                if not (src / name).is_file():
+                    raise FileNotFoundError(f"{src / name}: missing (a committed run needs {', '.join(RUN_FILES)})")
+            detail = _read_json(src / "test_detail.json")
+            if detail.get("key") != key or not detail.get("hash"):
+                raise ValueError(f"{src / 'test_detail.json'}: names key {detail.get('key')!r} and hash "
+                                 f"{detail.get('hash')!r}; the manifest of {out} lists it as {key!r}")
+            hroot = hash_root(root, man["profile"], key, detail["hash"])
+            if finished(hroot) is not None:
+                continue
+            run = hroot / f"{slug(key)}-restored"
+            run.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:
+                write_text_atomic(run / name, (src / name).read_text())
+            write_text_atomic(run / RESTORED_FILE, json.dumps({"from": str(src.resolve()), "key": key,
+                                                               "seed": int(s)}, indent=1))
+            if not (hroot / SPEC_FILE).is_file():  # the key export_results finds the folder by
+                write_text_atomic(hroot / SPEC_FILE, json.dumps({"key": key, "hash": detail["hash"],
+                                                                 "restored_from": str(src.resolve())}, indent=1))
+            written.append(run)
+    return written
+
+
 def _upstream_reports(profile: str, runs_root: str | Path | None) -> list[Path]:
     """The reports of the upstream extractor trainings the profile's runs load that exist under ``runs_root``."""
     root = runs_root_path(runs_root) / UPSTREAM_DIR
@@ -387,7 +428,7 @@ def write_results_report(out: str | Path) -> Path:
 
 
 __all__ = ["MANIFEST", "RUN_FILES", "STUDIES", "DATE_PREFIX", "read_run", "load_records", "run_folder",
-           "export_results", "finished_runs", "write_results_report", "summary_counts", "summary_block"]
+           "export_results", "restore_runs", "finished_runs", "write_results_report", "summary_counts", "summary_block"]
 
 
 def summary_block(folders: Sequence[str | Path]) -> str:
