@@ -145,6 +145,25 @@ def test_budget_counts_every_run_and_says_whether_it_fits_its_target(profile, ta
     assert b["parallel"] == 2 and sum(r["parent"] is None for r in b["runs"]) == chains  # from-scratch chains
 
 
+def test_budget_says_what_is_left_after_the_committed_full_runs(tmp_path):
+    """Every run committed under results/full is found by the current plan's campaign hash once restored (a plan
+    change that orphans them fails here), and the budget counts the rest."""
+    from paperlib.paper import results as RS
+
+    out = Path(__file__).resolve().parents[1] / "results" / "full"
+    committed = sum(len(v) for v in json.loads((out / RS.MANIFEST).read_text())["runs"].values())
+    assert committed > 0
+    before = B.budget("full", runs_root=tmp_path)
+    assert before["left_runs"] == before["n_runs"] and before["left_wall_minutes"] == before["wall_minutes"]
+    assert len(RS.restore_runs(out, tmp_path)) == committed
+    after = B.budget("full", runs_root=tmp_path)
+    assert sum(r["finished"] for r in after["runs"]) == committed
+    assert after["left_runs"] == after["n_runs"] - committed
+    left = sum(r["minutes"] for r in after["runs"] if not r["finished"])
+    assert after["left_process_minutes"] == pytest.approx(left, abs=0.1)
+    assert after["left_wall_minutes"] < before["left_wall_minutes"]
+
+
 def test_full_profile_trains_every_run_to_patience_under_caps_far_past_sparsesyncs_plateau():
     """full: the paper's lengths and depths; every run stops on patience in steps (equal rules for every arm) under a
     cap of at least 3x the steps SparseSync needed to leave chance in the same setting."""

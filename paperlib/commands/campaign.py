@@ -66,7 +66,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--parallel", type=int, default=None)
     p.add_argument("--plan", action="store_true", help="print the plan (key, parent, steps) and exit")
     p.add_argument("--budget", action="store_true",
-                   help="print the plan's estimated wall time on a quiet 2-core machine (mini, full) and exit")
+                   help="print the plan's estimated wall time on a quiet 2-core machine (mini, full), and what is left "
+                        "of it under --runs-root (after --restore-from), and exit")
     p.add_argument("--progress-report", default=None, metavar="OUT",
                    help="train nothing: write OUT/REPORT.md with the tables and claims of the runs finished so far")
     p.add_argument("--worker", nargs="+", default=None, metavar="FOLDER", help=argparse.SUPPRESS)
@@ -78,11 +79,19 @@ def main(argv: list[str]) -> int:
     if a.worker:
         return campaign.run_jobs(a.worker)
     if a.budget:
-        b = budget(a.profile, parallel=a.parallel or 2)
+        from paperlib.data.provision import runs_root_path
+
+        if a.restore_from:
+            from paperlib.paper.results import restore_runs
+
+            restore_runs(a.restore_from, a.runs_root)
+        b = budget(a.profile, parallel=a.parallel or 2, runs_root=runs_root_path(a.runs_root))
         print(json.dumps(b, indent=1))
         print(f"{a.profile}: {b['n_runs']} runs, {b['process_minutes']} process-minutes, {b['data_clips']} synthetic "
               f"clips ({b['data_minutes']} min), {b['wall_minutes']} min of wall time with {b['parallel']} workers; "
               f"target {b['target_wall_minutes']} min: {'fits' if b['fits'] else 'does NOT fit'}")
+        print(f"left under {runs_root_path(a.runs_root)}: {b['left_runs']} runs, about {b['left_wall_minutes']} min "
+              "of wall time, every run at its cap")
         return 0
     if a.plan:
         for k, s in plan(a.profile).items():

@@ -4,10 +4,13 @@ generation, and the wall time of the campaign's workers, against each profile's 
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any, Mapping
 
 from paperlib.paper import profiles
-from paperlib.paper.plan import RunSpec, closure, plan, repeated_keys
+from paperlib.paper.campaign_runner import finished, hash_root
+from paperlib.paper.plan import RunSpec, canonical_key, closure, plan, repeated_keys
 from paperlib.paper.run_config import spec_hash, upstream_configs
 
 # s per step of a campaign run: SparseSync, depth 2, 5-s windows, batch 8, the cpu-recipe step (recipe aids,
@@ -93,11 +96,17 @@ def wall_minutes(minutes: Mapping[str, float], parents: Mapping[str, str | None]
     return now
 
 
-def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, parallel: int = 2) -> dict[str, Any]:
+def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, parallel: int = 2,
+           runs_root: str | os.PathLike | None = None) -> dict[str, Any]:
     """The plan's estimated cost at ``profile`` (mini, full): minutes per distinct run (:func:`run_minutes`), their
     sum, the data generation, and the wall time of ``parallel`` workers scheduled as
     :func:`paperlib.paper.campaign.ensure_runs` does (plan order, parents first), against the profile's
-    ``budget_target_min``."""
+    ``budget_target_min``.
+
+    With ``runs_root``, what is left of it: each run says whether its campaign folder there holds a finished run
+    (trained, or restored from a results folder), and ``left_runs`` / ``left_wall_minutes`` estimate the rest (a
+    finished parent counts as done; a restored one that a run left fine-tunes from is trained again, which this
+    leaves out; the data and the upstream training are counted whenever a run is left)."""
     budgeted = tuple(name for name, p in profiles.PROFILES.items() if p.budget_target_min is not None)
     if profile not in budgeted:
         raise ValueError(f"budget() estimates the CPU profiles {budgeted}, not {profile!r}")
@@ -113,19 +122,29 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
             if key in wanted:
                 owner.setdefault(spec_hash(s, profile, specs, seed=offset, _memo=memo), key)
         tag = "" if offset == 0 else f"@seed{offset}"
-        for key in owner.values():
+        for h, key in owner.items():
             s = specs[key]
             parent = owner[memo[s.init_from]] + tag if s.init_from else None
-            rows.append({"key": key + tag, "parent": parent, "steps": s.steps,
-                         "minutes": round(run_minutes(s, profile), 2)})
+            row = {"key": key + tag, "parent": parent, "steps": s.steps, "minutes": round(run_minutes(s, profile), 2)}
+            if runs_root is not None:
+                folder = hash_root(Path(runs_root), profile, canonical_key(s, specs), h)
+                row["finished"] = finished(folder) is not None
+            rows.append(row)
     dur = {r["key"]: r["minutes"] for r in rows}
-    now = wall_minutes(dur, {r["key"]: r["parent"] for r in rows}, parallel)
+    parents = {r["key"]: r["parent"] for r in rows}
+    now = wall_minutes(dur, parents, parallel)
     total = sum(dur.values())
     data_min = data_clips(profile) / (SYNTH_CLIPS_PER_S * parallel) / 60
     up_min = upstream_minutes(profile, specs)
     wall = now + data_min + up_min
-    return {"profile": profile, "runs": rows, "n_runs": len(rows), "process_minutes": round(total, 1),
-            "parallel": parallel, "training_wall_minutes": round(now, 1), "data_clips": data_clips(profile),
-            "data_minutes": round(data_min, 1), "upstream_minutes": round(up_min, 1), "wall_minutes": round(wall, 1),
-            "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
+    out = {"profile": profile, "runs": rows, "n_runs": len(rows), "process_minutes": round(total, 1),
+           "parallel": parallel, "training_wall_minutes": round(now, 1), "data_clips": data_clips(profile),
+           "data_minutes": round(data_min, 1), "upstream_minutes": round(up_min, 1), "wall_minutes": round(wall, 1),
+           "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
+    if runs_root is not None:
+        left = {k: m for k, m in dur.items() if not next(r["finished"] for r in rows if r["key"] == k)}
+        left_wall = wall_minutes(left, parents, parallel) + (data_min + up_min if left else 0.0)
+        out |= {"left_runs": len(left), "left_process_minutes": round(sum(left.values()), 1),
+                "left_wall_minutes": round(left_wall, 1)}
+    return out
 
