@@ -155,7 +155,11 @@ def test_budget_says_what_is_left_after_the_committed_full_runs(tmp_path):
     assert committed > 0
     before = B.budget("full", runs_root=tmp_path)
     assert before["left_runs"] == before["n_runs"] and before["left_wall_minutes"] == before["wall_minutes"]
-    assert len(RS.restore_runs(out, tmp_path)) == committed
+    # what `make reproduce PROFILE=full` restores by default (the profile's committed_results); mini restores none
+    from paperlib.paper.reproduce import restore_committed
+
+    assert restore_committed("mini", None, str(tmp_path / "mini")) == 0
+    assert restore_committed("full", None, str(tmp_path)) == committed
     after = B.budget("full", runs_root=tmp_path)
     assert sum(r["finished"] for r in after["runs"]) == committed
     assert after["left_runs"] == after["n_runs"] - committed
