@@ -22,6 +22,7 @@ from typing import Any
 from paperlib.core.io import unique_folder, write_bytes_atomic, write_text_atomic
 from paperlib.paper import campaign
 from paperlib.paper.artefacts import ALIASES, TRAINING_ARTEFACTS, all_keys, checkpoint_fills
+from paperlib.paper.profiles import profile as profile_of
 from paperlib.paper.report import PROFILES, repo_root, runs_dir, write_report
 
 __all__ = ["PROFILES", "notebooks", "run_notebook", "train_campaign", "reproduce", "progress_report"]
@@ -94,7 +95,6 @@ def restore_committed(profile: str, restore_from: str | os.PathLike | None, runs
     """Copy the finished runs committed under ``restore_from`` (default: the profile's ``committed_results``; none
     where it has none or the folder holds no manifest) into ``runs_root`` where missing
     (:func:`paperlib.paper.results.restore_runs`). Returns how many were restored."""
-    from paperlib.paper.profiles import profile as profile_of
     from paperlib.paper.results import MANIFEST, restore_runs
 
     if restore_from is None:
@@ -186,6 +186,14 @@ def reproduce(profile: str = "mini", only: list[str] | None = None, data_root: s
     shared = {k: v for k, v in {"checkpoint": checkpoint, "runs_root": runs_root}.items() if v}
     if restore:
         restore_committed(profile, restore_from, runs_root)
+    if not only and not checkpoint and profile_of(profile).budget_target_min is not None:
+        from paperlib.data.provision import runs_root_path
+        from paperlib.paper.budget import budget
+
+        b = budget(profile, runs_root=runs_root_path(runs_root))
+        print(f"[reproduce] {profile}: {b['n_runs'] - b['left_runs']} of {b['n_runs']} runs finished; left about "
+              f"{b['left_wall_minutes']:.0f} min of wall time with 2 workers, every run at its cap (an upper bound, "
+              "paperlib.paper.budget)", flush=True)
     camp = train_campaign(profile, [nb.stem for nb in nbs], data_root, **shared, **run)
     if camp is not None:
         print(f"[reproduce] campaign: {camp['status']} in {camp['wall_s']} s", flush=True)
