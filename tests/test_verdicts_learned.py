@@ -272,6 +272,28 @@ def test_an_export_keeps_what_the_folder_already_holds(tmp_path):
         RS.export_results("mini", out, runs_root=runs_root, figures_root=tmp_path / "no-figures")
 
 
+def test_an_upstream_training_repeated_elsewhere_keeps_both_reports(tmp_path):
+    """The upstream extractors of one configuration trained again in a later sitting (another machine: other float
+    rounding, other weights) load into the runs trained since; the earlier report, which the committed runs before
+    them loaded, is kept, and the new one is committed beside it under a name of its own."""
+    from paperlib.engine.upstream import upstream_paths
+    from paperlib.paper.run_config import UPSTREAM_DIR, upstream_configs
+
+    runs_root, out = tmp_path / "runs", tmp_path / "results" / "smoke"
+    report = upstream_paths(upstream_configs("smoke")[0], runs_root / UPSTREAM_DIR).report
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"losses": [0.7]}))
+    first = RS.export_results("smoke", out, runs_root=runs_root, figures_root=tmp_path / "no-figures")
+    assert first["upstream"] == [f"{UPSTREAM_DIR}/{report.name}"]
+    assert RS.export_results("smoke", out, runs_root=runs_root, figures_root=tmp_path / "no-figures") == first
+    report.write_text(json.dumps({"losses": [0.6]}))
+    second = RS.export_results("smoke", out, runs_root=runs_root, figures_root=tmp_path / "no-figures")
+    assert len(second["upstream"]) == 2 and second["upstream"][1] == first["upstream"][0]
+    new = out / second["upstream"][0]
+    assert new.name.startswith(report.stem + "-") and json.loads(new.read_text()) == {"losses": [0.6]}
+    assert json.loads((out / first["upstream"][0]).read_text()) == {"losses": [0.7]}
+
+
 def test_report_command_needs_a_results_folder(tmp_path, capsys):
     from paperlib.commands import main
 

@@ -63,11 +63,13 @@ RERUN_NOTE = (
     "(sparsesync/dense-crop/c21 52.8 % within +-1 class, dense-wide/c21 44.5, dense-wide/c3 80.0, dense-crop/c3 "
     "94.8), while the runs committed on 2026-12-05 under the same run hashes had 45.5, 33.2, 71.2 and 95.2: those "
     "were trained by earlier code, and the change that moved them is not covered by the run hash (it was not "
-    "identified). A run hash names a configuration, not the code that trained it: each run's `env.json` names the "
-    "commit, the CPU and the float settings, and `results/mini/rerun_comparison.json` sets all 26 `mini` runs of "
-    "both dates side by side. Seeds move results more: three training seeds of one `mini` run spread 41.0 / 56.0 / "
-    "25.3 % within +-1 (`results/mini/dense_crop_variants/`), so the verdicts rest on seeds and standard errors, not "
-    "on one run.")
+    "identified). CPUs of another vector width round differently: a `full` sitting on AVX-512 after one on AVX2 "
+    "trained the same upstream configuration to other weights (its loss differed from step 20; both reports are "
+    "committed under `results/full/upstream/`). A run hash names a configuration, not the code or the machine that "
+    "trained it: each run's `env.json` names the commit, the CPU and the float settings, and "
+    "`results/mini/rerun_comparison.json` sets all 26 `mini` runs of both dates side by side. Seeds move results "
+    "more: three training seeds of one `mini` run spread 41.0 / 56.0 / 25.3 % within +-1 "
+    "(`results/mini/dense_crop_variants/`), so the verdicts rest on seeds and standard errors, not on one run.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -209,8 +211,15 @@ def export_results(profile: str, out: str | Path, *, runs_root: str | Path | Non
     upstream = []
     for report in _upstream_reports(profile, runs_root):
         (out / UPSTREAM_DIR).mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / UPSTREAM_DIR / report.name, report.read_text())
-        upstream.append(f"{UPSTREAM_DIR}/{report.name}")
+        text, dst = report.read_text(), out / UPSTREAM_DIR / report.name
+        if dst.is_file() and dst.read_text() != text:
+            # the same configuration trained again (a sitting on a machine that did not keep runs/, on another CPU
+            # whose float rounding differs): the runs trained since load these weights, the committed runs before
+            # them the earlier ones, so both reports stay, this one named by when it was written
+            stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime(report.stat().st_mtime))
+            dst = dst.with_name(f"{report.stem}-{stamp}{report.suffix}")
+        write_text_atomic(dst, text)
+        upstream.append(f"{UPSTREAM_DIR}/{dst.name}")
     upstream += [u for u in before.get("upstream") or [] if u not in upstream and (out / u).is_file()]
     man = {"profile": profile, "seed": seed, "runs": {k: dict(sorted(v.items())) for k, v in sorted(copied.items())},
            "studies": studies}
