@@ -47,6 +47,15 @@ def run_options(a: argparse.Namespace) -> dict:
             "regenerate_protocol": a.regenerate_protocol, "allow_missing_clips": a.allow_missing_clips}
 
 
+def _restore(a: argparse.Namespace) -> None:
+    """``--restore-from DIR``: its committed runs copied into the runs folder where missing
+    (:func:`paperlib.paper.results.restore_runs`)."""
+    if a.restore_from:
+        from paperlib.paper.results import restore_runs
+
+        print(f"restored {len(restore_runs(a.restore_from, a.runs_root))} finished runs from {a.restore_from}")
+
+
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m paperlib campaign",
                                 description="The cached training runs behind the paper's training tables (Tables 2, "
@@ -81,10 +90,7 @@ def main(argv: list[str]) -> int:
     if a.budget:
         from paperlib.data.provision import runs_root_path
 
-        if a.restore_from:
-            from paperlib.paper.results import restore_runs
-
-            restore_runs(a.restore_from, a.runs_root)
+        _restore(a)
         b = budget(a.profile, parallel=a.parallel or 2, runs_root=runs_root_path(a.runs_root))
         print(json.dumps(b, indent=1))
         print(f"{a.profile}: {b['n_runs']} runs, {b['process_minutes']} process-minutes, {b['data_clips']} synthetic "
@@ -105,10 +111,7 @@ def main(argv: list[str]) -> int:
         return 0
     keys = a.keys or contract_keys(a.profile)
     try:
-        if a.restore_from:
-            from paperlib.paper.results import restore_runs
-
-            print(f"restored {len(restore_runs(a.restore_from, a.runs_root))} finished runs from {a.restore_from}")
+        _restore(a)
         by_seed = {s: campaign.ensure_runs(keys, a.profile, runs_root=a.runs_root, seed=s, parallel=a.parallel,
                                            **run_options(a)) for s in (a.seeds or [a.seed])}
     except (FileNotFoundError, ValueError) as e:  # missing data or weights, a bad option

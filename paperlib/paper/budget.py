@@ -142,7 +142,8 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
            "data_minutes": round(data_min, 1), "upstream_minutes": round(up_min, 1), "wall_minutes": round(wall, 1),
            "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
     if runs_root is not None:
-        left = {k: m for k, m in dur.items() if not next(r["finished"] for r in rows if r["key"] == k)}
+        done = {r["key"] for r in rows if r["finished"]}
+        left = {k: m for k, m in dur.items() if k not in done}
         left_wall = wall_minutes(left, parents, parallel) + (data_min + up_min if left else 0.0)
         out |= {"left_runs": len(left), "left_process_minutes": round(sum(left.values()), 1),
                 "left_wall_minutes": round(left_wall, 1)}
