@@ -17,6 +17,7 @@ committed report is what its files say.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -27,6 +28,7 @@ from typing import Any
 from paperlib.core import paper_numbers as numbers
 from paperlib.core.io import write_text_atomic
 from paperlib.data.provision import runs_root_path
+from paperlib.engine import runs
 from paperlib.engine.upstream import report_task, upstream_paths
 from paperlib.paper import plan as plan_mod
 from paperlib.paper.artefacts import all_keys, paper_size_params
@@ -260,11 +262,18 @@ def restore_runs(out: str | Path, runs_root: str | Path | None = None) -> list[P
             if finished(hroot) is not None:
                 continue
             run = hroot / f"{slug(key)}-restored"
-            run.mkdir(parents=True, exist_ok=True)
-            for name in RUN_FILES:
-                write_text_atomic(run / name, (src / name).read_text())
-            write_text_atomic(run / RESTORED_FILE, json.dumps({"from": str(src.resolve()), "key": key,
+            # whole or absent: a half-copied run could look trained but untested. A run directory is one once it
+            # holds config.json (paperlib.engine.runs.list_runs), so that comes last, and the folder is renamed last
+            tmp = hroot / f".{run.name}.partial"
+            for d in (tmp, run):
+                if d.exists():
+                    shutil.rmtree(d)
+            tmp.mkdir(parents=True)
+            write_text_atomic(tmp / RESTORED_FILE, json.dumps({"from": str(src.resolve()), "key": key,
                                                                "seed": int(s)}, indent=1))
+            for name in sorted(RUN_FILES, key=lambda n: n == runs.CONFIG_FILE):
+                write_text_atomic(tmp / name, (src / name).read_text())
+            os.replace(tmp, run)
             if not (hroot / SPEC_FILE).is_file():  # the key export_results finds the folder by
                 write_text_atomic(hroot / SPEC_FILE, json.dumps({"key": key, "hash": detail["hash"],
                                                                  "restored_from": str(src.resolve())}, indent=1))
