@@ -152,6 +152,25 @@ def test_table4_judges_the_whole_curve_of_lengths():
     assert claims[0].verdict == Verdict.NOT_REPRODUCED and "not monotone: drops 5 s -> 6 s" in part
 
 
+def test_a_curve_missing_planned_points_is_provisional():
+    """Depths 2 and 3 trained of full's 1, 2, 3, 6: the verdict on the two is provisional and names what is not
+    finished; with every planned depth in, it is final."""
+    accs = {1: 0.70, 2: 0.93, 3: 0.895, 6: 0.90}
+    recs = {f"sparsesync/dense-wide/c21/depth{d}": rec(f"sparsesync/dense-wide/c21/depth{d}", a / 2, a)
+            for d, a in accs.items()}
+    _, part = T.table6_from_records({k: v for k, v in recs.items() if k[-1] in "23"}, "full", {})
+    assert part[0].provisional == "depth 1 not finished" and "(provisional: depth 1 not finished)" in part[0].evidence
+    assert part[1].provisional == "depth 1, depth 6 not finished"
+    _, whole = T.table6_from_records(recs, "full", {})
+    assert whole[0].provisional == whole[1].provisional == ""
+    # Table 4: the lengths the plan has at each grid (21 classes: no 2 s)
+    lens = {f"sparsesync/sparse/c21/len{s}": rec(f"sparsesync/sparse/c21/len{s}", 0.2, 0.4 + s / 100)
+            for s in (3, 5)}
+    _, claims = T.table4_from_records(lens, "full")
+    assert "21 classes 4 s" in claims[0].provisional and "21 classes 2 s" not in claims[0].provisional
+    assert "3 classes 2 s" in claims[0].provisional
+
+
 def test_cells_give_distinct_clips_and_scored_windows():
     """A sparse cell scored on 25 random windows of each of 40 clips: n is the clips, windows the scored windows, and
     a test split that lost clips says how many of the listed ones it scored."""

@@ -30,6 +30,7 @@ headline metrics (Acc@1 vs Acc@1 with tolerance), as the paper does.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -37,6 +38,7 @@ from typing import Any
 
 from paperlib.core.geometry import Geometry
 from paperlib.core import paper_numbers as numbers
+from paperlib.paper.plan import plan
 from paperlib.paper.profiles import PROFILES
 from paperlib.paper.report import Claim, Verdict, rel_to, repo_root
 from paperlib.paper.verdicts import (SMOKE_EVIDENCE, Measure, Part, Z, chance_level, combine, compare_better,
@@ -63,6 +65,12 @@ ABLATION_PAPER = {(tpl, s): paper[s][1] for _, tpl, paper in ABLATION_ROWS for s
 
 LEN_KEY = re.compile(r"sparsesync/sparse/c(\d+)/len(\d+(?:\.\d+)?)")  # Table 4's runs: classes, seconds
 DEPTH_KEY = re.compile(r"sparsesync/dense-wide/c21/depth(\d+)")  # Table 6's runs: depth
+
+
+def unfinished_points(records: Mapping[str, Any], profile: str, pattern: re.Pattern) -> list[re.Match]:
+    """The runs of a curve (``pattern``: :data:`LEN_KEY`, :data:`DEPTH_KEY`) that ``profile`` plans and that have no
+    record yet: a verdict on the points that have is provisional until they do."""
+    return [hit for k in plan(profile) if (hit := pattern.fullmatch(k)) and k not in records]
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -442,13 +450,16 @@ def table4_from_records(records: Mapping[str, Any], profile: str) -> tuple[dict[
                 row.update(_oracle(records[key], headline_tol(c)))
             rows.append(row)
     parts = []
+    missing = unfinished_points(records, profile, LEN_KEY)
     for c in (3, 21):
         runs = sorted(by_c.get(c, []))
+        todo = tuple(f"{c} classes {float(hit[2]):g} s" for hit in missing if int(hit[1]) == c)
         if len(runs) < 2:
-            parts.append(Part(Verdict.NOT_TESTABLE, f"{c} classes: fewer than two lengths trained"))
+            parts.append(Part(Verdict.NOT_TESTABLE, f"{c} classes: fewer than two lengths trained", unfinished=todo))
             continue
         # the whole curve, shortest to longest: judged on the lengths that learned (verdicts.compare_curve)
-        parts.append(compare_curve([measure(records, k, f"{sec:g} s") for sec, k in runs], f"{c} classes"))
+        curve = compare_curve([measure(records, k, f"{sec:g} s") for sec, k in runs], f"{c} classes")
+        parts.append(dataclasses.replace(curve, unfinished=todo))
     claims = [judge("longer inputs help on sparse data", parts, profile, mini_sparse())]
     return {titled("Table 4: accuracy vs input length on sparse data (%)", profile): pd.DataFrame(rows)}, claims
 
@@ -481,8 +492,10 @@ def table6_from_records(records: Mapping[str, Any], profile: str, paper_params: 
     up_to_3 = [d for d in ds if d <= 3]
     hi = max((d for d in ds if d > 3), default=None)
     # depth helps: the curve of the depths up to 3, judged on those that learned (verdicts.compare_curve)
+    missing = [int(hit[1]) for hit in unfinished_points(records, profile, DEPTH_KEY)]
     helps = compare_curve([m(d) for d in up_to_3], "more layers") if len(up_to_3) >= 2 else \
         Part(Verdict.NOT_TESTABLE, f"depths trained: {ds}")
+    helps = dataclasses.replace(helps, unfinished=tuple(f"depth {d}" for d in missing if d <= 3))
     mid = max((d for d in up_to_3 if m(d).learned), default=None)
     if hi is None:
         sat = Part(Verdict.NOT_TESTABLE, f"no depth above 3 trained (depths {ds})")
@@ -495,6 +508,7 @@ def table6_from_records(records: Mapping[str, Any], profile: str, paper_params: 
         col = 1 + headline_tol(21)
         gain = (numbers.TABLE6[3][col] - numbers.TABLE6[1][col]) / 100
         sat = compare_not_better(m(hi), m(mid), f"depth {hi} vs {mid}", effect=gain)
+    sat = dataclasses.replace(sat, unfinished=tuple(f"depth {d}" for d in missing))
     claims = [judge("depth helps (more transformer layers, higher accuracy)", [helps], profile),
               judge("the gain saturates around 3 layers", [sat], profile, mini_saturation()),
               params_claim(paper_params)]

@@ -193,6 +193,8 @@ class Part:
     verdict: str
     text: str
     incomplete: tuple[tuple[str, int, int], ...] = ()
+    # the planned points of a curve (lengths, depths) whose runs have not finished: the verdict is on the others
+    unfinished: tuple[str, ...] = ()
 
     def __post_init__(self):
         object.__setattr__(self, "verdict", Verdict(self.verdict))
@@ -350,12 +352,17 @@ def combine(parts: Sequence[Part]) -> Verdict:
 
 
 def provisional_text(parts: Sequence[Part]) -> str:
-    """"k of m seeds" (the fewest finished) when any part rests on a run whose planned seeds are not all in."""
+    """"k of m seeds" (the fewest finished) when any part rests on a run whose planned seeds are not all in, and
+    "X, Y not finished" when a part's curve lacks planned points."""
+    out = []
     pairs = [(k, m) for p in parts for _, k, m in p.incomplete]
-    if not pairs:
-        return ""
-    k, m = min(pairs)
-    return f"{k} of {m} seeds"
+    if pairs:
+        k, m = min(pairs)
+        out.append(f"{k} of {m} seeds")
+    missing = list(dict.fromkeys(u for p in parts for u in p.unfinished))
+    if missing:
+        out.append(f"{', '.join(missing)} not finished")
+    return "; ".join(out)
 
 
 def judge(text: str, parts: Sequence[Part], profile: str, mini: str = MINI_YES) -> Claim:
@@ -368,9 +375,11 @@ def judge(text: str, parts: Sequence[Part], profile: str, mini: str = MINI_YES) 
     if len(parts) > 1:
         evidence = "; ".join(f"[{p.verdict}] {p.text}" for p in parts)
     provisional = provisional_text(parts)
-    if provisional:
-        runs = sorted({f"{label} {k} of {m} seeds" for p in parts for label, k, m in p.incomplete})
+    runs = sorted({f"{label} {k} of {m} seeds" for p in parts for label, k, m in p.incomplete})
+    if runs:
         evidence += f" (provisional: finished so far {', '.join(runs)})"
+    if any(p.unfinished for p in parts):
+        evidence += f" (provisional: {provisional.split('; ')[-1]})"
     return Claim(text, combine(parts), evidence, mini, provisional)
 
 
