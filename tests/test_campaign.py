@@ -161,9 +161,16 @@ def test_budget_says_what_is_left_after_the_committed_full_runs(tmp_path):
     assert restore_committed("mini", None, str(tmp_path / "mini")) == 0
     assert restore_committed("full", None, str(tmp_path)) == committed
     after = B.budget("full", runs_root=tmp_path)
-    assert sum(r["finished"] for r in after["runs"]) == committed
-    assert after["left_runs"] == after["n_runs"] - committed
-    left = sum(r["minutes"] for r in after["runs"] if not r["finished"])
+    rows = {r["key"]: r for r in after["runs"]}
+    assert sum(r["finished"] for r in rows.values()) == committed
+    # left: every unfinished result, and the unfinished parents of what is left; not the parents of committed
+    # runs (seed 1's dense runs, whose sparse children are committed)
+    assert all(r["left"] for r in rows.values() if r["wanted"] and not r["finished"])
+    assert not any(r["left"] and r["finished"] for r in rows.values())
+    parent = rows["sparsesync/dense-crop/c21@seed1"]
+    assert not parent["finished"] and not parent["left"]
+    assert after["left_runs"] == sum(r["left"] for r in rows.values()) < after["n_runs"] - committed
+    left = sum(r["minutes"] for r in rows.values() if r["left"])
     assert after["left_process_minutes"] == pytest.approx(left, abs=0.1)
     assert after["left_wall_minutes"] < before["left_wall_minutes"]
 
@@ -309,17 +316,22 @@ def test_committed_runs_restore_and_a_restored_parent_trains_again_to_its_commit
     from paperlib.paper import results as RS
     from paperlib.paper.campaign_runner import RESTORED_FILE
 
-    keys = ["sparsesync/dense-crop/c21", "sparsesync/dense-wide/c21"]
-    first = C.ensure_runs(keys[:1], "smoke", runs_root=tmp_path / "first", progress=False)[keys[0]]
+    keys = ["sparsesync/dense-crop/c21", "sparsesync/dense-crop/c3"]
+    wide = "sparsesync/dense-wide/c21"
+    trained = C.ensure_runs([keys[0], wide], "smoke", runs_root=tmp_path / "first", progress=False)
+    first = trained[keys[0]]
     out = tmp_path / "results" / "smoke"
     RS.export_results("smoke", out, runs_root=tmp_path / "first", figures_root=tmp_path / "no-figures")
     fresh = tmp_path / "fresh"
-    written = RS.restore_runs(out, fresh)
-    assert [w.parent.name for w in written] == [first.run_dir.parent.name]  # the same campaign hash folder
-    assert (written[0] / RESTORED_FILE).is_file() and not (written[0] / runs.CHECKPOINT_DIR).exists()
+    written = {w.parent.name: w for w in RS.restore_runs(out, fresh)}
+    assert sorted(written) == sorted(r.run_dir.parent.name for r in trained.values())  # the same hash folders
+    assert all((w / RESTORED_FILE).is_file() and not (w / runs.CHECKPOINT_DIR).exists() for w in written.values())
     assert RS.restore_runs(out, fresh) == []  # a finished run is never overwritten
-    found = C.ensure_runs(keys[:1], "smoke", runs_root=fresh, train=False)[keys[0]]
-    assert found.reused and found.run_dir == written[0] and found.test == first.test
+    # a restored chain is finished as it is: its parent is not trained again for it
+    found = C.ensure_runs([keys[0], wide], "smoke", runs_root=fresh, progress=False)
+    assert all(r.reused and RESTORED_FILE in {p.name for p in r.run_dir.iterdir()} for r in found.values())
+    assert found[keys[0]].test == first.test
+    written = [written[first.run_dir.parent.name]]
 
     both = C.ensure_runs(keys, "smoke", runs_root=fresh, progress=False)
     again = both[keys[0]]
@@ -337,7 +349,7 @@ def test_committed_runs_restore_and_a_restored_parent_trains_again_to_its_commit
     # a committed run whose files name another key than the manifest does is refused, naming the file
     detail = out / "runs" / keys[0] / "0" / "test_detail.json"
     detail.write_text(json.dumps(json.loads(detail.read_text()) | {"key": keys[1]}))
-    with pytest.raises(ValueError, match=r"test_detail\.json: names key 'sparsesync/dense-wide/c21'"):
+    with pytest.raises(ValueError, match=r"test_detail\.json: names key 'sparsesync/dense-crop/c3'"):
         RS.restore_runs(out, tmp_path / "third")
 
 

@@ -122,6 +122,7 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
             if key in wanted:
                 owner.setdefault(spec_hash(s, profile, specs, seed=offset, _memo=memo), key)
         tag = "" if offset == 0 else f"@seed{offset}"
+        repeated = set(repeated_keys(specs, profile))
         for h, key in owner.items():
             s = specs[key]
             parent = owner[memo[s.init_from]] + tag if s.init_from else None
@@ -129,6 +130,8 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
             if runs_root is not None:
                 folder = hash_root(Path(runs_root), profile, canonical_key(s, specs), h)
                 row["finished"] = finished(folder) is not None
+                # a result the plan asks for (else a parent only, needed while a child of it is left)
+                row["wanted"] = not s.hidden if offset == 0 else key in repeated
             rows.append(row)
     dur = {r["key"]: r["minutes"] for r in rows}
     parents = {r["key"]: r["parent"] for r in rows}
@@ -142,8 +145,14 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
            "data_minutes": round(data_min, 1), "upstream_minutes": round(up_min, 1), "wall_minutes": round(wall, 1),
            "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
     if runs_root is not None:
-        done = {r["key"] for r in rows if r["finished"]}
-        left = {k: m for k, m in dur.items() if k not in done}
+        # left: what ensure_runs would train, the unfinished results and the unfinished parents of what is left
+        needed: set[str] = set()
+        for r in reversed(rows):  # children after their parents in plan order
+            if not r["finished"] and (r["wanted"] or any(c in needed for c, p in parents.items() if p == r["key"])):
+                needed.add(r["key"])
+        left = {k: m for k, m in dur.items() if k in needed}
+        for r in rows:
+            r["left"] = r["key"] in needed
         left_wall = wall_minutes(left, parents, parallel) + (data_min + up_min if left else 0.0)
         out |= {"left_runs": len(left), "left_process_minutes": round(sum(left.values()), 1),
                 "left_wall_minutes": round(left_wall, 1)}

@@ -394,7 +394,14 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         owner.setdefault(hashes[k], k)
     hroot = {h: hash_root(root, profile, canonical_key(specs[k], specs), h) for h, k in owner.items()}
     done = {h: finished(p) for h, p in hroot.items()}
-    todo = [h for h in dict.fromkeys(hashes[k] for k in order) if done[h] is None]
+    # what to train: each requested run that has not finished, and the unfinished parents of those in turn; the
+    # parents of a finished run are not needed (a restored or committed chain does not train its parents again)
+    need: set[str] = set()
+    for k in keys:
+        while k is not None and done[hashes[k]] is None and hashes[k] not in need:
+            need.add(hashes[k])
+            k = specs[k].init_from
+    todo = [h for h in dict.fromkeys(hashes[k] for k in order) if h in need]
     if train:
         todo = _with_restored_parents(todo, done, {h: hashes[specs[k].init_from] if specs[k].init_from else None
                                                    for h, k in owner.items()}, [hashes[k] for k in order])
