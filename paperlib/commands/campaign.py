@@ -91,12 +91,13 @@ def main(argv: list[str]) -> int:
         from paperlib.data.provision import runs_root_path
 
         _restore(a)
-        b = budget(a.profile, parallel=a.parallel or 2, runs_root=runs_root_path(a.runs_root))
+        root = runs_root_path(a.runs_root)
+        b = budget(a.profile, parallel=a.parallel or 2, runs_root=root)
         print(json.dumps(b, indent=1))
         print(f"{a.profile}: {b['n_runs']} runs, {b['process_minutes']} process-minutes, {b['data_clips']} synthetic "
               f"clips ({b['data_minutes']} min), {b['wall_minutes']} min of wall time with {b['parallel']} workers; "
               f"target {b['target_wall_minutes']} min: {'fits' if b['fits'] else 'does NOT fit'}")
-        print(f"left under {runs_root_path(a.runs_root)}: {b['left_runs']} runs, about {b['left_wall_minutes']} min "
+        print(f"left under {root}: {b['left_runs']} runs, about {b['left_wall_minutes']} min "
               "of wall time, every run at its cap")
         return 0
     if a.plan:

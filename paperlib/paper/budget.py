@@ -145,11 +145,14 @@ def budget(profile: str = "mini", specs: Mapping[str, RunSpec] | None = None, pa
            "data_minutes": round(data_min, 1), "upstream_minutes": round(up_min, 1), "wall_minutes": round(wall, 1),
            "target_wall_minutes": prof.budget_target_min, "fits": wall <= prof.budget_target_min}
     if runs_root is not None:
-        # left: what ensure_runs would train, the unfinished results and the unfinished parents of what is left
+        # left: what ensure_runs would train, each unfinished result and its parents in turn while unfinished
+        finished_keys = {r["key"] for r in rows if r["finished"]}
         needed: set[str] = set()
-        for r in reversed(rows):  # children after their parents in plan order
-            if not r["finished"] and (r["wanted"] or any(c in needed for c, p in parents.items() if p == r["key"])):
-                needed.add(r["key"])
+        for r in rows:
+            k = r["key"] if r["wanted"] else None
+            while k is not None and k not in finished_keys and k not in needed:
+                needed.add(k)
+                k = parents[k]
         left = {k: m for k, m in dur.items() if k in needed}
         for r in rows:
             r["left"] = r["key"] in needed

@@ -394,17 +394,25 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         owner.setdefault(hashes[k], k)
     hroot = {h: hash_root(root, profile, canonical_key(specs[k], specs), h) for h, k in owner.items()}
     done = {h: finished(p) for h, p in hroot.items()}
-    # what to train: each requested run that has not finished, and the unfinished parents of those in turn; the
-    # parents of a finished run are not needed (a restored or committed chain does not train its parents again)
+    # what to train: each requested run that has not finished, and its parents in turn while they have not finished
+    # or (when training) were restored from committed files without a checkpoint to fine-tune from
+    # (paperlib.paper.results.restore_runs); the parents of a finished run are not needed
     need: set[str] = set()
     for k in keys:
-        while k is not None and done[hashes[k]] is None and hashes[k] not in need:
+        child = False
+        while k is not None and hashes[k] not in need:
+            run = done[hashes[k]]
+            if run is not None and not (child and train and restored(run)):
+                break
             need.add(hashes[k])
-            k = specs[k].init_from
+            child, k = True, specs[k].init_from
+    for h in need:
+        if done[h] is not None:  # a restored parent: trained again (the committed files stay where they were)
+            print(f"[campaign] {done[h].parent.name}: restored without a checkpoint, which a run to train "
+                  "fine-tunes from: trained again", flush=True)
+            shutil.rmtree(done[h])
+            done[h] = None
     todo = [h for h in dict.fromkeys(hashes[k] for k in order) if h in need]
-    if train:
-        todo = _with_restored_parents(todo, done, {h: hashes[specs[k].init_from] if specs[k].init_from else None
-                                                   for h, k in owner.items()}, [hashes[k] for k in order])
     if todo and train:
         if profile != "paper":  # one generator at a time per profile: a second campaign waits, then reuses the sets
             with lock_folder(root / "data" / profile, "generate the synthetic data sets", wait=True):
@@ -442,28 +450,6 @@ def ensure_runs(keys: Iterable[str], profile: str = "mini", *, runs_root: str | 
         _check_run_config(run_dir, h, specs[k], profile, memo, data_root)
         out[k] = _record(specs[k], run_dir, reused=h not in todo)
     return out
-
-
-def _with_restored_parents(todo: Sequence[str], done: dict[str, Path | None], parent: Mapping[str, str | None],
-                           order: Sequence[str]) -> list[str]:
-    """``todo`` (campaign hashes, plan order) and the finished parents that a run of it fine-tunes from but that were
-    restored from committed files (:func:`paperlib.paper.results.restore_runs`: no checkpoint), theirs in turn. Those
-    are trained again (on one machine at a fixed thread count to the same weights), their restored copies removed
-    from ``done`` and from disk (the committed files stay in the results folder they were copied from)."""
-    need = set(todo)
-    grown = True
-    while grown:
-        grown = False
-        for h in list(need):
-            p = parent[h]
-            if p is not None and p not in need and done[p] is not None and restored(done[p]):
-                print(f"[campaign] {done[p].parent.name}: restored without a checkpoint, which a run to train "
-                      "fine-tunes from: trained again", flush=True)
-                shutil.rmtree(done[p])
-                done[p] = None
-                need.add(p)
-                grown = True
-    return [h for h in dict.fromkeys(order) if h in need]
 
 
 def ensure_extractors(specs: Sequence[RunSpec], configs: Sequence[RunConfig], profile: str, root: Path,

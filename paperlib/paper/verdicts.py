@@ -359,10 +359,14 @@ def provisional_text(parts: Sequence[Part]) -> str:
     if pairs:
         k, m = min(pairs)
         out.append(f"{k} of {m} seeds")
-    missing = list(dict.fromkeys(u for p in parts for u in p.unfinished))
-    if missing:
-        out.append(f"{', '.join(missing)} not finished")
+    if any(p.unfinished for p in parts):
+        out.append(_unfinished_text(parts))
     return "; ".join(out)
+
+
+def _unfinished_text(parts: Sequence[Part]) -> str:
+    """"X, Y not finished": the planned points the parts' curves lack."""
+    return f"{', '.join(dict.fromkeys(u for p in parts for u in p.unfinished))} not finished"
 
 
 def judge(text: str, parts: Sequence[Part], profile: str, mini: str = MINI_YES) -> Claim:
@@ -379,7 +383,7 @@ def judge(text: str, parts: Sequence[Part], profile: str, mini: str = MINI_YES) 
     if runs:
         evidence += f" (provisional: finished so far {', '.join(runs)})"
     if any(p.unfinished for p in parts):
-        evidence += f" (provisional: {provisional.split('; ')[-1]})"
+        evidence += f" (provisional: {_unfinished_text(parts)})"
     return Claim(text, combine(parts), evidence, mini, provisional)
 
 
